@@ -1,0 +1,214 @@
+// Package agent is the worker side of a node: it holds a session with a manager
+// (the Dispatcher), receives the node's task assignments, and drives the container
+// runtime and the node's network to make them true, reporting every task state
+// change back. One loop owns all task state; blocking work (pulls, creates, stops)
+// runs in short-lived goroutines that report to the loop. Containers outlive the
+// agent: a restarted agent re-adopts the task containers it finds running.
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/netplane/bridge"
+	"github.com/shoal-project/shoal/runtime/container"
+	"github.com/shoal-project/shoal/runtime/image"
+)
+
+// Containers is what the agent needs of the node's container runtime.
+type Containers interface {
+	Create(ctx context.Context, req container.CreateRequest) (string, error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, timeout *time.Duration) error
+	Remove(ctx context.Context, id string, force bool) error
+	Inspect(ctx context.Context, id string) (ctypes.InspectResponse, error)
+	List(ctx context.Context, all bool) ([]ctypes.Summary, error)
+	Subscribe(ctx context.Context) <-chan container.Event
+}
+
+// Images is what the agent needs of the node's image store.
+type Images interface {
+	Get(ctx context.Context, ref string) (image.Image, error)
+	Pull(ctx context.Context, ref string, auth *registry.AuthConfig, progress func(jsonstream.Message)) (image.Image, error)
+}
+
+// Network is what the agent needs of the node's container networking.
+type Network interface {
+	CreateSandbox(ctx context.Context, id string) (bridge.Sandbox, error)
+	PublishPorts(ctx context.Context, id string, ports []bridge.PortMapping) ([]bridge.PortMapping, error)
+	RemoveSandbox(ctx context.Context, id string) error
+}
+
+// Config wires an agent.
+type Config struct {
+	NodeID     string
+	Dispatcher Dispatcher
+	Containers Containers
+	Images     Images
+	Network    Network
+	Logger     *slog.Logger
+}
+
+// Agent runs the node's assigned tasks.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	tasks   map[string]*taskState
+	results chan opResult
+	reports chan StatusUpdate
+	ops     sync.WaitGroup
+}
+
+// taskState is what the agent knows of one assigned task. Only the loop touches it.
+type taskState struct {
+	a           Assignment
+	containerID string
+	busy        bool            // an operation is in flight
+	started     bool            // a start was attempted
+	exited      bool            // the container stopped
+	exitCode    int
+	oom         bool
+	waitHealth  bool            // running, waiting for the first healthy check
+	removed     bool            // the task is no longer assigned
+	reported    swarm.TaskState // the last state reported (or read from the store)
+	ports       []swarm.PortConfig
+	pid         int
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) *Agent {
+	return &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		tasks:   map[string]*taskState{},
+		results: make(chan opResult, 64),
+		reports: make(chan StatusUpdate, 1024),
+	}
+}
+
+// Run drives the node's tasks until ctx is done. Containers are left running.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.ops.Wait()
+	local, err := a.localContainers(ctx)
+	if err != nil {
+		return err
+	}
+	events := a.cfg.Containers.Subscribe(ctx)
+	sets, err := a.cfg.Dispatcher.Assignments(ctx, a.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	var reporter sync.WaitGroup
+	reporter.Add(1)
+	go func() {
+		defer reporter.Done()
+		a.reportLoop(ctx)
+	}()
+	defer reporter.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case set, ok := <-sets:
+			if !ok {
+				return nil
+			}
+			a.applySet(ctx, set, local)
+			local = nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			a.onEvent(ctx, ev)
+		case r := <-a.results:
+			a.onResult(ctx, r)
+		}
+	}
+}
+
+// localContainers maps task IDs to the task containers already on the node.
+func (a *Agent) localContainers(ctx context.Context) (map[string]ctypes.Summary, error) {
+	list, err := a.cfg.Containers.List(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ctypes.Summary{}
+	for _, c := range list {
+		if id := c.Labels[LabelTaskID]; id != "" {
+			out[id] = c
+		}
+	}
+	return out, nil
+}
+
+func (a *Agent) applySet(ctx context.Context, set AssignmentSet, local map[string]ctypes.Summary) {
+	if set.Full {
+		seen := map[string]bool{}
+		for _, as := range set.Tasks {
+			seen[as.Task.ID] = true
+		}
+		for id, t := range a.tasks {
+			if !seen[id] {
+				t.removed = true
+				a.reconcile(ctx, t)
+			}
+		}
+		// Task containers nobody assigns any more go.
+		for id, c := range local {
+			if !seen[id] {
+				t := &taskState{containerID: c.ID, removed: true, a: Assignment{Task: &swarm.Task{ID: id}}}
+				a.tasks[id] = t
+				a.reconcile(ctx, t)
+			}
+		}
+	}
+	for _, as := range set.Tasks {
+		t := a.tasks[as.Task.ID]
+		if t == nil {
+			t = &taskState{reported: as.Task.Status.State, ports: as.Task.Status.PortStatus.Ports}
+			a.tasks[as.Task.ID] = t
+			if c, ok := local[as.Task.ID]; ok {
+				a.adopt(ctx, t, as, c)
+			}
+		}
+		t.a = as
+		a.reconcile(ctx, t)
+	}
+	for _, id := range set.Removed {
+		if t := a.tasks[id]; t != nil {
+			t.removed = true
+			a.reconcile(ctx, t)
+		}
+	}
+}
+
+// adopt takes over a task container found on the node at start (live restore).
+func (a *Agent) adopt(ctx context.Context, t *taskState, as Assignment, c ctypes.Summary) {
+	t.containerID = c.ID
+	t.started = true
+	info, err := a.cfg.Containers.Inspect(ctx, c.ID)
+	if err != nil {
+		a.log.Warn("inspect adopted container", "task", as.Task.ID, "err", err)
+		return
+	}
+	if info.State != nil && info.State.Running {
+		t.pid = info.State.Pid
+		a.log.Info("re-adopted running task container", "task", as.Task.ID, "container", c.ID[:12])
+		if StateLessTask(t.reported, swarm.TaskStateRunning) {
+			a.report(t, swarm.TaskStateRunning, "started", "")
+		}
+		return
+	}
+	t.exited = true
+	if info.State != nil {
+		t.exitCode = info.State.ExitCode
+		t.oom = info.State.OOMKilled
+	}
+}

@@ -1,0 +1,124 @@
+package agent
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/runtime/container"
+)
+
+// Labels Docker puts on every task container; people filter `docker ps` on them.
+const (
+	LabelServiceID   = "com.docker.swarm.service.id"
+	LabelServiceName = "com.docker.swarm.service.name"
+	LabelTaskID      = "com.docker.swarm.task.id"
+	LabelTaskName    = "com.docker.swarm.task.name"
+	LabelNodeID      = "com.docker.swarm.node.id"
+)
+
+// DefaultStopGracePeriod is how long a task gets between its stop signal and SIGKILL.
+const DefaultStopGracePeriod = 10 * time.Second
+
+// TaskName is Docker's name for a task: <service>.<slot>, or <service>.<node> for
+// global services.
+func TaskName(serviceName string, t *swarm.Task) string {
+	if t.Slot != 0 {
+		return fmt.Sprintf("%s.%d", serviceName, t.Slot)
+	}
+	return serviceName + "." + t.NodeID
+}
+
+// ContainerName is the name of a task's container: <task name>.<task id>.
+func ContainerName(serviceName string, t *swarm.Task) string {
+	return TaskName(serviceName, t) + "." + t.ID
+}
+
+// createRequest translates a task's container spec into a container to create.
+func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.CreateRequest, error) {
+	t := a.Task
+	cs := t.Spec.ContainerSpec
+	if cs == nil {
+		return container.CreateRequest{}, fmt.Errorf("task has no container spec")
+	}
+	name := ContainerName(a.ServiceName, t)
+	labels := maps.Clone(cs.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelServiceID] = t.ServiceID
+	labels[LabelServiceName] = a.ServiceName
+	labels[LabelTaskID] = t.ID
+	labels[LabelTaskName] = name
+	labels[LabelNodeID] = nodeID
+
+	grace := DefaultStopGracePeriod
+	if cs.StopGracePeriod != nil {
+		grace = *cs.StopGracePeriod
+	}
+	graceSeconds := int(grace / time.Second)
+	cfg := ctypes.Config{
+		Hostname:    cs.Hostname,
+		User:        cs.User,
+		Env:         cs.Env,
+		Cmd:         cs.Args,
+		Entrypoint:  cs.Command,
+		Image:       cs.Image,
+		Labels:      labels,
+		WorkingDir:  cs.Dir,
+		StopSignal:  cs.StopSignal,
+		StopTimeout: &graceSeconds,
+		Healthcheck: cs.Healthcheck,
+		Tty:         cs.TTY,
+		OpenStdin:   cs.OpenStdin,
+	}
+	host := ctypes.HostConfig{
+		Mounts:         cs.Mounts,
+		ReadonlyRootfs: cs.ReadOnly,
+		CapAdd:         cs.CapabilityAdd,
+		CapDrop:        cs.CapabilityDrop,
+		Sysctls:        cs.Sysctls,
+		Init:           cs.Init,
+		GroupAdd:       cs.Groups,
+		OomScoreAdj:    int(cs.OomScoreAdj),
+	}
+	host.Ulimits = cs.Ulimits
+	for _, h := range cs.Hosts {
+		// Swarm writes "IP host..." (hosts-file order); containers want "host:IP".
+		fields := strings.Fields(h)
+		if len(fields) >= 2 {
+			for _, hn := range fields[1:] {
+				host.ExtraHosts = append(host.ExtraHosts, hn+":"+fields[0])
+			}
+		}
+	}
+	if d := cs.DNSConfig; d != nil {
+		host.DNS = d.Nameservers
+		host.DNSSearch = d.Search
+		host.DNSOptions = d.Options
+	}
+	if r := t.Spec.Resources; r != nil {
+		if l := r.Limits; l != nil {
+			host.Memory = l.MemoryBytes
+			host.NanoCPUs = l.NanoCPUs
+			if l.Pids > 0 {
+				pids := l.Pids
+				host.PidsLimit = &pids
+			}
+		}
+		if res := r.Reservations; res != nil {
+			host.MemoryReservation = res.MemoryBytes
+		}
+	}
+	return container.CreateRequest{
+		Name:       name,
+		Config:     cfg,
+		HostConfig: host,
+		NetNSPath:  netnsPath,
+		IPAddress:  ip,
+	}, nil
+}

@@ -1,0 +1,388 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/netplane/bridge"
+	"github.com/shoal-project/shoal/runtime/container"
+)
+
+// stateRank orders task states along the lifecycle.
+var stateRank = map[swarm.TaskState]int{
+	swarm.TaskStateNew: 0, swarm.TaskStateAllocated: 1, swarm.TaskStatePending: 2,
+	swarm.TaskStateAssigned: 3, swarm.TaskStateAccepted: 4, swarm.TaskStatePreparing: 5,
+	swarm.TaskStateReady: 6, swarm.TaskStateStarting: 7, swarm.TaskStateRunning: 8,
+	swarm.TaskStateComplete: 9, swarm.TaskStateShutdown: 10, swarm.TaskStateFailed: 11,
+	swarm.TaskStateRejected: 12, swarm.TaskStateRemove: 13, swarm.TaskStateOrphaned: 14,
+}
+
+// StateLessTask reports whether task state a comes before b.
+func StateLessTask(a, b swarm.TaskState) bool { return stateRank[a] < stateRank[b] }
+
+func terminal(s swarm.TaskState) bool { return stateRank[s] >= stateRank[swarm.TaskStateComplete] }
+
+// opKind names the blocking operations the agent runs off its loop.
+type opKind int
+
+const (
+	opStart opKind = iota
+	opStop
+	opRemove
+	opProgress
+)
+
+// opResult is what an operation tells the loop.
+type opResult struct {
+	taskID      string
+	kind        opKind
+	state       swarm.TaskState // opProgress: the state reached; opStart failure: rejected/failed
+	message     string
+	err         error
+	containerID string
+	pid         int
+	exitCode    int
+	health      bool
+	ports       []swarm.PortConfig
+}
+
+// reconcile decides the next step for a task. It never blocks.
+func (a *Agent) reconcile(ctx context.Context, t *taskState) {
+	if t.busy {
+		return
+	}
+	task := t.a.Task
+	switch {
+	case t.removed:
+		a.launch(ctx, t, opRemove)
+	case !StateLessTask(swarm.TaskStateRunning, task.DesiredState):
+		if !t.started && !terminal(t.reported) && task.NodeID != "" {
+			t.started = true
+			a.launch(ctx, t, opStart)
+		}
+	default:
+		if t.containerID != "" && !t.exited {
+			a.launch(ctx, t, opStop)
+			return
+		}
+		if !terminal(t.reported) {
+			a.report(t, swarm.TaskStateShutdown, "shutdown", "")
+		}
+	}
+}
+
+func (a *Agent) launch(ctx context.Context, t *taskState, kind opKind) {
+	t.busy = true
+	as, containerID := t.a, t.containerID
+	a.ops.Add(1)
+	go func() {
+		defer a.ops.Done()
+		var r opResult
+		switch kind {
+		case opStart:
+			r = a.start(ctx, as)
+		case opStop:
+			r = a.stop(ctx, as, containerID)
+		case opRemove:
+			r = a.remove(ctx, as, containerID)
+		}
+		r.taskID, r.kind = as.Task.ID, kind
+		select {
+		case a.results <- r:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// progress tells the loop an operation reached a state.
+func (a *Agent) progress(ctx context.Context, taskID string, state swarm.TaskState, msg string) {
+	select {
+	case a.results <- opResult{taskID: taskID, kind: opProgress, state: state, message: msg}:
+	case <-ctx.Done():
+	}
+}
+
+// start prepares and starts a task's container.
+func (a *Agent) start(ctx context.Context, as Assignment) opResult {
+	task := as.Task
+	a.progress(ctx, task.ID, swarm.TaskStatePreparing, "preparing")
+	cs := task.Spec.ContainerSpec
+	if cs == nil || cs.Image == "" {
+		return opResult{state: swarm.TaskStateRejected, err: errors.New("task has no container image")}
+	}
+	if err := a.ensureImage(ctx, cs.Image); err != nil {
+		a.log.Warn("pull task image", "task", task.ID, "image", cs.Image, "err", err)
+		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("No such image: %s", cs.Image)}
+	}
+	sb, err := a.cfg.Network.CreateSandbox(ctx, task.ID)
+	if err != nil {
+		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("create network sandbox: %w", err)}
+	}
+	ports, err := a.publish(ctx, task)
+	if err != nil {
+		return opResult{state: swarm.TaskStateRejected, err: err}
+	}
+	req, err := createRequest(as, a.cfg.NodeID, sb.NetNSPath, sb.IP.String())
+	if err != nil {
+		return opResult{state: swarm.TaskStateRejected, err: err}
+	}
+	id, err := a.cfg.Containers.Create(ctx, req)
+	if err != nil {
+		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("create container: %w", err), ports: ports}
+	}
+	a.progress(ctx, task.ID, swarm.TaskStateStarting, "starting")
+	if err := a.cfg.Containers.Start(ctx, id); err != nil {
+		return opResult{state: swarm.TaskStateFailed, err: fmt.Errorf("starting container failed: %w", err), containerID: id, ports: ports}
+	}
+	r := opResult{state: swarm.TaskStateRunning, containerID: id, ports: ports}
+	if info, err := a.cfg.Containers.Inspect(ctx, id); err == nil && info.State != nil {
+		r.pid = info.State.Pid
+		r.health = info.State.Health != nil
+	}
+	return r
+}
+
+// ensureImage makes sure the task's image is on the node, pulling it if not.
+func (a *Agent) ensureImage(ctx context.Context, ref string) error {
+	if _, err := a.cfg.Images.Get(ctx, ref); err == nil {
+		return nil
+	}
+	if name, _, ok := strings.Cut(ref, "@"); ok {
+		if _, err := a.cfg.Images.Get(ctx, name); err == nil {
+			return nil
+		}
+	}
+	_, err := a.cfg.Images.Pull(ctx, ref, nil, nil)
+	return err
+}
+
+// publish maps the task's host-mode ports on this node.
+func (a *Agent) publish(ctx context.Context, task *swarm.Task) ([]swarm.PortConfig, error) {
+	var want []bridge.PortMapping
+	var idx []int
+	ports := append([]swarm.PortConfig(nil), task.Status.PortStatus.Ports...)
+	for i, p := range ports {
+		if p.PublishMode != swarm.PortConfigPublishModeHost {
+			continue
+		}
+		proto := string(p.Protocol)
+		if proto == "" {
+			proto = string(network.TCP)
+		}
+		want = append(want, bridge.PortMapping{Protocol: proto, HostPort: uint16(p.PublishedPort), ContainerPort: uint16(p.TargetPort)})
+		idx = append(idx, i)
+	}
+	if len(want) == 0 {
+		return ports, nil
+	}
+	got, err := a.cfg.Network.PublishPorts(ctx, task.ID, want)
+	if err != nil {
+		return nil, fmt.Errorf("publish ports: %w", err)
+	}
+	for j, m := range got {
+		ports[idx[j]].PublishedPort = uint32(m.HostPort)
+	}
+	return ports, nil
+}
+
+// stop stops a task's container with the task's grace period.
+func (a *Agent) stop(ctx context.Context, as Assignment, containerID string) opResult {
+	grace := DefaultStopGracePeriod
+	if cs := as.Task.Spec.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
+		grace = *cs.StopGracePeriod
+	}
+	err := a.cfg.Containers.Stop(ctx, containerID, &grace)
+	r := opResult{containerID: containerID, err: err, state: swarm.TaskStateShutdown}
+	if info, ierr := a.cfg.Containers.Inspect(ctx, containerID); ierr == nil && info.State != nil {
+		r.exitCode = info.State.ExitCode
+	}
+	return r
+}
+
+// remove stops and deletes a task's container and network sandbox.
+func (a *Agent) remove(ctx context.Context, as Assignment, containerID string) opResult {
+	if containerID != "" {
+		grace := DefaultStopGracePeriod
+		if cs := as.Task.Spec.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
+			grace = *cs.StopGracePeriod
+		}
+		if err := a.cfg.Containers.Stop(ctx, containerID, &grace); err != nil && !isNotFound(err) {
+			a.log.Warn("stop removed task", "task", as.Task.ID, "err", err)
+		}
+		if err := a.cfg.Containers.Remove(ctx, containerID, true); err != nil && !isNotFound(err) {
+			a.log.Warn("remove task container", "task", as.Task.ID, "err", err)
+		}
+	}
+	if err := a.cfg.Network.RemoveSandbox(ctx, as.Task.ID); err != nil {
+		a.log.Warn("remove task sandbox", "task", as.Task.ID, "err", err)
+	}
+	return opResult{}
+}
+
+// onResult applies what an operation reports.
+func (a *Agent) onResult(ctx context.Context, r opResult) {
+	t := a.tasks[r.taskID]
+	if t == nil {
+		return
+	}
+	switch r.kind {
+	case opProgress:
+		a.report(t, r.state, r.message, "")
+		return
+	case opRemove:
+		delete(a.tasks, r.taskID)
+		return
+	}
+	t.busy = false
+	if r.containerID != "" {
+		t.containerID = r.containerID
+	}
+	if r.ports != nil {
+		t.ports = r.ports
+	}
+	switch r.kind {
+	case opStart:
+		if r.err != nil {
+			a.report(t, r.state, "", r.err.Error())
+			break
+		}
+		t.pid = r.pid
+		switch {
+		case t.exited:
+			a.reportExit(t)
+		case r.health:
+			t.waitHealth = true
+		default:
+			a.report(t, swarm.TaskStateRunning, "started", "")
+		}
+	case opStop:
+		if r.err != nil && !isNotFound(r.err) {
+			a.log.Warn("stop task container", "task", r.taskID, "err", r.err)
+		}
+		t.exited = true
+		if !terminal(t.reported) {
+			t.exitCode = r.exitCode
+			a.reportExit(t)
+		}
+	}
+	a.reconcile(ctx, t)
+}
+
+// onEvent follows a task container's lifecycle events.
+func (a *Agent) onEvent(ctx context.Context, ev container.Event) {
+	t := a.tasks[ev.Labels[LabelTaskID]]
+	if t == nil {
+		return
+	}
+	switch ev.Action {
+	case "oom":
+		t.oom = true
+	case "die":
+		t.exited = true
+		t.exitCode = ev.ExitCode
+		if t.containerID == "" {
+			t.containerID = ev.ID
+		}
+		if !t.busy || t.reported == swarm.TaskStateRunning || t.waitHealth {
+			a.reportExit(t)
+		}
+		a.reconcile(ctx, t)
+	case "health_status: healthy":
+		if t.waitHealth {
+			t.waitHealth = false
+			a.report(t, swarm.TaskStateRunning, "started", "")
+		}
+	case "health_status: unhealthy":
+		if !t.busy && !t.exited {
+			a.report(t, swarm.TaskStateFailed, "", "task: unhealthy container")
+			t.waitHealth = false
+			a.launch(ctx, t, opStop)
+		}
+	}
+}
+
+// reportExit reports how a task's container ended.
+func (a *Agent) reportExit(t *taskState) {
+	if terminal(t.reported) {
+		return
+	}
+	desired := t.a.Task.DesiredState
+	switch {
+	case StateLessTask(swarm.TaskStateRunning, desired):
+		a.report(t, swarm.TaskStateShutdown, "shutdown", "")
+	case t.exitCode == 0 && !t.oom:
+		a.report(t, swarm.TaskStateComplete, "finished", "")
+	default:
+		a.report(t, swarm.TaskStateFailed, "started", fmt.Sprintf("task: non-zero exit (%d)", t.exitCode))
+	}
+}
+
+// report records a new state for a task, if it moves the task forward.
+func (a *Agent) report(t *taskState, state swarm.TaskState, msg, errText string) {
+	if !StateLessTask(t.reported, state) {
+		return
+	}
+	t.reported = state
+	st := swarm.TaskStatus{
+		Timestamp:  time.Now(),
+		State:      state,
+		Message:    msg,
+		Err:        errText,
+		PortStatus: swarm.PortStatus{Ports: t.ports},
+	}
+	if t.containerID != "" {
+		st.ContainerStatus = &swarm.ContainerStatus{ContainerID: t.containerID, PID: t.pid}
+		if terminal(state) {
+			st.ContainerStatus.PID = 0
+			st.ContainerStatus.ExitCode = t.exitCode
+		}
+	}
+	a.reports <- StatusUpdate{TaskID: t.a.Task.ID, Status: st}
+}
+
+// reportLoop sends status updates to the dispatcher in batches, retrying failures.
+func (a *Agent) reportLoop(ctx context.Context) {
+	var pending []StatusUpdate
+	for {
+		if len(pending) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case u := <-a.reports:
+				pending = append(pending, u)
+			}
+		}
+		for more := true; more; {
+			select {
+			case u := <-a.reports:
+				pending = append(pending, u)
+			default:
+				more = false
+			}
+		}
+		if err := a.cfg.Dispatcher.UpdateTaskStatus(ctx, a.cfg.NodeID, pending); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("report task status", "updates", len(pending), "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		pending = pending[:0]
+	}
+}
+
+func isNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
+}

@@ -1,0 +1,39 @@
+package cluster
+
+import "fmt"
+
+// Docker's own words for the states a request can find the node in.
+const (
+	msgNotManager = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
+	msgInSwarm    = "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one."
+	msgNotInSwarm = "This node is not part of a swarm"
+	msgLeaveLast  = "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message."
+)
+
+type unavailableError struct{ msg string }
+
+func (e unavailableError) Error() string     { return e.msg }
+func (e unavailableError) Unavailable() bool { return true }
+
+type notFoundError struct{ msg string }
+
+func (e notFoundError) Error() string  { return e.msg }
+func (e notFoundError) NotFound() bool { return true }
+
+type invalidError struct{ msg string }
+
+func (e invalidError) Error() string          { return e.msg }
+func (e invalidError) InvalidParameter() bool { return true }
+
+type conflictError struct{ msg string }
+
+func (e conflictError) Error() string  { return e.msg }
+func (e conflictError) Conflict() bool { return true }
+
+func errInvalidf(format string, args ...any) error {
+	return invalidError{fmt.Sprintf(format, args...)}
+}
+
+func errNotFoundf(format string, args ...any) error {
+	return notFoundError{fmt.Sprintf(format, args...)}
+}

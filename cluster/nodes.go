@@ -1,0 +1,121 @@
+package cluster
+
+import (
+	"context"
+	"strings"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// Nodes lists the swarm's nodes.
+func (c *Cluster) Nodes(ctx context.Context) ([]swarm.Node, error) {
+	var out []swarm.Node
+	err := c.view(func(tx store.ReadTx) error {
+		nodes, err := tx.Nodes()
+		for _, n := range nodes {
+			out = append(out, *n)
+		}
+		return err
+	})
+	return out, err
+}
+
+// Node finds a node by ID, unique ID prefix or hostname.
+func (c *Cluster) Node(ctx context.Context, ref string) (swarm.Node, error) {
+	var out swarm.Node
+	err := c.view(func(tx store.ReadTx) error {
+		n, err := findNode(tx, ref)
+		if err == nil {
+			out = *n
+		}
+		return err
+	})
+	return out, err
+}
+
+func findNode(tx store.ReadTx, ref string) (*swarm.Node, error) {
+	if n, err := tx.Node(ref); err == nil {
+		return n, nil
+	}
+	nodes, err := tx.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	var match []*swarm.Node
+	for _, n := range nodes {
+		if n.Description.Hostname == ref {
+			return n, nil
+		}
+		if strings.HasPrefix(n.ID, ref) {
+			match = append(match, n)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, errNotFoundf("node %s not found", ref)
+	}
+	return nil, errInvalidf("node %s is ambiguous (%d matches found)", ref, len(match))
+}
+
+// UpdateNode replaces a node's spec (compare-and-set on version).
+func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, spec swarm.NodeSpec) error {
+	switch spec.Availability {
+	case swarm.NodeAvailabilityActive, swarm.NodeAvailabilityPause, swarm.NodeAvailabilityDrain:
+	default:
+		return errInvalidf("invalid availability %q: must be one of active, pause, drain", spec.Availability)
+	}
+	switch spec.Role {
+	case swarm.NodeRoleManager, swarm.NodeRoleWorker:
+	default:
+		return errInvalidf("invalid role %q: must be manager or worker", spec.Role)
+	}
+	return c.update(ctx, func(tx store.Tx) error {
+		n, err := findNode(tx, ref)
+		if err != nil {
+			return err
+		}
+		if n.Version.Index != version {
+			return store.ErrOutOfSequence
+		}
+		if n.Spec.Role == swarm.NodeRoleManager && spec.Role == swarm.NodeRoleWorker && managers(tx) <= 1 {
+			return errInvalidf("attempting to demote the last manager of the swarm")
+		}
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		n.Spec = spec
+		return tx.UpdateNode(n)
+	})
+}
+
+func managers(tx store.ReadTx) int {
+	nodes, _ := tx.Nodes()
+	count := 0
+	for _, n := range nodes {
+		if n.Spec.Role == swarm.NodeRoleManager {
+			count++
+		}
+	}
+	return count
+}
+
+// RemoveNode removes a node from the swarm. A manager must be demoted first.
+func (c *Cluster) RemoveNode(ctx context.Context, ref string, force bool) error {
+	return c.update(ctx, func(tx store.Tx) error {
+		n, err := findNode(tx, ref)
+		if err != nil {
+			return err
+		}
+		if n.Spec.Role == swarm.NodeRoleManager {
+			return errInvalidf("rpc error: code = FailedPrecondition desc = node %s is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.ID)
+		}
+		if n.Status.State == swarm.NodeStateReady && !force {
+			return errInvalidf("rpc error: code = FailedPrecondition desc = node %s is not down and can't be removed", n.ID)
+		}
+		return tx.DeleteNode(n.ID)
+	})
+}

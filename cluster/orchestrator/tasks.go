@@ -1,0 +1,98 @@
+package orchestrator
+
+import (
+	"encoding/json"
+	"reflect"
+	"time"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// stateOrder ranks task states along the lifecycle, so "before running" and
+// "terminal" can be compared.
+var stateOrder = map[swarm.TaskState]int{
+	swarm.TaskStateNew: 0, swarm.TaskStateAllocated: 1, swarm.TaskStatePending: 2,
+	swarm.TaskStateAssigned: 3, swarm.TaskStateAccepted: 4, swarm.TaskStatePreparing: 5,
+	swarm.TaskStateReady: 6, swarm.TaskStateStarting: 7, swarm.TaskStateRunning: 8,
+	swarm.TaskStateComplete: 9, swarm.TaskStateShutdown: 10, swarm.TaskStateFailed: 11,
+	swarm.TaskStateRejected: 12, swarm.TaskStateRemove: 13, swarm.TaskStateOrphaned: 14,
+}
+
+// StateLess reports whether a comes before b in the task lifecycle.
+func StateLess(a, b swarm.TaskState) bool { return stateOrder[a] < stateOrder[b] }
+
+// Terminal reports whether a task in state s has stopped for good.
+func Terminal(s swarm.TaskState) bool { return stateOrder[s] >= stateOrder[swarm.TaskStateComplete] }
+
+// active reports whether the orchestrator still wants t to run.
+func active(t *swarm.Task) bool {
+	return !StateLess(swarm.TaskStateRunning, t.DesiredState)
+}
+
+// stopping reports whether t was told to stop and has not stopped yet.
+func stopping(t *swarm.Task) bool { return !active(t) && !Terminal(t.Status.State) }
+
+// upToDate reports whether t was made from the service's current task template.
+func upToDate(t *swarm.Task, svc *swarm.Service) bool {
+	return specEqual(t.Spec, svc.Spec.TaskTemplate) && portsEqual(t.Status.PortStatus.Ports, endpointPorts(svc))
+}
+
+// UpToDate is upToDate for other packages (the API's "_up-to-date" task filter).
+func UpToDate(t *swarm.Task, svc *swarm.Service) bool { return upToDate(t, svc) }
+
+func specEqual(a, b swarm.TaskSpec) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+func portsEqual(a, b []swarm.PortConfig) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// endpointPorts are the ports a task of svc publishes on its node (host mode); the
+// ingress routing mesh arrives with overlay networking.
+func endpointPorts(svc *swarm.Service) []swarm.PortConfig {
+	if svc.Spec.EndpointSpec == nil {
+		return nil
+	}
+	var out []swarm.PortConfig
+	for _, p := range svc.Spec.EndpointSpec.Ports {
+		if p.Protocol == "" {
+			p.Protocol = network.TCP
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// newTask makes a task for slot (replicated) or node (global) of svc, ready for the
+// scheduler: allocation of a node-local task has nothing to wait for.
+func newTask(svc *swarm.Service, slot int, nodeID string, now time.Time) *swarm.Task {
+	t := &swarm.Task{
+		ID:           store.NewID(),
+		Spec:         svc.Spec.TaskTemplate,
+		ServiceID:    svc.ID,
+		Slot:         slot,
+		NodeID:       nodeID,
+		DesiredState: swarm.TaskStateRunning,
+		Status: swarm.TaskStatus{
+			Timestamp:  now,
+			State:      swarm.TaskStatePending,
+			Message:    "pending task scheduling",
+			PortStatus: swarm.PortStatus{Ports: endpointPorts(svc)},
+		},
+	}
+	t.Annotations.Labels = map[string]string{}
+	if svc.JobStatus != nil {
+		it := svc.JobStatus.JobIteration
+		t.JobIteration = &it
+	}
+	return t
+}

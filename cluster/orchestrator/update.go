@@ -1,0 +1,402 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// Docker's defaults for update and rollback configs.
+const (
+	DefaultUpdateParallelism = 1
+	DefaultUpdateMonitor     = 5 * time.Second
+)
+
+// UpdateDefaults returns cfg with Docker's defaults filled in (nil → all defaults).
+func UpdateDefaults(cfg *swarm.UpdateConfig) swarm.UpdateConfig {
+	out := swarm.UpdateConfig{Parallelism: DefaultUpdateParallelism, FailureAction: swarm.UpdateFailureActionPause, Monitor: DefaultUpdateMonitor, Order: swarm.UpdateOrderStopFirst}
+	if cfg == nil {
+		return out
+	}
+	out = *cfg
+	if out.FailureAction == "" {
+		out.FailureAction = swarm.UpdateFailureActionPause
+	}
+	if out.Monitor == 0 {
+		out.Monitor = DefaultUpdateMonitor
+	}
+	if out.Order == "" {
+		out.Order = swarm.UpdateOrderStopFirst
+	}
+	return out
+}
+
+// maybeUpdate starts the rolling updater when active tasks run an old spec.
+func (r *reconciliation) maybeUpdate(tasks []*swarm.Task) {
+	if r.svc.Spec.Mode.ReplicatedJob != nil || r.svc.Spec.Mode.GlobalJob != nil {
+		return
+	}
+	if us := r.svc.UpdateStatus; us != nil && (us.State == swarm.UpdateStatePaused || us.State == swarm.UpdateStateRollbackPaused) {
+		return
+	}
+	stale := false
+	for _, t := range tasks {
+		if active(t) && !upToDate(t, r.svc) {
+			stale = true
+			break
+		}
+	}
+	inProgress := r.svc.UpdateStatus != nil && (r.svc.UpdateStatus.State == swarm.UpdateStateUpdating || r.svc.UpdateStatus.State == swarm.UpdateStateRollbackStarted)
+	if !stale && !inProgress {
+		return
+	}
+	id := r.svc.ID
+	r.effects = append(r.effects, func() { r.o.startUpdater(id) })
+}
+
+func (o *Orchestrator) startUpdater(serviceID string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.updaters[serviceID] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o.updaters[serviceID] = cancel
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		defer func() {
+			o.mu.Lock()
+			delete(o.updaters, serviceID)
+			o.mu.Unlock()
+			cancel()
+		}()
+		u := &updater{o: o, serviceID: serviceID, failed: map[string]bool{}}
+		if err := u.run(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warn("rolling update", "service", serviceID, "err", err)
+		}
+	}()
+}
+
+// updater replaces a service's out-of-date tasks batch by batch.
+type updater struct {
+	o         *Orchestrator
+	serviceID string
+	total     int
+	failures  int
+	failed    map[string]bool
+}
+
+func (u *updater) run(ctx context.Context) error {
+	events := u.o.store.Watch(ctx, store.KindTask, store.KindService)
+	for {
+		svc, stale, err := u.read()
+		if err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		if svc.UpdateStatus != nil && (svc.UpdateStatus.State == swarm.UpdateStatePaused || svc.UpdateStatus.State == swarm.UpdateStateRollbackPaused) {
+			return nil
+		}
+		if len(stale) == 0 {
+			return u.finish(ctx, svc)
+		}
+		if err := u.begin(ctx, svc); err != nil {
+			return err
+		}
+		rollback := svc.UpdateStatus != nil && svc.UpdateStatus.State == swarm.UpdateStateRollbackStarted
+		cfg := UpdateDefaults(svc.Spec.UpdateConfig)
+		if rollback {
+			cfg = UpdateDefaults(svc.Spec.RollbackConfig)
+		}
+		u.total = max(u.total, len(stale))
+		n := int(cfg.Parallelism)
+		if n == 0 || n > len(stale) {
+			n = len(stale)
+		}
+		batch := stale[:n]
+		failedTask, err := u.replace(ctx, events, svc, batch, cfg)
+		if err != nil {
+			return err
+		}
+		if failedTask != "" && float32(u.failures) > cfg.MaxFailureRatio*float32(u.total) {
+			stop, err := u.fail(ctx, cfg, rollback, failedTask)
+			if err != nil || stop {
+				return err
+			}
+			continue
+		}
+		if cfg.Delay > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(cfg.Delay):
+			}
+		}
+	}
+}
+
+// read returns the service and its slots that still run an old spec, in slot order.
+func (u *updater) read() (*swarm.Service, []slotKey, error) {
+	var (
+		svc   *swarm.Service
+		stale []slotKey
+	)
+	err := u.o.store.View(func(tx store.ReadTx) error {
+		var err error
+		if svc, err = tx.Service(u.serviceID); err != nil {
+			return err
+		}
+		tasks, err := tx.TasksByService(u.serviceID)
+		if err != nil {
+			return err
+		}
+		seen := map[slotKey]bool{}
+		for _, t := range tasks {
+			k := keyOf(t, svc)
+			if active(t) && !upToDate(t, svc) && !seen[k] {
+				seen[k] = true
+				stale = append(stale, k)
+			}
+		}
+		return nil
+	})
+	sort.Slice(stale, func(i, j int) bool {
+		if stale[i].slot != stale[j].slot {
+			return stale[i].slot < stale[j].slot
+		}
+		return stale[i].node < stale[j].node
+	})
+	return svc, stale, err
+}
+
+// begin marks the service as updating, unless it already is.
+func (u *updater) begin(ctx context.Context, svc *swarm.Service) error {
+	if svc.UpdateStatus != nil && (svc.UpdateStatus.State == swarm.UpdateStateUpdating || svc.UpdateStatus.State == swarm.UpdateStateRollbackStarted) {
+		return nil
+	}
+	return u.setStatus(ctx, swarm.UpdateStateUpdating, "update in progress", false)
+}
+
+// finish marks a running update or rollback as completed.
+func (u *updater) finish(ctx context.Context, svc *swarm.Service) error {
+	if svc.UpdateStatus == nil {
+		return nil
+	}
+	switch svc.UpdateStatus.State {
+	case swarm.UpdateStateUpdating:
+		return u.setStatus(ctx, swarm.UpdateStateCompleted, "update completed", true)
+	case swarm.UpdateStateRollbackStarted:
+		return u.setStatus(ctx, swarm.UpdateStateRollbackCompleted, "rollback completed", true)
+	}
+	return nil
+}
+
+func (u *updater) setStatus(ctx context.Context, state swarm.UpdateState, msg string, done bool) error {
+	return u.o.updateService(ctx, u.serviceID, func(svc *swarm.Service) {
+		now := u.o.now()
+		us := svc.UpdateStatus
+		if us == nil || !done {
+			us = &swarm.UpdateStatus{StartedAt: &now}
+		}
+		us.State, us.Message = state, msg
+		if done {
+			us.CompletedAt = &now
+		}
+		svc.UpdateStatus = us
+	})
+}
+
+// fail applies the failure action; it reports whether the updater should stop.
+func (u *updater) fail(ctx context.Context, cfg swarm.UpdateConfig, rollback bool, taskID string) (bool, error) {
+	switch {
+	case cfg.FailureAction == swarm.UpdateFailureActionContinue:
+		return false, nil
+	case rollback:
+		return true, u.setStatus(ctx, swarm.UpdateStateRollbackPaused, "rollback paused due to failure or early termination of task "+taskID, false)
+	case cfg.FailureAction == swarm.UpdateFailureActionRollback:
+		u.total, u.failures, u.failed = 0, 0, map[string]bool{}
+		return false, u.o.updateService(ctx, u.serviceID, func(svc *swarm.Service) {
+			if svc.PreviousSpec == nil {
+				return
+			}
+			now := u.o.now()
+			cur := svc.Spec
+			svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &cur
+			svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted, StartedAt: &now,
+				Message: "update rolled back due to failure or early termination of task " + taskID}
+		})
+	default:
+		return true, u.setStatus(ctx, swarm.UpdateStatePaused, "update paused due to failure or early termination of task "+taskID, false)
+	}
+}
+
+// replace updates one batch of slots and watches the new tasks for cfg.Monitor. It
+// returns the ID of a new task that failed, if one did.
+func (u *updater) replace(ctx context.Context, events <-chan store.Event, svc *swarm.Service, batch []slotKey, cfg swarm.UpdateConfig) (string, error) {
+	err := u.o.store.Update(ctx, func(tx store.Tx) error {
+		for _, k := range batch {
+			if err := u.startSlot(tx, svc, k, cfg.Order); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrOutOfSequence) {
+		return "", fmt.Errorf("replace tasks: %w", err)
+	}
+	u.o.markDirty(u.serviceID)
+	var runningSince time.Time
+	for {
+		state, failedTask, err := u.batchState(svc, batch, cfg.Order)
+		if err != nil {
+			return "", err
+		}
+		if failedTask != "" {
+			u.failures++
+			return failedTask, nil
+		}
+		if state == batchRunning && runningSince.IsZero() {
+			runningSince = u.o.now()
+		}
+		if state != batchRunning {
+			runningSince = time.Time{}
+		}
+		var timeout <-chan time.Time
+		if !runningSince.IsZero() {
+			left := cfg.Monitor - u.o.now().Sub(runningSince)
+			if left <= 0 {
+				return "", nil
+			}
+			timeout = time.After(left)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-events:
+		case <-timeout:
+		}
+	}
+}
+
+// startSlot begins the replacement of a slot's old task: stop-first stops it (the
+// reconciler then fills the slot with the new spec); start-first starts the new task
+// next to it.
+func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order swarm.UpdateOrder) error {
+	tasks, err := tx.TasksByService(svc.ID)
+	if err != nil {
+		return err
+	}
+	now := u.o.now()
+	for _, t := range tasks {
+		if keyOf(t, svc) != k || !active(t) {
+			continue
+		}
+		if upToDate(t, svc) {
+			return nil // already replaced
+		}
+		if order == swarm.UpdateOrderStartFirst {
+			return tx.CreateTask(newTask(svc, k.slot, k.node, now))
+		}
+		t.DesiredState = swarm.TaskStateShutdown
+		if err := tx.UpdateTask(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type batchProgress int
+
+const (
+	batchWaiting batchProgress = iota
+	batchRunning
+)
+
+// batchState reports whether every slot of the batch runs a new task, and the ID of a
+// new task that stopped, if any. With start-first, the old task of a slot is stopped
+// once its new one runs.
+func (u *updater) batchState(svc *swarm.Service, batch []slotKey, order swarm.UpdateOrder) (batchProgress, string, error) {
+	state := batchRunning
+	var failed string
+	var retire []string
+	err := u.o.store.View(func(tx store.ReadTx) error {
+		tasks, err := tx.TasksByService(svc.ID)
+		if err != nil {
+			return err
+		}
+		for _, k := range batch {
+			running, old := false, []string{}
+			for _, t := range tasks {
+				if keyOf(t, svc) != k {
+					continue
+				}
+				switch {
+				case upToDate(t, svc) && t.Status.State == swarm.TaskStateRunning && active(t):
+					running = true
+				case upToDate(t, svc) && Terminal(t.Status.State) && t.Status.State != swarm.TaskStateComplete && !u.failed[t.ID]:
+					u.failed[t.ID] = true
+					failed = t.ID
+				case !upToDate(t, svc) && active(t):
+					old = append(old, t.ID)
+				}
+			}
+			if running && order == swarm.UpdateOrderStartFirst {
+				retire = append(retire, old...)
+			}
+			if !running || (len(old) > 0 && order != swarm.UpdateOrderStartFirst) {
+				state = batchWaiting
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return batchWaiting, "", err
+	}
+	if len(retire) > 0 {
+		err = u.o.store.Update(context.Background(), func(tx store.Tx) error {
+			for _, id := range retire {
+				t, err := tx.Task(id)
+				if err != nil {
+					return err
+				}
+				t.DesiredState = swarm.TaskStateShutdown
+				if err := tx.UpdateTask(t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrOutOfSequence) {
+			return batchWaiting, "", err
+		}
+	}
+	return state, failed, nil
+}
+
+// updateService applies fn to the current service, retrying on concurrent writes.
+func (o *Orchestrator) updateService(ctx context.Context, id string, fn func(*swarm.Service)) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = o.store.Update(ctx, func(tx store.Tx) error {
+			svc, err := tx.Service(id)
+			if err != nil {
+				return err
+			}
+			fn(svc)
+			return tx.UpdateService(svc)
+		})
+		if !errors.Is(err, store.ErrOutOfSequence) {
+			return err
+		}
+	}
+	return err
+}

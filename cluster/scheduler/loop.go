@@ -1,0 +1,161 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// Loop watches for pending tasks and node changes and commits each round of
+// placements as one store update.
+type Loop struct {
+	store *store.Store
+	log   *slog.Logger
+}
+
+// NewLoop returns the scheduling loop over st.
+func NewLoop(st *store.Store, log *slog.Logger) *Loop { return &Loop{store: st, log: log} }
+
+// Run schedules until ctx is done.
+func (l *Loop) Run(ctx context.Context) error {
+	events, err := l.store.ViewAndWatch(ctx, func(store.ReadTx) error { return nil }, store.KindTask, store.KindNode)
+	if err != nil {
+		return err
+	}
+	// Unplaced tasks are retried when something changes, and at least every few
+	// seconds in case a resource frees up that no event names.
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
+	need := true
+	for {
+		if need {
+			if err := l.schedule(ctx); err != nil && ctx.Err() == nil {
+				l.log.Warn("schedule tasks", "err", err)
+			}
+			need = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			need = relevant(ev)
+			for drained := false; !drained; {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						return nil
+					}
+					need = need || relevant(ev)
+				default:
+					drained = true
+				}
+			}
+		case <-retry.C:
+			need = l.hasUnplaced()
+		}
+	}
+}
+
+// relevant reports whether an event may let a task be placed.
+func relevant(ev store.Event) bool {
+	if ev.Kind == store.KindNode {
+		return true
+	}
+	t, ok := ev.Object.(*swarm.Task)
+	if !ok {
+		return false
+	}
+	return t.Status.State == swarm.TaskStatePending || (ev.Old != nil && ev.Action != store.ActionCreate)
+}
+
+func (l *Loop) hasUnplaced() bool {
+	found := false
+	_ = l.store.View(func(tx store.ReadTx) error {
+		tasks, err := tx.Tasks()
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			if t.Status.State == swarm.TaskStatePending && t.DesiredState == swarm.TaskStateRunning {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	return found
+}
+
+// schedule places every pending task it can in one update.
+func (l *Loop) schedule(ctx context.Context) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = l.store.Update(ctx, func(tx store.Tx) error {
+			nodes, err := tx.Nodes()
+			if err != nil {
+				return err
+			}
+			tasks, err := tx.Tasks()
+			if err != nil {
+				return err
+			}
+			var placed, pending []*swarm.Task
+			byID := map[string]*swarm.Task{}
+			for _, t := range tasks {
+				byID[t.ID] = t
+				switch {
+				case t.Status.State == swarm.TaskStatePending && t.DesiredState == swarm.TaskStateRunning:
+					pending = append(pending, t)
+				case t.NodeID != "" && !terminal(t.Status.State):
+					placed = append(placed, t)
+				}
+			}
+			if len(pending) == 0 {
+				return nil
+			}
+			assigned, unplaced := Plan(nodes, placed, pending)
+			now := time.Now()
+			for _, a := range assigned {
+				t := byID[a.TaskID]
+				t.NodeID = a.NodeID
+				t.Status = swarm.TaskStatus{Timestamp: now, State: swarm.TaskStateAssigned, Message: "scheduler assigned task to node", PortStatus: t.Status.PortStatus}
+				if err := tx.UpdateTask(t); err != nil {
+					return err
+				}
+			}
+			for _, u := range unplaced {
+				t := byID[u.TaskID]
+				if t.Status.Err == u.Reason {
+					continue
+				}
+				t.Status.Err = u.Reason
+				t.Status.Timestamp = now
+				if err := tx.UpdateTask(t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, store.ErrOutOfSequence) {
+			return err
+		}
+	}
+	return err
+}
+
+// terminal reports whether a task in state s has stopped.
+func terminal(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateRemove, swarm.TaskStateOrphaned:
+		return true
+	}
+	return false
+}

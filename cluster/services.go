@@ -1,0 +1,330 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/orchestrator"
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// CreateService validates spec and stores a new service; the orchestrator makes its
+// tasks.
+func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, encodedAuth string) (swarm.ServiceCreateResponse, error) {
+	if spec.Name == "" {
+		spec.Name = randomName()
+	}
+	if err := validateServiceSpec(&spec); err != nil {
+		return swarm.ServiceCreateResponse{}, err
+	}
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	svc := &swarm.Service{ID: store.NewID(), Spec: spec}
+	svc.Endpoint = endpointOf(spec)
+	if isJob(spec.Mode) {
+		svc.JobStatus = &swarm.JobStatus{JobIteration: swarm.Version{Index: 1}, LastExecution: time.Now().UTC()}
+	}
+	err := c.update(ctx, func(tx store.Tx) error {
+		if _, err := tx.ServiceByName(spec.Name); err == nil {
+			return conflictError{"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service " + spec.Name + " already exists"}
+		}
+		return tx.CreateService(svc)
+	})
+	if err != nil {
+		return swarm.ServiceCreateResponse{}, err
+	}
+	return swarm.ServiceCreateResponse{ID: svc.ID}, nil
+}
+
+// endpointOf is the endpoint a service spec asks for: its ports, published in
+// host mode on the node that runs each task.
+func endpointOf(spec swarm.ServiceSpec) swarm.Endpoint {
+	ep := swarm.Endpoint{Spec: swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP}}
+	if spec.EndpointSpec != nil {
+		ep.Spec = *spec.EndpointSpec
+		if ep.Spec.Mode == "" {
+			ep.Spec.Mode = swarm.ResolutionModeVIP
+		}
+		for _, p := range spec.EndpointSpec.Ports {
+			if p.Protocol == "" {
+				p.Protocol = network.TCP
+			}
+			if p.PublishMode == "" {
+				p.PublishMode = swarm.PortConfigPublishModeIngress
+			}
+			ep.Ports = append(ep.Ports, p)
+		}
+	}
+	return ep
+}
+
+func isJob(m swarm.ServiceMode) bool { return m.ReplicatedJob != nil || m.GlobalJob != nil }
+
+// Services lists the services; with status, each carries its task counts.
+func (c *Cluster) Services(ctx context.Context, withStatus bool) ([]swarm.Service, error) {
+	var out []swarm.Service
+	err := c.view(func(tx store.ReadTx) error {
+		services, err := tx.Services()
+		if err != nil {
+			return err
+		}
+		for _, s := range services {
+			if withStatus {
+				if err := fillStatus(tx, s); err != nil {
+					return err
+				}
+			}
+			out = append(out, *s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// fillStatus counts a service's running, desired and completed tasks.
+func fillStatus(tx store.ReadTx, s *swarm.Service) error {
+	tasks, err := tx.TasksByService(s.ID)
+	if err != nil {
+		return err
+	}
+	st := &swarm.ServiceStatus{}
+	nodes, _ := tx.Nodes()
+	ready := map[string]bool{}
+	for _, n := range nodes {
+		ready[n.ID] = n.Status.State == swarm.NodeStateReady
+	}
+	for _, t := range tasks {
+		if t.Status.State == swarm.TaskStateRunning && ready[t.NodeID] {
+			st.RunningTasks++
+		}
+		if t.Status.State == swarm.TaskStateComplete {
+			st.CompletedTasks++
+		}
+		if t.DesiredState == swarm.TaskStateRunning && (s.Spec.Mode.Global != nil || s.Spec.Mode.GlobalJob != nil) {
+			st.DesiredTasks++
+		}
+	}
+	switch m := s.Spec.Mode; {
+	case m.Replicated != nil:
+		st.DesiredTasks = 1
+		if m.Replicated.Replicas != nil {
+			st.DesiredTasks = *m.Replicated.Replicas
+		}
+	case m.ReplicatedJob != nil:
+		st.DesiredTasks = 1
+		if m.ReplicatedJob.MaxConcurrent != nil {
+			st.DesiredTasks = *m.ReplicatedJob.MaxConcurrent
+		} else if m.ReplicatedJob.TotalCompletions != nil {
+			st.DesiredTasks = *m.ReplicatedJob.TotalCompletions
+		}
+	}
+	s.ServiceStatus = st
+	return nil
+}
+
+// Service finds a service by ID, name or unique ID prefix; insertDefaults fills
+// the fields Docker fills with its defaults.
+func (c *Cluster) Service(ctx context.Context, ref string, insertDefaults bool) (swarm.Service, error) {
+	var out swarm.Service
+	err := c.view(func(tx store.ReadTx) error {
+		s, err := findService(tx, ref)
+		if err != nil {
+			return err
+		}
+		out = *s
+		return nil
+	})
+	if err == nil && insertDefaults {
+		withDefaults(&out.Spec)
+		if out.PreviousSpec != nil {
+			withDefaults(out.PreviousSpec)
+		}
+	}
+	return out, err
+}
+
+func findService(tx store.ReadTx, ref string) (*swarm.Service, error) {
+	if s, err := tx.Service(ref); err == nil {
+		return s, nil
+	}
+	if s, err := tx.ServiceByName(ref); err == nil {
+		return s, nil
+	}
+	services, err := tx.Services()
+	if err != nil {
+		return nil, err
+	}
+	var match []*swarm.Service
+	for _, s := range services {
+		if strings.HasPrefix(s.ID, ref) {
+			match = append(match, s)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, errNotFoundf("service %s not found", ref)
+	}
+	return nil, errInvalidf("service %s is ambiguous (%d matches found)", ref, len(match))
+}
+
+// withDefaults fills a spec with swarmkit's defaults, as `docker service inspect`
+// shows them.
+func withDefaults(spec *swarm.ServiceSpec) {
+	tt := &spec.TaskTemplate
+	if cs := tt.ContainerSpec; cs != nil {
+		if cs.StopGracePeriod == nil {
+			d := 10 * time.Second
+			cs.StopGracePeriod = &d
+		}
+		if cs.DNSConfig == nil {
+			cs.DNSConfig = &swarm.DNSConfig{}
+		}
+	}
+	if tt.Resources == nil {
+		tt.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{}, Reservations: &swarm.Resources{}}
+	}
+	if tt.RestartPolicy == nil {
+		tt.RestartPolicy = &swarm.RestartPolicy{}
+	}
+	rp := tt.RestartPolicy
+	if rp.Condition == "" {
+		rp.Condition = swarm.RestartPolicyConditionAny
+		if isJob(spec.Mode) {
+			rp.Condition = swarm.RestartPolicyConditionOnFailure
+		}
+	}
+	if rp.Delay == nil {
+		d := orchestrator.DefaultRestartDelay
+		rp.Delay = &d
+	}
+	if rp.MaxAttempts == nil {
+		var zero uint64
+		rp.MaxAttempts = &zero
+	}
+	if tt.Placement == nil {
+		tt.Placement = &swarm.Placement{}
+	}
+	if tt.Runtime == "" {
+		tt.Runtime = swarm.RuntimeContainer
+	}
+	if !isJob(spec.Mode) {
+		u := orchestrator.UpdateDefaults(spec.UpdateConfig)
+		spec.UpdateConfig = &u
+		r := orchestrator.UpdateDefaults(spec.RollbackConfig)
+		spec.RollbackConfig = &r
+	}
+	if spec.EndpointSpec == nil {
+		spec.EndpointSpec = &swarm.EndpointSpec{}
+	}
+	if spec.EndpointSpec.Mode == "" {
+		spec.EndpointSpec.Mode = swarm.ResolutionModeVIP
+	}
+}
+
+// UpdateService replaces a service's spec (compare-and-set on version), or rolls
+// it back to its previous spec. A changed task template starts a rolling update.
+func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64, spec swarm.ServiceSpec, opts ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+	rollback := opts.Rollback == "previous"
+	if opts.Rollback != "" && !rollback {
+		return swarm.ServiceUpdateResponse{}, errInvalidf("unrecognized rollback option %s", opts.Rollback)
+	}
+	if !rollback {
+		if err := validateServiceSpec(&spec); err != nil {
+			return swarm.ServiceUpdateResponse{}, err
+		}
+	}
+	err := c.update(ctx, func(tx store.Tx) error {
+		svc, err := findService(tx, ref)
+		if err != nil {
+			return err
+		}
+		if svc.Version.Index != version {
+			return store.ErrOutOfSequence
+		}
+		now := time.Now().UTC()
+		cur := svc.Spec
+		if rollback {
+			if svc.PreviousSpec == nil {
+				return errInvalidf("service %s does not have a previous spec", svc.ID)
+			}
+			spec = *svc.PreviousSpec
+			svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted, StartedAt: &now, Message: "manually requested rollback"}
+		} else {
+			if spec.Name != cur.Name {
+				return errInvalidf("rpc error: code = Unimplemented desc = renaming services is not supported")
+			}
+			if modeName(spec.Mode) != modeName(cur.Mode) {
+				return errInvalidf("rpc error: code = Unimplemented desc = service mode change is not allowed")
+			}
+			svc.UpdateStatus = nil
+			if !jsonEqual(spec.TaskTemplate, cur.TaskTemplate) || !reflect.DeepEqual(endpointOf(spec).Ports, svc.Endpoint.Ports) {
+				svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &now, Message: "update in progress"}
+			}
+		}
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		svc.PreviousSpec = &cur
+		svc.Spec = spec
+		svc.Endpoint = endpointOf(spec)
+		if isJob(spec.Mode) {
+			it := uint64(1)
+			if svc.JobStatus != nil {
+				it = svc.JobStatus.JobIteration.Index + 1
+			}
+			svc.JobStatus = &swarm.JobStatus{JobIteration: swarm.Version{Index: it}, LastExecution: now}
+			svc.UpdateStatus = nil
+		}
+		return tx.UpdateService(svc)
+	})
+	return swarm.ServiceUpdateResponse{}, err
+}
+
+func modeName(m swarm.ServiceMode) string {
+	switch {
+	case m.Global != nil:
+		return "global"
+	case m.ReplicatedJob != nil:
+		return "replicated-job"
+	case m.GlobalJob != nil:
+		return "global-job"
+	}
+	return "replicated"
+}
+
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
+
+// RemoveService deletes a service; the orchestrator stops and removes its tasks.
+func (c *Cluster) RemoveService(ctx context.Context, ref string) error {
+	return c.update(ctx, func(tx store.Tx) error {
+		svc, err := findService(tx, ref)
+		if err != nil {
+			return err
+		}
+		return tx.DeleteService(svc.ID)
+	})
+}
+
+var (
+	nameLeft  = []string{"admiring", "brave", "calm", "eager", "focused", "gallant", "happy", "jolly", "keen", "lucid", "nifty", "quirky", "serene", "vibrant", "zealous"}
+	nameRight = []string{"archimedes", "bohr", "curie", "darwin", "euler", "fermi", "galileo", "hopper", "kepler", "lovelace", "noether", "pascal", "turing", "volta", "wright"}
+)
+
+// randomName is a Docker-style name for a service created without one.
+func randomName() string {
+	return nameLeft[rand.IntN(len(nameLeft))] + "_" + nameRight[rand.IntN(len(nameRight))]
+}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// raftLogger routes hashicorp/raft's hclog output to slog. Only warnings and
+// errors are forwarded by default: raft is chatty at info.
+type raftLogger struct {
+	log   *slog.Logger
+	name  string
+	args  []any
+	level hclog.Level
+}
+
+func newRaftLogger(l *slog.Logger) hclog.Logger {
+	return &raftLogger{log: l, name: "raft", level: hclog.Warn}
+}
+
+func slogLevel(l hclog.Level) slog.Level {
+	switch {
+	case l <= hclog.Debug:
+		return slog.LevelDebug
+	case l == hclog.Info:
+		return slog.LevelInfo
+	case l == hclog.Warn:
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}
+
+func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Off || level < r.level {
+		return
+	}
+	all := append([]any{"logger", r.name}, r.args...)
+	r.log.Log(context.Background(), slogLevel(level), msg, append(all, args...)...)
+}
+
+func (r *raftLogger) Trace(msg string, args ...any) { r.Log(hclog.Trace, msg, args...) }
+func (r *raftLogger) Debug(msg string, args ...any) { r.Log(hclog.Debug, msg, args...) }
+func (r *raftLogger) Info(msg string, args ...any)  { r.Log(hclog.Info, msg, args...) }
+func (r *raftLogger) Warn(msg string, args ...any)  { r.Log(hclog.Warn, msg, args...) }
+func (r *raftLogger) Error(msg string, args ...any) { r.Log(hclog.Error, msg, args...) }
+func (r *raftLogger) IsTrace() bool                 { return r.level <= hclog.Trace }
+func (r *raftLogger) IsDebug() bool                 { return r.level <= hclog.Debug }
+func (r *raftLogger) IsInfo() bool                  { return r.level <= hclog.Info }
+func (r *raftLogger) IsWarn() bool                  { return r.level <= hclog.Warn }
+func (r *raftLogger) IsError() bool                 { return r.level <= hclog.Error }
+func (r *raftLogger) ImpliedArgs() []any            { return r.args }
+func (r *raftLogger) Name() string                  { return r.name }
+func (r *raftLogger) SetLevel(level hclog.Level)    { r.level = level }
+func (r *raftLogger) GetLevel() hclog.Level         { return r.level }
+
+func (r *raftLogger) With(args ...any) hclog.Logger {
+	c := *r
+	c.args = append(append([]any(nil), r.args...), args...)
+	return &c
+}
+
+func (r *raftLogger) Named(name string) hclog.Logger {
+	c := *r
+	c.name = r.name + "." + name
+	return &c
+}
+
+func (r *raftLogger) ResetNamed(name string) hclog.Logger {
+	c := *r
+	c.name = name
+	return &c
+}
+
+func (r *raftLogger) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(r.StandardWriter(opts), "", 0)
+}
+
+func (r *raftLogger) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+	return lineWriter{r}
+}
+
+// lineWriter logs each write as one warning.
+type lineWriter struct{ r *raftLogger }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w.r.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// View runs fn against a consistent read snapshot of the store.
+func (s *Store) View(fn func(tx ReadTx) error) error {
+	txn, index := s.fsm.read()
+	return fn(&readTx{txn: txn, index: index})
+}
+
+// Update runs fn against the current state; the writes fn makes are
+// proposed as one batch through Raft and applied atomically. Reads inside fn
+// see fn's own writes. Update returns fn's error; or ErrOutOfSequence, or an
+// error with Conflict() or NotFound(), when the batch is refused on apply;
+// or ErrNotLeader when this node is not the leader. If fn writes nothing,
+// nothing is proposed. On success, the Meta of every object passed to a
+// Create or Update method is set to what the store recorded.
+//
+// ctx bounds how long Raft may take to accept the proposal; once accepted,
+// Update waits for it to commit or for leadership to be lost. As with any
+// Raft proposal, an ErrNotLeader after the proposal was accepted leaves the
+// outcome unknown: the entry may still commit under the next leader.
+func (s *Store) Update(ctx context.Context, fn func(tx Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	db, index := s.fsm.fork()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	tx := &writeTx{readTx: readTx{txn: txn, index: index}, local: applier{txn: txn}}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if len(tx.ops) == 0 {
+		return nil
+	}
+	b := batch{Time: time.Now().UTC().Round(0), Ops: tx.ops}
+	data, err := encodeBatch(b)
+	if err != nil {
+		return err
+	}
+	f := s.raft.Apply(data, proposeTimeout(ctx))
+	if err := f.Error(); err != nil {
+		if isLeadershipError(err) {
+			return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			return unavailableError{msg: "propose update: raft is too busy to accept it"}
+		}
+		return fmt.Errorf("propose update: %w", err)
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		return err
+	}
+	s.stamp(tx, b.Time, f.Index())
+	return nil
+}
+
+// stamp sets the Meta of the caller's objects as the FSM set it.
+func (s *Store) stamp(tx *writeTx, now time.Time, index uint64) {
+	for i, obj := range tx.written {
+		if obj == nil {
+			continue
+		}
+		_, meta, err := describe(obj)
+		if err != nil {
+			continue
+		}
+		if tx.ops[i].Action == ActionCreate {
+			meta.CreatedAt = now
+		}
+		meta.UpdatedAt = now
+		meta.Version.Index = index
+	}
+}
+
+// Watch streams every change applied after the call, in order, until ctx is
+// done or the store closes; then the channel is closed. With kinds, only
+// changes of those kinds are sent. A slow reader never slows the store: its
+// changes queue up in memory.
+func (s *Store) Watch(ctx context.Context, kinds ...Kind) <-chan Event {
+	ch, _ := s.feed.subscribe(ctx, kinds)
+	return ch
+}
+
+// ViewAndWatch runs fn on a snapshot and subscribes to every change applied
+// after that snapshot, atomically: no change is lost or seen twice between
+// them. Reconcile loops use it. If fn fails, the subscription is cancelled
+// and fn's error returned.
+func (s *Store) ViewAndWatch(ctx context.Context, fn func(tx ReadTx) error, kinds ...Kind) (<-chan Event, error) {
+	var ch <-chan Event
+	var stop func()
+	txn, index := s.fsm.readAnd(func() { ch, stop = s.feed.subscribe(ctx, kinds) })
+	if err := fn(&readTx{txn: txn, index: index}); err != nil {
+		stop()
+		return nil, err
+	}
+	return ch, nil
+}
+
+// Snapshot asks Raft to take a snapshot now and compact the log.
+func (s *Store) Snapshot(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,513 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+	"golang.org/x/sys/unix"
+
+	"github.com/shoal-project/shoal/cluster/ca"
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// Defaults of a new swarm, as Docker's.
+const (
+	DefaultControlPort  = 2377
+	DefaultDataPathPort = 51820 // WireGuard, where Docker has VXLAN's 4789
+	DefaultSubnetSize   = 24
+	defaultHeartbeat    = 5 * time.Second
+	defaultCertExpiry   = 90 * 24 * time.Hour
+)
+
+// Info is the Swarm section of `docker info`.
+func (c *Cluster) Info(ctx context.Context) swarm.Info {
+	s, node, err := c.active()
+	if err != nil {
+		return swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
+	}
+	info := swarm.Info{
+		NodeID:           node.NodeID,
+		NodeAddr:         hostOf(node.AdvertiseAddr),
+		LocalNodeState:   swarm.LocalNodeStateActive,
+		ControlAvailable: true,
+	}
+	_ = s.View(func(tx store.ReadTx) error {
+		if cl, err := tx.Cluster(); err == nil {
+			ci := publicCluster(cl).ClusterInfo
+			info.Cluster = &ci
+		}
+		nodes, err := tx.Nodes()
+		if err != nil {
+			return err
+		}
+		info.Nodes = len(nodes)
+		for _, n := range nodes {
+			if n.ManagerStatus != nil {
+				info.Managers++
+				info.RemoteManagers = append(info.RemoteManagers, swarm.Peer{NodeID: n.ID, Addr: n.ManagerStatus.Addr})
+			}
+		}
+		return nil
+	})
+	return info
+}
+
+// Init makes this node the first manager of a new swarm.
+func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.store != nil {
+		return "", unavailableError{msgInSwarm}
+	}
+	listen, err := listenAddr(req.ListenAddr)
+	if err != nil {
+		return "", err
+	}
+	advertise, err := advertiseAddr(req.AdvertiseAddr, listen)
+	if err != nil {
+		return "", err
+	}
+	if err := validateInit(req); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(c.cfg.Root, 0o700); err != nil {
+		return "", fmt.Errorf("create swarm dir: %w", err)
+	}
+	nodeID := store.NewID()
+	s, err := c.openStore(ctx, nodeID)
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		_ = s.Destroy()
+		return "", err
+	}
+	if err := s.Bootstrap(ctx); err != nil {
+		return fail(fmt.Errorf("bootstrap swarm store: %w", err))
+	}
+	if err := waitLeader(ctx, s); err != nil {
+		return fail(fmt.Errorf("elect swarm leader: %w", err))
+	}
+	now := time.Now().UTC()
+	cl, err := newClusterObject(req, now)
+	if err != nil {
+		return fail(err)
+	}
+	node := c.describeNode(nodeID, advertise, req.Availability)
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateCluster(cl); err != nil {
+			return err
+		}
+		return tx.CreateNode(node)
+	})
+	if err != nil {
+		return fail(fmt.Errorf("create swarm: %w", err))
+	}
+	st := &nodeState{NodeID: nodeID, AdvertiseAddr: advertise, ListenAddr: listen, DataPathAddr: req.DataPathAddr}
+	if err := writeNodeState(c.statePath(), st); err != nil {
+		return fail(err)
+	}
+	c.node, c.store = st, s
+	c.start()
+	c.log.Info("swarm initialized", "node", nodeID, "advertise", advertise)
+	return nodeID, nil
+}
+
+// validateInit checks the parts of an init request Docker checks.
+func validateInit(req swarm.InitRequest) error {
+	switch req.Availability {
+	case "", swarm.NodeAvailabilityActive, swarm.NodeAvailabilityPause, swarm.NodeAvailabilityDrain:
+	default:
+		return errInvalidf("invalid availability %q", req.Availability)
+	}
+	if req.SubnetSize != 0 && (req.SubnetSize < 16 || req.SubnetSize > 29) {
+		return errInvalidf("invalid subnet size %d: must be between 16 and 29", req.SubnetSize)
+	}
+	for _, p := range req.DefaultAddrPool {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return errInvalidf("invalid default address pool %s", p)
+		}
+	}
+	if l := req.Spec.Orchestration.TaskHistoryRetentionLimit; l != nil && *l < 0 {
+		return errInvalidf("invalid task history limit %d: must be 0 or more", *l)
+	}
+	return nil
+}
+
+// newClusterObject is the cluster object of a new swarm: Docker's defaults, the
+// request's settings, a new root CA and join tokens.
+func newClusterObject(req swarm.InitRequest, now time.Time) (*swarm.Swarm, error) {
+	root, err := ca.NewRootCA(now)
+	if err != nil {
+		return nil, err
+	}
+	spec := req.Spec
+	if spec.Name == "" {
+		spec.Name = "default"
+	}
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	if spec.Orchestration.TaskHistoryRetentionLimit == nil {
+		limit := int64(5)
+		spec.Orchestration.TaskHistoryRetentionLimit = &limit
+	}
+	if spec.Raft.SnapshotInterval == 0 {
+		spec.Raft.SnapshotInterval = 10000
+	}
+	if spec.Raft.KeepOldSnapshots == nil {
+		zero := uint64(0)
+		spec.Raft.KeepOldSnapshots = &zero
+	}
+	if spec.Raft.LogEntriesForSlowFollowers == 0 {
+		spec.Raft.LogEntriesForSlowFollowers = 500
+	}
+	if spec.Raft.ElectionTick == 0 {
+		spec.Raft.ElectionTick = 10
+	}
+	if spec.Raft.HeartbeatTick == 0 {
+		spec.Raft.HeartbeatTick = 1
+	}
+	if spec.Dispatcher.HeartbeatPeriod == 0 {
+		spec.Dispatcher.HeartbeatPeriod = defaultHeartbeat
+	}
+	if spec.CAConfig.NodeCertExpiry == 0 {
+		spec.CAConfig.NodeCertExpiry = defaultCertExpiry
+	}
+	spec.EncryptionConfig.AutoLockManagers = req.AutoLockManagers
+	spec.CAConfig.SigningCACert = string(root.CertPEM)
+	spec.CAConfig.SigningCAKey = string(root.KeyPEM)
+	worker, err := ca.NewJoinToken(root)
+	if err != nil {
+		return nil, err
+	}
+	manager, err := ca.NewJoinToken(root)
+	if err != nil {
+		return nil, err
+	}
+	pool := req.DefaultAddrPool
+	if len(pool) == 0 {
+		pool = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	}
+	subnet := req.SubnetSize
+	if subnet == 0 {
+		subnet = DefaultSubnetSize
+	}
+	port := req.DataPathPort
+	if port == 0 {
+		port = DefaultDataPathPort
+	}
+	cert, err := root.Certificate()
+	if err != nil {
+		return nil, err
+	}
+	return &swarm.Swarm{
+		ClusterInfo: swarm.ClusterInfo{
+			ID:   store.NewID(),
+			Spec: spec,
+			TLSInfo: swarm.TLSInfo{
+				TrustRoot:           string(root.CertPEM),
+				CertIssuerSubject:   cert.RawSubject,
+				CertIssuerPublicKey: cert.RawSubjectPublicKeyInfo,
+			},
+			DefaultAddrPool: pool,
+			SubnetSize:      subnet,
+			DataPathPort:    port,
+		},
+		JoinTokens: swarm.JoinTokens{Worker: worker, Manager: manager},
+	}, nil
+}
+
+// publicCluster is the cluster object as the API shows it: never the CA's key.
+func publicCluster(cl *swarm.Swarm) swarm.Swarm {
+	out := *cl
+	out.Spec.CAConfig.SigningCAKey = ""
+	out.Spec.CAConfig.SigningCACert = ""
+	return out
+}
+
+// describeNode is the node object of this machine.
+func (c *Cluster) describeNode(id, advertise string, availability swarm.NodeAvailability) *swarm.Node {
+	if availability == "" {
+		availability = swarm.NodeAvailabilityActive
+	}
+	n := &swarm.Node{
+		ID: id,
+		Spec: swarm.NodeSpec{
+			Annotations:  swarm.Annotations{Labels: map[string]string{}},
+			Role:         swarm.NodeRoleManager,
+			Availability: availability,
+		},
+		ManagerStatus: &swarm.ManagerStatus{Leader: true, Reachability: swarm.ReachabilityReachable, Addr: advertise},
+	}
+	c.fillDescription(n, advertise)
+	return n
+}
+
+// fillDescription sets what the node reports of itself.
+func (c *Cluster) fillDescription(n *swarm.Node, advertise string) {
+	var si unix.Sysinfo_t
+	_ = unix.Sysinfo(&si)
+	n.Description = swarm.NodeDescription{
+		Hostname:  c.cfg.Hostname,
+		Platform:  swarm.Platform{Architecture: archName(), OS: runtime.GOOS},
+		Resources: swarm.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: int64(si.Totalram) * int64(si.Unit)},
+		Engine: swarm.EngineDescription{
+			EngineVersion: c.cfg.EngineVersion,
+			Plugins: []swarm.PluginDescription{
+				{Type: "Log", Name: "json-file"},
+				{Type: "Network", Name: "bridge"}, {Type: "Network", Name: "host"},
+				{Type: "Network", Name: "null"}, {Type: "Network", Name: "overlay"},
+				{Type: "Volume", Name: "local"},
+			},
+		},
+	}
+	n.Status = swarm.NodeStatus{State: swarm.NodeStateReady, Addr: hostOf(advertise)}
+}
+
+// archName is the architecture as Docker reports it (uname -m).
+func archName() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}
+
+// refreshNode brings this node's object up to date when the daemon starts:
+// description, readiness, leadership.
+func (c *Cluster) refreshNode(ctx context.Context, nodeID string) error {
+	s, st, err := c.active()
+	if err != nil {
+		return nil
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		n, err := tx.Node(nodeID)
+		if err != nil {
+			return err
+		}
+		c.fillDescription(n, st.AdvertiseAddr)
+		if n.ManagerStatus != nil {
+			n.ManagerStatus.Leader = true
+			n.ManagerStatus.Reachability = swarm.ReachabilityReachable
+		}
+		return tx.UpdateNode(n)
+	})
+	if err != nil {
+		return fmt.Errorf("refresh node %s: %w", nodeID, err)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Join joins an existing swarm. Multi-node swarms arrive with the control port.
+func (c *Cluster) Join(ctx context.Context, req swarm.JoinRequest) error {
+	c.mu.RLock()
+	inSwarm := c.store != nil
+	c.mu.RUnlock()
+	if inSwarm {
+		return unavailableError{msgInSwarm}
+	}
+	if _, _, err := ca.ParseJoinToken(req.JoinToken); err != nil {
+		return errInvalidf("invalid join token")
+	}
+	return unavailableError{"joining a swarm is not supported by this shoal version yet: it runs single-node swarms"}
+}
+
+// Leave takes the node out of its swarm. The last manager leaves only with force:
+// that erases the swarm, and the node's task containers are removed.
+func (c *Cluster) Leave(ctx context.Context, force bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.store == nil {
+		return unavailableError{msgNotInSwarm}
+	}
+	if !force {
+		return unavailableError{msgLeaveLast}
+	}
+	c.stop()
+	c.removeTaskContainers(ctx)
+	if err := c.store.Destroy(); err != nil {
+		return fmt.Errorf("erase swarm state: %w", err)
+	}
+	if err := os.Remove(c.statePath()); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("erase swarm node state: %w", err)
+	}
+	c.store, c.node = nil, nil
+	c.log.Info("left the swarm")
+	return nil
+}
+
+// removeTaskContainers removes every task container and its network sandbox.
+func (c *Cluster) removeTaskContainers(ctx context.Context) {
+	list, err := c.cfg.Containers.List(ctx, true)
+	if err != nil {
+		c.log.Warn("list task containers", "err", err)
+		return
+	}
+	for _, ct := range list {
+		taskID := ct.Labels["com.docker.swarm.task.id"]
+		if taskID == "" {
+			continue
+		}
+		grace := time.Second
+		_ = c.cfg.Containers.Stop(ctx, ct.ID, &grace)
+		if err := c.cfg.Containers.Remove(ctx, ct.ID, true); err != nil {
+			c.log.Warn("remove task container", "container", ct.ID, "err", err)
+		}
+		if err := c.cfg.Network.RemoveSandbox(ctx, taskID); err != nil {
+			c.log.Warn("remove task sandbox", "task", taskID, "err", err)
+		}
+	}
+}
+
+// Inspect returns the cluster object (GET /swarm).
+func (c *Cluster) Inspect(ctx context.Context) (swarm.Swarm, error) {
+	var out swarm.Swarm
+	err := c.view(func(tx store.ReadTx) error {
+		cl, err := tx.Cluster()
+		if err != nil {
+			return err
+		}
+		out = publicCluster(cl)
+		return nil
+	})
+	return out, err
+}
+
+// Update changes the swarm's spec (compare-and-set on version) and rotates tokens.
+func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, flags UpdateFlags) error {
+	if l := spec.Orchestration.TaskHistoryRetentionLimit; l != nil && *l < 0 {
+		return errInvalidf("invalid task history limit %d: must be 0 or more", *l)
+	}
+	return c.update(ctx, func(tx store.Tx) error {
+		cl, err := tx.Cluster()
+		if err != nil {
+			return err
+		}
+		if cl.Version.Index != version {
+			return store.ErrOutOfSequence
+		}
+		root := ca.RootCA{CertPEM: []byte(cl.Spec.CAConfig.SigningCACert), KeyPEM: []byte(cl.Spec.CAConfig.SigningCAKey)}
+		spec.CAConfig.SigningCACert, spec.CAConfig.SigningCAKey = cl.Spec.CAConfig.SigningCACert, cl.Spec.CAConfig.SigningCAKey
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		cl.Spec = spec
+		if flags.RotateWorkerToken {
+			if cl.JoinTokens.Worker, err = ca.NewJoinToken(root); err != nil {
+				return err
+			}
+		}
+		if flags.RotateManagerToken {
+			if cl.JoinTokens.Manager, err = ca.NewJoinToken(root); err != nil {
+				return err
+			}
+		}
+		return tx.UpdateCluster(cl)
+	})
+}
+
+// UnlockKey returns the key that unlocks an autolocked swarm.
+func (c *Cluster) UnlockKey(ctx context.Context) (string, error) {
+	if _, _, err := c.active(); err != nil {
+		return "", err
+	}
+	return "", unavailableError{"autolock is not supported by this shoal version yet"}
+}
+
+// listenAddr normalizes --listen-addr: host[:port], default 0.0.0.0:2377.
+func listenAddr(addr string) (string, error) {
+	if addr == "" {
+		return net.JoinHostPort("0.0.0.0", strconv.Itoa(DefaultControlPort)), nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, strconv.Itoa(DefaultControlPort)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return "", errInvalidf("invalid listen address %s: bad port", addr)
+	}
+	if ip := resolveHost(host); ip != "" {
+		host = ip
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// advertiseAddr picks the address other nodes reach this one at: the one asked for
+// (an IP or an interface name), else the listen address, else the address of the
+// interface of the default route.
+func advertiseAddr(addr, listen string) (string, error) {
+	_, listenPort, _ := net.SplitHostPort(listen)
+	if addr != "" {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			host, port = addr, listenPort
+		}
+		ip := resolveHost(host)
+		if ip == "" {
+			return "", errInvalidf("advertise address must be a non-zero IP address or network interface (with optional port number)")
+		}
+		return net.JoinHostPort(ip, port), nil
+	}
+	if host, _, _ := net.SplitHostPort(listen); host != "0.0.0.0" && host != "::" && host != "" {
+		return listen, nil
+	}
+	ip, err := defaultRouteIP()
+	if err != nil {
+		return "", errInvalidf("could not choose an IP address to advertise since this system has no usable address - specify one with --advertise-addr")
+	}
+	return net.JoinHostPort(ip, listenPort), nil
+}
+
+// resolveHost turns an IP or an interface name into an IP, or "".
+func resolveHost(host string) string {
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsUnspecified() {
+			return ""
+		}
+		return ip.String()
+	}
+	ifc, err := net.InterfaceByName(host)
+	if err != nil {
+		return ""
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return ""
+}
+
+// defaultRouteIP is the source address the kernel would use to leave the host. It
+// sends nothing: connecting a UDP socket only picks a route.
+func defaultRouteIP() (string, error) {
+	conn, err := net.Dial("udp4", "192.0.2.1:9")
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return conn.LocalAddr().(*net.UDPAddr).IP.String(), nil
+}
+
+func hostOf(hostport string) string {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	return host
+}

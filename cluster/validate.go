@@ -1,0 +1,210 @@
+package cluster
+
+import (
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/scheduler"
+)
+
+// validName is swarmkit's rule for service names: a DNS name component.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9](?:[-_a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$`)
+
+// minMemory is the smallest memory limit a task may have (swarmkit's).
+const minMemory = 4 << 20
+
+// validateServiceSpec refuses a spec Docker would refuse, naming the field. It
+// fills nothing but the default endpoint protocol.
+func validateServiceSpec(spec *swarm.ServiceSpec) error {
+	if !validName.MatchString(spec.Name) {
+		return errInvalidf("rpc error: code = InvalidArgument desc = name must be valid as a DNS name component: %q", spec.Name)
+	}
+	tt := spec.TaskTemplate
+	if tt.PluginSpec != nil || tt.NetworkAttachmentSpec != nil {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: only container tasks are supported")
+	}
+	cs := tt.ContainerSpec
+	if cs == nil {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: missing ContainerSpec")
+	}
+	if strings.TrimSpace(cs.Image) == "" {
+		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
+	}
+	if err := validateMounts(cs.Mounts); err != nil {
+		return err
+	}
+	if cs.StopGracePeriod != nil && *cs.StopGracePeriod < 0 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: StopGracePeriod cannot be negative")
+	}
+	if hc := cs.Healthcheck; hc != nil {
+		if hc.Interval < 0 || hc.Timeout < 0 || hc.StartPeriod < 0 || hc.Retries < 0 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: Healthcheck durations and retries cannot be negative")
+		}
+	}
+	if err := validateResources(tt.Resources); err != nil {
+		return err
+	}
+	if rp := tt.RestartPolicy; rp != nil {
+		switch rp.Condition {
+		case "", swarm.RestartPolicyConditionNone, swarm.RestartPolicyConditionOnFailure, swarm.RestartPolicyConditionAny:
+		default:
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid RestartPolicy.Condition %q", rp.Condition)
+		}
+		if rp.Delay != nil && *rp.Delay < 0 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: restart-delay cannot be negative")
+		}
+		if rp.Window != nil && *rp.Window < 0 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: restart-window cannot be negative")
+		}
+	}
+	if p := tt.Placement; p != nil {
+		for _, c := range p.Constraints {
+			key, _, _, err := scheduler.ParseConstraint(c)
+			if err != nil || !scheduler.ValidConstraintKey(key) {
+				return errInvalidf("rpc error: code = InvalidArgument desc = invalid constraint %q", c)
+			}
+		}
+		for _, pref := range p.Preferences {
+			if pref.Spread == nil || !scheduler.ValidConstraintKey(pref.Spread.SpreadDescriptor) {
+				return errInvalidf("rpc error: code = InvalidArgument desc = invalid placement preference: spread descriptor must name a node label")
+			}
+		}
+	}
+	if len(tt.Networks) > 0 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: networks: overlay networks are not available in this shoal version yet")
+	}
+	if err := validateMode(spec.Mode); err != nil {
+		return err
+	}
+	for _, u := range []struct {
+		name string
+		cfg  *swarm.UpdateConfig
+	}{{"update", spec.UpdateConfig}, {"rollback", spec.RollbackConfig}} {
+		if u.cfg == nil {
+			continue
+		}
+		if u.cfg.Delay < 0 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-delay cannot be negative", u.name)
+		}
+		if u.cfg.Monitor < 0 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-monitor cannot be negative", u.name)
+		}
+		if u.cfg.MaxFailureRatio < 0 || u.cfg.MaxFailureRatio > 1 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-maxfailureratio cannot be less than 0 or bigger than 1", u.name)
+		}
+		switch u.cfg.FailureAction {
+		case "", swarm.UpdateFailureActionPause, swarm.UpdateFailureActionContinue, swarm.UpdateFailureActionRollback:
+		default:
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s FailureAction %q", u.name, u.cfg.FailureAction)
+		}
+		switch u.cfg.Order {
+		case "", swarm.UpdateOrderStopFirst, swarm.UpdateOrderStartFirst:
+		default:
+			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s Order %q", u.name, u.cfg.Order)
+		}
+	}
+	return validateEndpoint(spec.EndpointSpec)
+}
+
+func validateMode(m swarm.ServiceMode) error {
+	n := 0
+	for _, set := range []bool{m.Replicated != nil, m.Global != nil, m.ReplicatedJob != nil, m.GlobalJob != nil} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = ServiceSpec: only one service mode may be set")
+	}
+	if j := m.ReplicatedJob; j != nil && j.MaxConcurrent != nil && j.TotalCompletions != nil && *j.MaxConcurrent > *j.TotalCompletions {
+		return errInvalidf("rpc error: code = InvalidArgument desc = ServiceSpec: MaxConcurrent cannot be greater than TotalCompletions")
+	}
+	return nil
+}
+
+func validateResources(r *swarm.ResourceRequirements) error {
+	if r == nil {
+		return nil
+	}
+	if l := r.Limits; l != nil {
+		if l.MemoryBytes != 0 && l.MemoryBytes < minMemory {
+			return errInvalidf("rpc error: code = InvalidArgument desc = invalid memory value %d: Must be at least 4MiB", l.MemoryBytes)
+		}
+		if l.NanoCPUs < 0 || (l.NanoCPUs != 0 && l.NanoCPUs < 1e6) {
+			return errInvalidf("rpc error: code = InvalidArgument desc = invalid cpu value %g: Must be at least 0.001", float64(l.NanoCPUs)/1e9)
+		}
+		if l.Pids < 0 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = invalid pids limit %d: cannot be negative", l.Pids)
+		}
+	}
+	if res := r.Reservations; res != nil {
+		if res.MemoryBytes < 0 || res.NanoCPUs < 0 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = invalid reservations: cannot be negative")
+		}
+	}
+	return nil
+}
+
+func validateMounts(mounts []mount.Mount) error {
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		if !path.IsAbs(m.Target) {
+			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid mount target, must be an absolute path: %s", m.Target)
+		}
+		if seen[m.Target] {
+			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: duplicate mount point: %s", m.Target)
+		}
+		seen[m.Target] = true
+		switch m.Type {
+		case mount.TypeBind:
+			if !path.IsAbs(m.Source) {
+				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid bind mount source, must be an absolute path: %s", m.Source)
+			}
+		case mount.TypeVolume:
+			if strings.HasPrefix(m.Source, "/") {
+				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid volume mount source, must not be an absolute path: %s", m.Source)
+			}
+		case mount.TypeTmpfs:
+			if m.Source != "" {
+				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid tmpfs source, source must be empty")
+			}
+		default:
+			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid mount type %q", m.Type)
+		}
+	}
+	return nil
+}
+
+func validateEndpoint(ep *swarm.EndpointSpec) error {
+	if ep == nil {
+		return nil
+	}
+	switch ep.Mode {
+	case "", swarm.ResolutionModeVIP, swarm.ResolutionModeDNSRR:
+	default:
+		return errInvalidf("rpc error: code = InvalidArgument desc = EndpointSpec: invalid resolution mode %q", ep.Mode)
+	}
+	seen := map[string]bool{}
+	for _, p := range ep.Ports {
+		if p.TargetPort == 0 || p.TargetPort > 65535 || p.PublishedPort > 65535 {
+			return errInvalidf("rpc error: code = InvalidArgument desc = EndpointSpec: invalid port %d:%d", p.PublishedPort, p.TargetPort)
+		}
+		if p.PublishedPort == 0 {
+			continue
+		}
+		proto := string(p.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		key := proto + "/" + string(rune(p.PublishedPort))
+		if seen[key] {
+			return errInvalidf("rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided")
+		}
+		seen[key] = true
+	}
+	return nil
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoal-project/shoal/cluster"
+	"github.com/shoal-project/shoal/engineapi"
+	"github.com/shoal-project/shoal/netplane/bridge"
+	"github.com/shoal-project/shoal/runtime/container"
+	"github.com/shoal-project/shoal/runtime/image"
+)
+
+// runDaemon wires the parts and serves the Engine API until ctx is done.
+func runDaemon(ctx context.Context, cfg daemonConfig) error {
+	started := time.Now()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	for _, dir := range []string{cfg.DataRoot, cfg.ExecRoot} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	images, err := image.Open(ctx, image.Options{
+		Root:     filepath.Join(cfg.DataRoot, "image"),
+		Mirrors:  cfg.RegistryMirrors,
+		Insecure: cfg.InsecureRegistry,
+		Logger:   log.With("component", "image"),
+	})
+	if err != nil {
+		return err
+	}
+	defer images.Close()
+	subnet, err := netip.ParsePrefix(cfg.BridgeSubnet)
+	if err != nil {
+		return fmt.Errorf("invalid --bip %q: %w", cfg.BridgeSubnet, err)
+	}
+	network, err := bridge.New(ctx, bridge.Config{
+		StateDir:   filepath.Join(cfg.DataRoot, "network"),
+		NetNSDir:   filepath.Join(cfg.ExecRoot, "netns"),
+		BridgeName: cfg.BridgeName,
+		Subnet:     subnet,
+		TableName:  cfg.NFTable,
+		Logger:     log.With("component", "network"),
+	})
+	if err != nil {
+		return err
+	}
+	defer network.Close()
+	containers, err := container.New(ctx, container.Config{
+		Root:         filepath.Join(cfg.DataRoot, "containers"),
+		StateRoot:    filepath.Join(cfg.ExecRoot, "runc"),
+		Images:       images,
+		CgroupParent: cfg.CgroupParent,
+		Logger:       log.With("component", "container"),
+	})
+	if err != nil {
+		return err
+	}
+	defer containers.Close()
+	hostname, _ := os.Hostname()
+	cl, err := cluster.New(ctx, cluster.Config{
+		Root:          filepath.Join(cfg.DataRoot, "swarm"),
+		Hostname:      hostname,
+		EngineVersion: version,
+		Containers:    containers,
+		Images:        images,
+		Network:       network,
+		Logger:        log.With("component", "cluster"),
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	api := engineapi.New(engineapi.Config{
+		Swarm:      cl,
+		Containers: containers,
+		Images:     images,
+		Version:    version,
+		DataRoot:   cfg.DataRoot,
+		Logger:     log.With("component", "api"),
+	})
+	defer api.Close()
+	return serve(ctx, cfg, api, log, started)
+}
+
+// serve listens on every -H address and serves the API until ctx is done.
+func serve(ctx context.Context, cfg daemonConfig, handler http.Handler, log *slog.Logger, started time.Time) error {
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for _, h := range cfg.Hosts {
+		l, err := listen(h, cfg)
+		if err != nil {
+			return err
+		}
+		listeners = append(listeners, l)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	errs := make(chan error, len(listeners))
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Add(1)
+		go func(l net.Listener) {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+			}
+		}(l)
+	}
+	log.Info("API listening", "hosts", strings.Join(cfg.Hosts, ","), "ready_after", time.Since(started).Round(time.Millisecond))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	wg.Wait()
+	log.Info("daemon stopped; task containers keep running")
+	return err
+}
+
+// listen opens one API listener: a root-only unix socket, or TCP with mutual TLS.
+func listen(host string, cfg daemonConfig) (net.Listener, error) {
+	switch {
+	case strings.HasPrefix(host, "unix://"):
+		path := strings.TrimPrefix(host, "unix://")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", host, err)
+		}
+		if err := os.Chmod(path, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
+	case strings.HasPrefix(host, "tcp://"):
+		tlsCfg, err := serverTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		l, err := tls.Listen("tcp", strings.TrimPrefix(host, "tcp://"), tlsCfg)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", host, err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("invalid -H %q: want unix:///path or tcp://host:port", host)
+}
+
+// serverTLS is TLS 1.2+ that requires a client certificate signed by --tlscacert.
+func serverTLS(cfg daemonConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(cfg.TLSCACert)
+	if err != nil {
+		return nil, fmt.Errorf("read TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("no certificate in %s", cfg.TLSCACert)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}

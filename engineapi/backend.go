@@ -1,0 +1,77 @@
+package engineapi
+
+import (
+	"context"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster"
+	ctr "github.com/shoal-project/shoal/runtime/container"
+	img "github.com/shoal-project/shoal/runtime/image"
+)
+
+// Swarm is the control plane as the Engine API sees it. cluster.Cluster implements it.
+// Errors are classified by their NotFound/Conflict/InvalidParameter/Unavailable methods.
+type Swarm interface {
+	// Info is the Swarm section of /info, and decides the Swarm header of /_ping.
+	Info(ctx context.Context) swarm.Info
+	Init(ctx context.Context, req swarm.InitRequest) (nodeID string, err error)
+	Join(ctx context.Context, req swarm.JoinRequest) error
+	Leave(ctx context.Context, force bool) error
+	Inspect(ctx context.Context) (swarm.Swarm, error)
+	Update(ctx context.Context, version uint64, spec swarm.Spec, flags cluster.UpdateFlags) error
+	UnlockKey(ctx context.Context) (string, error)
+
+	Nodes(ctx context.Context) ([]swarm.Node, error)
+	Node(ctx context.Context, idOrName string) (swarm.Node, error)
+	UpdateNode(ctx context.Context, idOrName string, version uint64, spec swarm.NodeSpec) error
+	RemoveNode(ctx context.Context, idOrName string, force bool) error
+
+	CreateService(ctx context.Context, spec swarm.ServiceSpec, encodedAuth string) (swarm.ServiceCreateResponse, error)
+	Services(ctx context.Context, withStatus bool) ([]swarm.Service, error)
+	Service(ctx context.Context, idOrName string, insertDefaults bool) (swarm.Service, error)
+	UpdateService(ctx context.Context, idOrName string, version uint64, spec swarm.ServiceSpec, opts cluster.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error)
+	RemoveService(ctx context.Context, idOrName string) error
+
+	Tasks(ctx context.Context) ([]swarm.Task, error)
+	Task(ctx context.Context, id string) (swarm.Task, error)
+	// ServiceLogs streams the output of the service's tasks; the channel closes at the end.
+	ServiceLogs(ctx context.Context, idOrName string, opts cluster.LogOptions) (<-chan cluster.LogMessage, error)
+	// TaskLogs is ServiceLogs for one task.
+	TaskLogs(ctx context.Context, taskID string, opts cluster.LogOptions) (<-chan cluster.LogMessage, error)
+
+	// Events streams swarm object events (service, node, secret, config, network)
+	// until ctx is done.
+	Events(ctx context.Context) <-chan events.Message
+}
+
+// Containers is the node's container runtime as the API sees it (read and debug only:
+// containers are created by the orchestrator). *container.Manager implements it.
+type Containers interface {
+	List(ctx context.Context, all bool) ([]container.Summary, error)
+	Inspect(ctx context.Context, idOrName string) (container.InspectResponse, error)
+	Logs(ctx context.Context, idOrName string, opts ctr.LogOptions) (<-chan ctr.LogEntry, error)
+	Exec(ctx context.Context, idOrName string, cfg ctr.ExecConfig, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	Stop(ctx context.Context, idOrName string, timeout *time.Duration) error
+	Kill(ctx context.Context, idOrName string, sig syscall.Signal) error
+	Subscribe(ctx context.Context) <-chan ctr.Event
+}
+
+// Images is the node's image store as the API sees it. *image.Store implements it.
+type Images interface {
+	Load(ctx context.Context, r io.Reader) ([]string, error)
+	Pull(ctx context.Context, ref string, auth *registry.AuthConfig, progress func(jsonstream.Message)) (img.Image, error)
+	Get(ctx context.Context, ref string) (img.Image, error)
+	List(ctx context.Context) ([]img.Image, error)
+	Tag(ctx context.Context, ref, newRef string) error
+	Remove(ctx context.Context, ref string, force bool) ([]image.DeleteResponse, error)
+	Distribution(ctx context.Context, ref string, auth *registry.AuthConfig) (registry.DistributionInspect, error)
+}

@@ -1,0 +1,266 @@
+package engineapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+	"github.com/moby/moby/api/types/container"
+
+	ctr "github.com/shoal-project/shoal/runtime/container"
+)
+
+// maxExecs bounds the exec table: beyond it the oldest finished execs are forgotten.
+const maxExecs = 1024
+
+// execTable holds the exec instances created through the API: created by POST
+// /containers/{id}/exec, run once by POST /exec/{id}/start, inspected afterwards for
+// their exit code (the CLI reads it to set its own).
+type execTable struct {
+	mu    sync.Mutex
+	byID  map[string]*execInstance
+	order []string // creation order, oldest first
+}
+
+// execInstance is one exec: its request and what became of it.
+type execInstance struct {
+	id          string
+	containerID string
+	req         container.ExecCreateRequest
+
+	mu       sync.Mutex
+	started  bool
+	running  bool
+	exitCode *int
+}
+
+func newExecTable() *execTable {
+	return &execTable{byID: map[string]*execInstance{}}
+}
+
+// add stores a new exec for containerID and returns it.
+func (t *execTable) add(containerID string, req container.ExecCreateRequest) (*execInstance, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, fmt.Errorf("generate exec ID: %w", err)
+	}
+	e := &execInstance{id: hex.EncodeToString(raw[:]), containerID: containerID, req: req}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.byID[e.id] = e
+	t.order = append(t.order, e.id)
+	t.evictLocked()
+	return e, nil
+}
+
+// evictLocked forgets the oldest finished execs while the table is over maxExecs.
+func (t *execTable) evictLocked() {
+	kept := t.order[:0]
+	excess := len(t.order) - maxExecs
+	for _, id := range t.order {
+		e := t.byID[id]
+		if excess > 0 && e.finished() {
+			delete(t.byID, id)
+			excess--
+			continue
+		}
+		kept = append(kept, id)
+	}
+	t.order = kept
+}
+
+// get returns the exec with id, or dockerd's 404.
+func (t *execTable) get(id string) (*execInstance, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.byID[id]
+	if !ok {
+		return nil, notFoundError("No such exec instance: " + id)
+	}
+	return e, nil
+}
+
+func (e *execInstance) finished() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.exitCode != nil
+}
+
+// begin marks e started; an exec runs only once.
+func (e *execInstance) begin() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.running:
+		return conflictError(fmt.Sprintf("Error: Exec command %s is already running", e.id))
+	case e.started:
+		return conflictError(fmt.Sprintf("exec command %s has already run", e.id))
+	}
+	e.started, e.running = true, true
+	return nil
+}
+
+func (e *execInstance) finish(code int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.running = false
+	e.exitCode = &code
+}
+
+// inspect is e as GET /exec/{id}/json shows it.
+func (e *execInstance) inspect() container.ExecInspectResponse {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pc := &container.ExecProcessConfig{Tty: e.req.Tty, User: e.req.User, Privileged: &e.req.Privileged}
+	if len(e.req.Cmd) > 0 {
+		pc.Entrypoint, pc.Arguments = e.req.Cmd[0], append([]string{}, e.req.Cmd[1:]...)
+	}
+	return container.ExecInspectResponse{
+		ID: e.id, Running: e.running, ExitCode: e.exitCode, ProcessConfig: pc,
+		OpenStdin: e.req.AttachStdin, OpenStdout: e.req.AttachStdout, OpenStderr: e.req.AttachStderr,
+		ContainerID: e.containerID, DetachKeys: []byte(e.req.DetachKeys),
+	}
+}
+
+func (s *Server) createExec(c *gin.Context) {
+	var req container.ExecCreateRequest
+	if err := decodeJSONBody(c, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	if len(req.Cmd) == 0 {
+		writeError(c, badRequest("No exec command specified"))
+		return
+	}
+	ins, err := s.cfg.Containers.Inspect(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if ins.State == nil || !ins.State.Running {
+		writeError(c, conflictError(fmt.Sprintf("container %s is not running", ins.ID)))
+		return
+	}
+	if ins.State.Paused {
+		writeError(c, conflictError(fmt.Sprintf("container %s is paused, unpause the container before exec", ins.ID)))
+		return
+	}
+	e, err := s.execs.add(ins.ID, req)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	respondJSON(c, http.StatusCreated, container.ExecCreateResponse{ID: e.id})
+}
+
+func (s *Server) inspectExec(c *gin.Context) {
+	e, err := s.execs.get(c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	respondJSON(c, http.StatusOK, e.inspect())
+}
+
+// resizeExec accepts a TTY size and ignores it: execs run without a terminal.
+func (s *Server) resizeExec(c *gin.Context) {
+	if _, err := s.execs.get(c.Param("id")); err != nil {
+		writeError(c, err)
+		return
+	}
+	for _, k := range []string{"h", "w"} {
+		if _, err := strconv.ParseUint(c.Query(k), 10, 16); err != nil {
+			writeError(c, badRequest(fmt.Sprintf("invalid resize %s: %q", k, c.Query(k))))
+			return
+		}
+	}
+	c.Status(http.StatusOK)
+}
+
+// startExec runs the exec. Like dockerd it takes over the connection (answering 101
+// UPGRADED when the client asked to upgrade), streams the output (multiplexed unless
+// Tty) and reads stdin from the same connection until the client half-closes it.
+// Detached execs answer at once and run in the background.
+func (s *Server) startExec(c *gin.Context) {
+	e, err := s.execs.get(c.Param("id"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	var req container.ExecStartRequest
+	if c.Request.ContentLength != 0 {
+		if err := decodeJSONBody(c, &req); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
+	if err := e.begin(); err != nil {
+		writeError(c, err)
+		return
+	}
+	cfg := ctr.ExecConfig{Cmd: e.req.Cmd, Env: e.req.Env, User: e.req.User,
+		WorkingDir: e.req.WorkingDir, Tty: e.req.Tty, Privileged: e.req.Privileged}
+	if req.Detach {
+		// The exec outlives the request, as a detached exec does under dockerd; it
+		// ends when its process does.
+		go func() {
+			code, err := s.cfg.Containers.Exec(context.WithoutCancel(c.Request.Context()), e.containerID, cfg, nil, io.Discard, io.Discard)
+			if err != nil {
+				s.log.Warn("detached exec failed", "exec", e.id, "container", e.containerID, "err", err)
+				code = 126
+			}
+			e.finish(code)
+		}()
+		c.Status(http.StatusOK)
+		return
+	}
+	s.attachExec(c, e, cfg)
+}
+
+// attachExec hijacks the connection and runs e with its streams wired to it.
+func (s *Server) attachExec(c *gin.Context, e *execInstance, cfg ctr.ExecConfig) {
+	conn, brw, err := c.Writer.Hijack()
+	if err != nil {
+		e.finish(126)
+		writeError(c, fmt.Errorf("attach to exec %s: %w", e.id, err))
+		return
+	}
+	defer conn.Close()
+	tty := e.req.Tty
+	head := "HTTP/1.1 200 OK\r\nContent-Type: " + mediaTypeRawStream + "\r\n"
+	if _, upgrade := c.Request.Header["Upgrade"]; upgrade {
+		contentType := mediaTypeRawStream
+		if !tty && !versionLess(requestVersion(c), "1.42") {
+			contentType = mediaTypeMultiplexedStream
+		}
+		head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: " + contentType + "\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+	}
+	if _, err := io.WriteString(conn, head); err == nil {
+		_ = c.Writer.Header().WriteSubset(conn, map[string]bool{"Content-Type": true, "Content-Length": true})
+		_, _ = io.WriteString(conn, "\r\n")
+	}
+	stdout, stderr, _ := stdWriters(conn, !tty, nil)
+	var stdin io.Reader
+	if e.req.AttachStdin {
+		stdin = brw.Reader // holds whatever the client sent after the request
+	}
+	if !e.req.AttachStdout {
+		stdout = io.Discard
+	}
+	if !e.req.AttachStderr {
+		stderr = io.Discard
+	}
+	code, err := s.cfg.Containers.Exec(c.Request.Context(), e.containerID, cfg, stdin, stdout, stderr)
+	if err != nil {
+		// dockerd reports a failed start on the output stream and exit code 126.
+		_, _ = io.WriteString(stdout, err.Error()+"\r\n")
+		code = 126
+	}
+	e.finish(code)
+}

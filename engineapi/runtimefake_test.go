@@ -1,0 +1,322 @@
+package engineapi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	ctr "github.com/shoal-project/shoal/runtime/container"
+	img "github.com/shoal-project/shoal/runtime/image"
+)
+
+// ctrFake is the node's containers: fixed summaries and log lines, and an exec that
+// understands a few commands (hostname, cat, fail, sleep).
+type ctrFake struct {
+	mu       sync.Mutex
+	list     []container.Summary
+	tty      map[string]bool
+	logs     map[string][]ctr.LogEntry
+	hostname string
+
+	stopped   []string
+	stopAfter *time.Duration
+	killed    map[string]syscall.Signal
+	execs     []ctr.ExecConfig
+	logOpts   ctr.LogOptions
+}
+
+func newCtrFake(list ...container.Summary) *ctrFake {
+	return &ctrFake{list: list, tty: map[string]bool{}, logs: map[string][]ctr.LogEntry{},
+		hostname: "web-host", killed: map[string]syscall.Signal{}}
+}
+
+func (f *ctrFake) findLocked(ref string) (container.Summary, error) {
+	for _, c := range f.list {
+		if c.ID == ref || (len(ref) >= 3 && strings.HasPrefix(c.ID, ref)) {
+			return c, nil
+		}
+		for _, n := range c.Names {
+			if n == ref || n == "/"+ref {
+				return c, nil
+			}
+		}
+	}
+	return container.Summary{}, &svcFakeErr{notFound: true, msg: "No such container: " + ref}
+}
+
+func (f *ctrFake) List(context.Context, bool) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]container.Summary(nil), f.list...), nil
+}
+
+func (f *ctrFake) Inspect(_ context.Context, ref string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.findLocked(ref)
+	if err != nil {
+		return container.InspectResponse{}, err
+	}
+	running := c.State == container.StateRunning
+	return container.InspectResponse{
+		ID: c.ID, Name: c.Names[0], Image: c.ImageID, Created: time.Unix(c.Created, 0).UTC().Format(time.RFC3339Nano),
+		State:  &container.State{Status: c.State, Running: running},
+		Config: &container.Config{Image: c.Image, Labels: c.Labels, Tty: f.tty[c.ID], Hostname: f.hostname},
+	}, nil
+}
+
+func (f *ctrFake) Logs(ctx context.Context, ref string, opts ctr.LogOptions) (<-chan ctr.LogEntry, error) {
+	f.mu.Lock()
+	c, err := f.findLocked(ref)
+	entries := append([]ctr.LogEntry(nil), f.logs[c.ID]...)
+	f.logOpts = opts
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan ctr.LogEntry)
+	go func() {
+		defer close(ch)
+		for _, e := range entries {
+			select {
+			case ch <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+func (f *ctrFake) Exec(ctx context.Context, ref string, cfg ctr.ExecConfig, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	f.mu.Lock()
+	_, err := f.findLocked(ref)
+	f.execs = append(f.execs, cfg)
+	host := f.hostname
+	f.mu.Unlock()
+	if err != nil {
+		return -1, err
+	}
+	switch cfg.Cmd[0] {
+	case "hostname":
+		_, _ = fmt.Fprintln(stdout, host)
+		return 0, nil
+	case "cat":
+		if stdin == nil {
+			return 0, nil
+		}
+		// Line by line, so that each line reaches the client as it comes.
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			if _, err := fmt.Fprintln(stdout, sc.Text()); err != nil {
+				return 1, nil
+			}
+		}
+		return 0, nil
+	case "fail":
+		_, _ = io.WriteString(stdout, "partial output\n")
+		_, _ = io.WriteString(stderr, "something broke\n")
+		return 3, nil
+	case "sleep":
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return 0, nil
+	}
+	return 126, fmt.Errorf("exec failed: exec: %q: executable file not found in $PATH", cfg.Cmd[0])
+}
+
+func (f *ctrFake) Stop(_ context.Context, ref string, timeout *time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.findLocked(ref)
+	if err != nil {
+		return err
+	}
+	f.stopped = append(f.stopped, c.ID)
+	f.stopAfter = timeout
+	return nil
+}
+
+func (f *ctrFake) Kill(_ context.Context, ref string, sig syscall.Signal) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.findLocked(ref)
+	if err != nil {
+		return err
+	}
+	f.killed[c.ID] = sig
+	return nil
+}
+
+func (f *ctrFake) Subscribe(context.Context) <-chan ctr.Event { return make(chan ctr.Event) }
+
+// imageFake is an image store in memory. Load reads an "archive" that is a list of
+// references, one per line; Pull knows every reference but those starting with
+// "nosuch", and fails half-way for those starting with "broken".
+type imageFake struct {
+	mu      sync.Mutex
+	images  []img.Image
+	seq     int
+	removed []string
+	auth    *registry.AuthConfig
+}
+
+func (f *imageFake) addImage(tags ...string) img.Image {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	created := time.Date(2026, 9, f.seq, 8, 0, 0, 0, time.UTC)
+	im := img.Image{
+		ID:       fmt.Sprintf("sha256:%02d%s", f.seq, strings.Repeat("ab", 31)),
+		RepoTags: tags, Created: created, Size: int64(1000 * f.seq),
+		Config: dockerspec.DockerOCIImage{
+			Image:  ocispec.Image{Created: &created, Platform: ocispec.Platform{Architecture: "amd64", OS: "linux"}},
+			Config: dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Cmd: []string{"sh"}, Labels: map[string]string{"seq": fmt.Sprint(f.seq)}}},
+		},
+	}
+	f.images = append(f.images, im)
+	return im
+}
+
+func familiarTag(ref string) string {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ref
+	}
+	return reference.FamiliarString(reference.TagNameOnly(named))
+}
+
+func (f *imageFake) findLocked(ref string) (int, error) {
+	want := familiarTag(ref)
+	for i, im := range f.images {
+		if im.ID == ref || strings.HasPrefix(im.ID, "sha256:"+ref) || strings.HasPrefix(im.ID, ref) && strings.HasPrefix(ref, "sha256:") {
+			return i, nil
+		}
+		for _, t := range im.RepoTags {
+			if t == want {
+				return i, nil
+			}
+		}
+	}
+	return 0, &svcFakeErr{notFound: true, msg: "No such image: " + ref}
+}
+
+func (f *imageFake) Load(_ context.Context, r io.Reader) ([]string, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var refs []string
+	for _, line := range strings.Fields(string(data)) {
+		if line == "garbage" {
+			return refs, fmt.Errorf("unrecognized image archive: no manifest.json or index.json")
+		}
+		im := f.addImage(familiarTag(line))
+		refs = append(refs, im.RepoTags[0])
+	}
+	return refs, nil
+}
+
+func (f *imageFake) Pull(_ context.Context, ref string, auth *registry.AuthConfig, progress func(jsonstream.Message)) (img.Image, error) {
+	f.mu.Lock()
+	f.auth = auth
+	f.mu.Unlock()
+	if strings.HasPrefix(ref, "nosuch") {
+		return img.Image{}, &svcFakeErr{notFound: true, msg: "pull access denied for nosuch, repository does not exist or may require 'docker login'"}
+	}
+	named, _ := reference.ParseNormalizedNamed(ref)
+	tag := "latest"
+	if t, ok := named.(reference.Tagged); ok {
+		tag = t.Tag()
+	}
+	progress(jsonstream.Message{Status: "Pulling from " + reference.Path(named), ID: tag})
+	progress(jsonstream.Message{Status: "Pulling fs layer", ID: "layer0000001"})
+	if strings.HasPrefix(ref, "broken") {
+		return img.Image{}, fmt.Errorf("read layer layer0000001: unexpected EOF")
+	}
+	progress(jsonstream.Message{Status: "Pull complete", ID: "layer0000001"})
+	im := f.addImage(ref)
+	progress(jsonstream.Message{Status: "Digest: sha256:" + strings.Repeat("cd", 32)})
+	progress(jsonstream.Message{Status: "Status: Downloaded newer image for " + ref})
+	return im, nil
+}
+
+func (f *imageFake) Get(_ context.Context, ref string) (img.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, err := f.findLocked(ref)
+	if err != nil {
+		return img.Image{}, err
+	}
+	return f.images[i], nil
+}
+
+func (f *imageFake) List(context.Context) ([]img.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]img.Image(nil), f.images...), nil
+}
+
+func (f *imageFake) Tag(_ context.Context, ref, newRef string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, err := f.findLocked(ref)
+	if err != nil {
+		return err
+	}
+	f.images[i].RepoTags = append(f.images[i].RepoTags, newRef)
+	return nil
+}
+
+func (f *imageFake) Remove(_ context.Context, ref string, force bool) ([]image.DeleteResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, err := f.findLocked(ref)
+	if err != nil {
+		return nil, err
+	}
+	f.removed = append(f.removed, ref)
+	im := &f.images[i]
+	want := familiarTag(ref)
+	var out []image.DeleteResponse
+	kept := im.RepoTags[:0]
+	for _, t := range im.RepoTags {
+		if t == want {
+			out = append(out, image.DeleteResponse{Untagged: t})
+			continue
+		}
+		kept = append(kept, t)
+	}
+	im.RepoTags = kept
+	if len(kept) == 0 {
+		out = append(out, image.DeleteResponse{Deleted: im.ID})
+		f.images = append(f.images[:i], f.images[i+1:]...)
+	}
+	return out, nil
+}
+
+func (f *imageFake) Distribution(_ context.Context, ref string, _ *registry.AuthConfig) (registry.DistributionInspect, error) {
+	if _, err := f.Get(context.Background(), ref); err != nil {
+		return registry.DistributionInspect{}, err
+	}
+	return registry.DistributionInspect{
+		Descriptor: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest("sha256:" + strings.Repeat("cd", 32)), Size: 527},
+		Platforms:  []ocispec.Platform{{Architecture: "amd64", OS: "linux"}},
+	}, nil
+}

@@ -1,0 +1,145 @@
+// Command shoal is a Docker swarm in one binary: `shoal daemon` serves the Docker
+// Engine API that the stock docker CLI drives, keeps the swarm in Raft, and runs
+// tasks under runc's libcontainer. main parses flags and wires the parts; it holds
+// no logic of its own.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/shoal-project/shoal/runtime/container"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	// libcontainer re-executes this binary as "shoal init" inside each new container.
+	container.RunInit()
+
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "daemon":
+		cfg, err := parseDaemonFlags(os.Args[2:])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "shoal daemon:", err)
+			os.Exit(2)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if err := runDaemon(ctx, cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "shoal daemon:", err)
+			os.Exit(1)
+		}
+	case "version", "--version", "-v":
+		fmt.Printf("shoal version %s\n", version)
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "shoal: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `Usage: shoal COMMAND
+
+Commands:
+  daemon    run the shoal daemon (a Docker Engine API in swarm mode)
+  version   print the version
+
+Run 'shoal daemon -h' for the daemon's flags.
+`)
+}
+
+// daemonConfig is everything `shoal daemon` is told on its command line.
+type daemonConfig struct {
+	Hosts            []string
+	DataRoot         string
+	ExecRoot         string
+	RegistryMirrors  []string
+	InsecureRegistry []string
+	LogLevel         slog.Level
+	BridgeName       string
+	BridgeSubnet     string
+	NFTable          string
+	CgroupParent     string
+	TLSVerify        bool
+	TLSCACert        string
+	TLSCert          string
+	TLSKey           string
+}
+
+// listFlag is a flag that may be given many times.
+type listFlag struct{ values *[]string }
+
+func (l listFlag) String() string {
+	if l.values == nil {
+		return ""
+	}
+	return strings.Join(*l.values, ",")
+}
+
+func (l listFlag) Set(v string) error {
+	*l.values = append(*l.values, v)
+	return nil
+}
+
+func parseDaemonFlags(args []string) (daemonConfig, error) {
+	cfg := daemonConfig{}
+	fs := flag.NewFlagSet("shoal daemon", flag.ContinueOnError)
+	hosts := listFlag{&cfg.Hosts}
+	fs.Var(hosts, "H", "daemon socket to listen on: unix:///path or tcp://host:port (repeatable)")
+	fs.Var(hosts, "host", "daemon socket to listen on (same as -H)")
+	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/shoal", "root of persistent state")
+	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/shoal", "root of runtime state (container state, network namespaces)")
+	fs.Var(listFlag{&cfg.RegistryMirrors}, "registry-mirror", "registry mirror for docker.io (repeatable)")
+	fs.Var(listFlag{&cfg.InsecureRegistry}, "insecure-registry", "registry reachable over plain HTTP (repeatable)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error, fatal")
+	fs.StringVar(&cfg.BridgeName, "bridge", "shoal0", "name of the node-local bridge for task containers")
+	fs.StringVar(&cfg.BridgeSubnet, "bip", "172.30.0.0/16", "subnet of the node-local bridge")
+	fs.StringVar(&cfg.NFTable, "nftables-table", "shoal", "name of shoal's nftables table")
+	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "shoal", "parent cgroup of task containers")
+	fs.BoolVar(&cfg.TLSVerify, "tlsverify", false, "require TLS with client certificates on TCP listeners")
+	fs.StringVar(&cfg.TLSCACert, "tlscacert", "", "CA that signs accepted client certificates")
+	fs.StringVar(&cfg.TLSCert, "tlscert", "", "server certificate")
+	fs.StringVar(&cfg.TLSKey, "tlskey", "", "server key")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ReplaceAll(*level, "fatal", "error"))); err != nil {
+		return cfg, fmt.Errorf("invalid --log-level %q", *level)
+	}
+	if len(cfg.Hosts) == 0 {
+		cfg.Hosts = []string{"unix:///run/shoal.sock"}
+	}
+	for _, h := range cfg.Hosts {
+		if strings.HasPrefix(h, "tcp://") && !(cfg.TLSVerify && cfg.TLSCACert != "" && cfg.TLSCert != "" && cfg.TLSKey != "") {
+			return cfg, errors.New("a TCP listener needs --tlsverify with --tlscacert, --tlscert and --tlskey: shoal never listens on TCP without mutual TLS")
+		}
+	}
+	var err error
+	if cfg.DataRoot, err = filepath.Abs(cfg.DataRoot); err != nil {
+		return cfg, err
+	}
+	if cfg.ExecRoot, err = filepath.Abs(cfg.ExecRoot); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,255 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+)
+
+// CreateRequest describes a container to create.
+type CreateRequest struct {
+	// Name is unique on the node; Docker's rules [a-zA-Z0-9][a-zA-Z0-9_.-]+.
+	// Empty means a generated name.
+	Name string
+	// Config is the container's portable configuration; the image's config
+	// fills what it leaves unset.
+	Config ctypes.Config
+	// HostConfig is the node-specific configuration (mounts, resources, ...).
+	HostConfig ctypes.HostConfig
+	// NetNSPath is a network namespace to join; "" means a new one with only lo.
+	NetNSPath string
+	// IPAddress is the container's address, for /etc/hosts and inspect.
+	IPAddress string
+}
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// Create records a new container from req, merging in the image's config the way
+// dockerd does, and prepares its directory (overlay dirs, hostname, hosts,
+// resolv.conf). It returns the 64-hex ID; the container is "created".
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error) {
+	if err := validateCreate(req); err != nil {
+		return "", err
+	}
+	imageID, imgCfg, err := m.cfg.Images.ImageConfig(ctx, req.Config.Image)
+	if err != nil {
+		return "", fmt.Errorf("create container: %w", err)
+	}
+	lower, err := m.cfg.Images.LayerDirs(ctx, imageID)
+	if err != nil {
+		return "", fmt.Errorf("create container from %s: layers: %w", req.Config.Image, err)
+	}
+	if len(lower) == 0 {
+		return "", fmt.Errorf("create container from %s: image has no layers", req.Config.Image)
+	}
+	cfg := mergeImageConfig(req.Config, imgCfg)
+	argv := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+	if len(argv) == 0 {
+		return "", errInvalidf("no command specified")
+	}
+	id := newID()
+	if cfg.Hostname == "" {
+		cfg.Hostname = id[:12]
+	}
+	name := strings.TrimPrefix(req.Name, "/")
+	if name == "" {
+		name = "shoal_" + id[:12]
+	}
+	rec := record{
+		ID: id, Name: name, Created: now(), Config: cfg, HostConfig: req.HostConfig,
+		ImageID: imageID, Path: argv[0], Args: argv[1:], NetNSPath: req.NetNSPath,
+		IPAddress: req.IPAddress, LowerDirs: lower,
+		State: runState{Status: statusCreated},
+	}
+	rec.HostConfig.Mounts = append([]mount.Mount(nil), req.HostConfig.Mounts...)
+	for i, mnt := range rec.HostConfig.Mounts {
+		if mnt.Type == mount.TypeVolume && mnt.Source == "" {
+			rec.HostConfig.Mounts[i].Source = newID() // anonymous volume, named once
+		}
+	}
+	if rec.Mounts, err = m.resolveMounts(rec); err != nil {
+		return "", err
+	}
+	c := &container{dir: filepath.Join(m.cfg.Root, id), rec: rec}
+
+	m.mu.Lock()
+	if other, taken := m.byName[name]; taken {
+		m.mu.Unlock()
+		return "", errConflictf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, other)
+	}
+	m.byName[name] = id // reserve while preparing
+	m.mu.Unlock()
+
+	if err := m.prepareDir(c); err != nil {
+		os.RemoveAll(c.dir)
+		m.mu.Lock()
+		delete(m.byName, name)
+		m.mu.Unlock()
+		return "", fmt.Errorf("create container %s: %w", name, err)
+	}
+	m.mu.Lock()
+	err = m.persistLocked(c)
+	if err == nil {
+		m.byID[id] = c
+	} else {
+		delete(m.byName, name)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		os.RemoveAll(c.dir)
+		return "", err
+	}
+	if err := m.logs.add(c); err != nil {
+		m.log.Warn("tail container output", "id", id, "err", err)
+	}
+	m.emit(c, "create", 0)
+	return id, nil
+}
+
+func validateCreate(req CreateRequest) error {
+	if req.Name != "" && !validName.MatchString(req.Name) {
+		return errInvalidf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", req.Name)
+	}
+	if req.Config.Image == "" {
+		return errInvalidf("no image specified")
+	}
+	if req.HostConfig.Init != nil && *req.HostConfig.Init {
+		return errInvalidf("HostConfig.Init is not supported by this runtime")
+	}
+	if req.Config.Tty {
+		return errInvalidf("a TTY for the container's main process is not supported by this runtime")
+	}
+	return nil
+}
+
+// prepareDir creates the container directory with its overlay dirs, host files
+// and empty raw output files.
+func (m *Manager) prepareDir(c *container) error {
+	if err := os.MkdirAll(c.dir, 0o711); err != nil {
+		return err
+	}
+	// The overlay's root takes its mode from upper: it must be 0755 like an image root.
+	for d, mode := range map[string]os.FileMode{"upper": 0o755, "work": 0o700, "rootfs": 0o755} {
+		if err := os.Mkdir(filepath.Join(c.dir, d), mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Join(c.dir, d), mode); err != nil {
+			return err
+		}
+	}
+	if err := writeHostFiles(c.dir, c.rec); err != nil {
+		return err
+	}
+	for _, s := range []string{"stdout", "stderr"} {
+		f, err := os.OpenFile(filepath.Join(c.dir, s), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// mergeImageConfig fills what the request leaves unset from the image.
+func mergeImageConfig(req ctypes.Config, img dockerspec.DockerOCIImageConfig) ctypes.Config {
+	out := req
+	if out.User == "" {
+		out.User = img.User
+	}
+	if len(out.Entrypoint) == 0 {
+		if len(out.Cmd) == 0 {
+			out.Cmd = img.Cmd
+		}
+		if out.Entrypoint == nil {
+			out.Entrypoint = img.Entrypoint
+		}
+	}
+	out.Env = mergeEnv(img.Env, req.Env)
+	if out.WorkingDir == "" {
+		out.WorkingDir = img.WorkingDir
+	}
+	if out.StopSignal == "" {
+		out.StopSignal = img.StopSignal
+	}
+	if len(img.Labels) > 0 {
+		labels := map[string]string{}
+		for k, v := range img.Labels {
+			labels[k] = v
+		}
+		for k, v := range req.Labels {
+			labels[k] = v
+		}
+		out.Labels = labels
+	}
+	out.Healthcheck = mergeHealthcheck(req.Healthcheck, img.Healthcheck)
+	return out
+}
+
+func mergeHealthcheck(req, img *dockerspec.HealthcheckConfig) *dockerspec.HealthcheckConfig {
+	if req == nil {
+		return img
+	}
+	if img == nil {
+		return req
+	}
+	h := *req
+	if len(h.Test) == 0 {
+		h.Test = img.Test
+	}
+	if h.Interval == 0 {
+		h.Interval = img.Interval
+	}
+	if h.Timeout == 0 {
+		h.Timeout = img.Timeout
+	}
+	if h.StartPeriod == 0 {
+		h.StartPeriod = img.StartPeriod
+	}
+	if h.Retries == 0 {
+		h.Retries = img.Retries
+	}
+	return &h
+}
+
+// mergeEnv returns base with over applied; a key in over replaces the same key.
+func mergeEnv(base, over []string) []string {
+	var out []string
+	index := map[string]int{}
+	for _, list := range [][]string{base, over} {
+		for _, kv := range list {
+			k, _, _ := strings.Cut(kv, "=")
+			if i, ok := index[k]; ok {
+				out[i] = kv
+				continue
+			}
+			index[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
+func isFullID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}

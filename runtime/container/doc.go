@@ -1,0 +1,38 @@
+// Package container runs the containers of one node under runc's libcontainer:
+// create, start, stop, kill, wait, remove, inspect, list, logs, exec, health
+// checks, events and live restore.
+//
+// There is no resident helper process per container. Each container's init is a
+// child of the daemon while the daemon lives; when the daemon dies the container
+// keeps running, and a new [Manager] on the same directories re-adopts it (its pid
+// and start time must match the persisted ones) and watches it with a pidfd. The
+// exit code of a re-adopted container is unknowable (it is no longer our child),
+// so it is reported as 255 with an explaining error.
+//
+// # Layout on disk
+//
+//	<Root>/<id>/config.json      the container record, replaced atomically (temp + rename)
+//	<Root>/<id>/stdout, stderr   raw output: the container's own O_APPEND files
+//	<Root>/<id>/<id>-json.log    Docker json-file log records
+//	<Root>/<id>/log.offset       how many raw bytes of each stream are already logged
+//	<Root>/<id>/hostname, hosts, resolv.conf   bind-mounted into the container
+//	<Root>/<id>/upper, work, rootfs            overlay upper/work dirs and mount point
+//	<StateRoot>/<id>/            libcontainer state
+//
+// # Logs
+//
+// Containers write straight to files, so their output neither blocks nor
+// SIGPIPEs them while the daemon is down. One inotify instance watches the raw
+// files of every container; on a change the manager reads the new complete lines
+// (lines over 16 KiB are split), appends them as timestamped json-file records, then
+// persists the consumed offsets in log.offset and punches the consumed bytes out of
+// the raw file (FALLOC_FL_PUNCH_HOLE) so disk use stays bounded. After a restart
+// tailing resumes from the persisted offsets; a crash between appending records
+// and persisting the offsets repeats those lines once (at-least-once delivery).
+// Output written while the daemon was down is stamped with the time it is read.
+//
+// # Not supported yet
+//
+// HostConfig.Init (returns InvalidParameter), exec with a TTY (runs without one),
+// seccomp and AppArmor profiles, user namespaces.
+package container

@@ -1,0 +1,169 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+)
+
+// Inspect returns the container as `docker inspect` shows it.
+func (m *Manager) Inspect(ctx context.Context, ref string) (ctypes.InspectResponse, error) {
+	c, err := m.lookup(ref)
+	if err != nil {
+		return ctypes.InspectResponse{}, err
+	}
+	m.mu.Lock()
+	rec := c.rec
+	st := rec.State
+	var health *ctypes.Health
+	if st.Health != nil {
+		h := *st.Health
+		h.Log = slices.Clone(h.Log)
+		health = &h
+	}
+	m.mu.Unlock()
+
+	var mps []ctypes.MountPoint
+	for _, mp := range rec.Mounts {
+		mps = append(mps, mp.MountPoint)
+	}
+	cfg, hc := rec.Config, rec.HostConfig
+	return ctypes.InspectResponse{
+		ID:      rec.ID,
+		Created: rec.Created.Format(time.RFC3339Nano),
+		Path:    rec.Path,
+		Args:    rec.Args,
+		State: &ctypes.State{
+			Status: st.Status, Running: st.Status == statusRunning, Pid: st.Pid,
+			ExitCode: st.ExitCode, OOMKilled: st.OOMKilled, Error: st.Error, Dead: false,
+			StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt), Health: health,
+		},
+		Image:          rec.ImageID,
+		ResolvConfPath: filepath.Join(c.dir, "resolv.conf"),
+		HostnamePath:   filepath.Join(c.dir, "hostname"),
+		HostsPath:      filepath.Join(c.dir, "hosts"),
+		LogPath:        logPath(c.dir, rec.ID),
+		Name:           "/" + rec.Name,
+		RestartCount:   st.RestartCount,
+		Driver:         "overlay",
+		Platform:       "linux",
+		HostConfig:     &hc,
+		Config:         &cfg,
+		Mounts:         mps,
+		NetworkSettings: &ctypes.NetworkSettings{
+			SandboxKey: rec.NetNSPath,
+			Networks:   endpoints(rec),
+		},
+	}, nil
+}
+
+// List returns `docker ps` rows, newest first; all includes stopped containers.
+func (m *Manager) List(ctx context.Context, all bool) ([]ctypes.Summary, error) {
+	m.mu.Lock()
+	recs := make([]record, 0, len(m.byID))
+	for _, c := range m.byID {
+		if all || c.rec.State.Status == statusRunning {
+			recs = append(recs, c.rec)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(recs, func(a, b record) int { return b.Created.Compare(a.Created) })
+	out := make([]ctypes.Summary, 0, len(recs))
+	for _, rec := range recs {
+		s := ctypes.Summary{
+			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: rec.Config.Image, ImageID: rec.ImageID,
+			Command: commandLine(rec), Created: rec.Created.Unix(), Labels: rec.Config.Labels,
+			State: rec.State.Status, Status: statusLine(rec.State, time.Now()),
+			NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: endpoints(rec)},
+		}
+		s.HostConfig.NetworkMode = string(rec.HostConfig.NetworkMode)
+		if h := rec.State.Health; h != nil {
+			s.Health = &ctypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func endpoints(rec record) map[string]*network.EndpointSettings {
+	if rec.IPAddress == "" {
+		return map[string]*network.EndpointSettings{}
+	}
+	ep := &network.EndpointSettings{}
+	if p, err := netip.ParsePrefix(rec.IPAddress); err == nil {
+		ep.IPAddress, ep.IPPrefixLen = p.Addr(), p.Bits()
+	} else if a, err := netip.ParseAddr(rec.IPAddress); err == nil {
+		ep.IPAddress = a
+	}
+	name := string(rec.HostConfig.NetworkMode)
+	if name == "" {
+		name = "default"
+	}
+	return map[string]*network.EndpointSettings{name: ep}
+}
+
+func commandLine(rec record) string {
+	return strings.Join(append([]string{rec.Path}, rec.Args...), " ")
+}
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return "0001-01-01T00:00:00Z"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// statusLine is the STATUS column of `docker ps`.
+func statusLine(st runState, at time.Time) string {
+	switch st.Status {
+	case statusRunning:
+		s := "Up " + humanDuration(at.Sub(st.StartedAt))
+		if h := st.Health; h != nil {
+			if h.Status == ctypes.Starting {
+				s += " (health: starting)"
+			} else {
+				s += " (" + string(h.Status) + ")"
+			}
+		}
+		return s
+	case statusExited:
+		return fmt.Sprintf("Exited (%d) %s ago", st.ExitCode, humanDuration(at.Sub(st.FinishedAt)))
+	default:
+		return "Created"
+	}
+}
+
+// humanDuration reads like Docker's: "Less than a second", "3 seconds", "2 hours".
+func humanDuration(d time.Duration) string {
+	switch s := int(d.Seconds()); {
+	case s < 1:
+		return "Less than a second"
+	case s == 1:
+		return "1 second"
+	case s < 60:
+		return fmt.Sprintf("%d seconds", s)
+	case d.Minutes() < 2:
+		return "About a minute"
+	case d.Minutes() < 60:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	case d.Hours() < 2:
+		return "About an hour"
+	case d.Hours() < 48:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	case d.Hours() < 24*14:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d.Hours() < 24*60:
+		return fmt.Sprintf("%d weeks", int(d.Hours()/24/7))
+	case d.Hours() < 24*365*2:
+		return fmt.Sprintf("%d months", int(d.Hours()/24/30))
+	default:
+		return fmt.Sprintf("%d years", int(d.Hours()/24/365))
+	}
+}

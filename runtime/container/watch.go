@@ -1,0 +1,208 @@
+package container
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+)
+
+// errUnknownExit explains the exit code of a container that exited while it was
+// not our child.
+var errUnknownExit = errors.New("exit status unknown: the container was re-adopted after a daemon restart and is not a child of this process")
+
+// watch waits until the container's init exits or the manager closes. pidfd is
+// a non-blocking pidfd; the Go poller waits on it, so a watched container costs
+// no thread. On exit it reaps with reap (nil for re-adopted containers) and
+// records the exit.
+func (m *Manager) watch(c *container, run *running, pidfd int, reap func() (int, error)) {
+	f := os.NewFile(uintptr(pidfd), "pidfd")
+	defer f.Close()
+	stop := context.AfterFunc(m.ctx, func() { f.Close() })
+	defer stop()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		m.log.Error("watch container", "id", c.rec.ID, "err", err)
+		return
+	}
+	// A pidfd turns readable when the process exits: the first call asks the
+	// poller to wait for that, the second reports it.
+	waited := false
+	err = rc.Read(func(uintptr) bool {
+		done := waited
+		waited = true
+		return done
+	})
+	if err != nil {
+		return // manager closed; the container keeps running
+	}
+	code, exitErr := 255, errUnknownExit
+	if reap != nil {
+		code, exitErr = reap()
+	}
+	m.finishRun(c, run, code, exitErr)
+}
+
+// finishRun records that the current run of c has ended and releases what the
+// run held (cgroup, libcontainer state, rootfs mount).
+func (m *Manager) finishRun(c *container, run *running, code int, exitErr error) {
+	oom := oomKilled(run.lc)
+	if err := run.lc.Destroy(); err != nil {
+		m.log.Warn("destroy runtime container", "id", c.rec.ID, "err", err)
+	}
+	unmountRootfs(c.dir)
+	m.logs.drain(c)
+
+	m.mu.Lock()
+	st := &c.rec.State
+	st.Status = statusExited
+	st.Pid, st.PidStart = 0, 0
+	st.ExitCode = code
+	st.OOMKilled = oom
+	st.Error = ""
+	if exitErr != nil {
+		st.Error = exitErr.Error()
+	}
+	st.FinishedAt = now()
+	if st.Health != nil && st.Health.Status == "starting" {
+		st.Health.Status = "unhealthy"
+	}
+	c.run = nil
+	if err := m.persistLocked(c); err != nil {
+		m.log.Error("persist exited container", "id", c.rec.ID, "err", err)
+	}
+	exit := c.lastExit()
+	waiters := c.waiters
+	c.waiters = nil
+	m.mu.Unlock()
+
+	for _, w := range waiters {
+		w <- exit
+	}
+	close(run.done)
+	if oom {
+		m.emit(c, "oom", 0)
+	}
+	m.emit(c, "die", code)
+	m.logs.notify(c)
+}
+
+// oomKilled reports whether the kernel OOM killer killed a task of the
+// container's memory cgroup (cgroup v1 memory.oom_control, v2 memory.events).
+func oomKilled(lc *libcontainer.Container) bool {
+	st, err := lc.State()
+	if err != nil {
+		return false
+	}
+	candidates := []string{}
+	if p := st.CgroupPaths["memory"]; p != "" {
+		candidates = append(candidates, filepath.Join(p, "memory.oom_control"))
+	}
+	if p := st.CgroupPaths[""]; p != "" {
+		candidates = append(candidates, filepath.Join(p, "memory.events"))
+	}
+	for _, path := range candidates {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), " ")
+			if k == "oom_kill" {
+				if n, _ := strconv.Atoi(v); n > 0 {
+					f.Close()
+					return true
+				}
+			}
+		}
+		f.Close()
+	}
+	return false
+}
+
+// restore re-adopts c if its init is still the process we started (pid and start
+// time match), else records that it exited while the daemon was down.
+func (m *Manager) restore(ctx context.Context, c *container) {
+	id := c.rec.ID
+	lc, err := libcontainer.Load(m.cfg.StateRoot, id)
+	if err != nil {
+		m.log.Info("container gone while the daemon was down", "id", id, "err", err)
+		unmountRootfs(c.dir)
+		m.markExitedOffline(c)
+		return
+	}
+	run := &running{lc: lc, done: make(chan struct{})}
+	pidfd, err := unix.PidfdOpen(c.rec.State.Pid, unix.PIDFD_NONBLOCK)
+	alive := err == nil
+	if alive {
+		// Checked after pidfd_open so the pid cannot be reused in between.
+		status, serr := lc.Status()
+		st, sterr := lc.State()
+		alive = serr == nil && sterr == nil && status != libcontainer.Stopped &&
+			st.InitProcessPid == c.rec.State.Pid && st.InitProcessStartTime == c.rec.State.PidStart
+		if !alive {
+			unix.Close(pidfd)
+		}
+	}
+	if !alive {
+		m.finishRun(c, run, 255, errUnknownExit)
+		return
+	}
+	m.mu.Lock()
+	c.run = run
+	m.mu.Unlock()
+	m.log.Info("re-adopted running container", "id", id, "pid", c.rec.State.Pid)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.watch(c, run, pidfd, nil)
+	}()
+	m.startHealth(c, run)
+}
+
+// recoverUnrecordedRun handles a crash between starting a container and
+// recording it as running: a live run is recorded (and then re-adopted), a dead
+// one cleaned up.
+func (m *Manager) recoverUnrecordedRun(c *container) {
+	lc, err := libcontainer.Load(m.cfg.StateRoot, c.rec.ID)
+	if err != nil {
+		return // no runtime state: nothing was started
+	}
+	status, serr := lc.Status()
+	st, sterr := lc.State()
+	if serr != nil || sterr != nil || status == libcontainer.Stopped {
+		_ = lc.Destroy()
+		unmountRootfs(c.dir)
+		return
+	}
+	m.log.Info("recording a run the daemon started but did not record", "id", c.rec.ID, "pid", st.InitProcessPid)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c.rec.State = runState{
+		Status: statusRunning, Pid: st.InitProcessPid, PidStart: st.InitProcessStartTime,
+		StartedAt: st.Created.UTC(), RestartCount: c.rec.State.RestartCount,
+		Health: initialHealth(c.rec.Config.Healthcheck),
+	}
+	if err := m.persistLocked(c); err != nil {
+		m.log.Error("persist recovered run", "id", c.rec.ID, "err", err)
+	}
+}
+
+// markExitedOffline records an exit we could not observe.
+func (m *Manager) markExitedOffline(c *container) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := &c.rec.State
+	st.Status, st.Pid, st.PidStart = statusExited, 0, 0
+	st.ExitCode, st.Error, st.FinishedAt = 255, errUnknownExit.Error(), now()
+	if err := m.persistLocked(c); err != nil {
+		m.log.Error("persist exited container", "id", c.rec.ID, "err", err)
+	}
+}

@@ -1,0 +1,109 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// sizeFile sits next to a layer's diff directory and records its uncompressed size.
+const sizeFile = "size"
+
+// layerSize returns the recorded size of an unpacked layer, and false when the
+// layer is not unpacked.
+func (s *Store) layerSize(diffID string) (int64, bool, error) {
+	data, err := os.ReadFile(filepath.Join(s.layerDir(diffID), sizeFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read size of layer %s: %w", diffID, err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("read size of layer %s: %w", diffID, err)
+	}
+	return n, true, nil
+}
+
+// unpack extracts the uncompressed layer stream r into the layer directory for
+// diffID and returns its size. The content is checked against diffID, and the layer
+// only appears under its name once complete. If another load got there first, its
+// copy is kept.
+func (s *Store) unpack(ctx context.Context, diffID string, r io.Reader) (int64, error) {
+	if !strings.HasPrefix(diffID, "sha256:") || len(diffID) != len("sha256:")+64 {
+		return 0, fmt.Errorf("unpack layer: unsupported diff ID %q", diffID)
+	}
+	work, err := os.MkdirTemp(s.tmpDir(), "layer-")
+	if err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	defer os.RemoveAll(work)
+	diff := filepath.Join(work, "diff")
+	if err := os.Mkdir(diff, 0o755); err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+
+	h := sha256.New()
+	counted := &countingReader{r: io.TeeReader(r, h)}
+	if err := unpackLayer(ctx, counted, diff); err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	// Tar padding after the end marker is part of the digested stream.
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+		return 0, fmt.Errorf("unpack layer %s: content has digest %s", diffID, got)
+	}
+	if err := os.WriteFile(filepath.Join(work, sizeFile), []byte(strconv.FormatInt(counted.n, 10)), 0o600); err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	// One syncfs instead of an fsync per file: the layer must be on disk before
+	// its name says it is complete.
+	if err := syncFS(work); err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	if err := os.Rename(work, s.layerDir(diffID)); err != nil {
+		if size, ok, serr := s.layerSize(diffID); serr == nil && ok {
+			return size, nil // a concurrent load unpacked the same layer
+		}
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	if err := syncDir(s.layersDir()); err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	return counted.n, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// syncFS flushes the whole file system holding dir.
+func syncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Syncfs(int(d.Fd()))
+}
