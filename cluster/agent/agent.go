@@ -70,9 +70,9 @@ type Agent struct {
 type taskState struct {
 	a           Assignment
 	containerID string
-	busy        bool            // an operation is in flight
-	started     bool            // a start was attempted
-	exited      bool            // the container stopped
+	busy        bool // an operation is in flight
+	started     bool // a start was attempted
+	exited      bool // the container stopped
 	exitCode    int
 	oom         bool
 	waitHealth  bool            // running, waiting for the first healthy check
