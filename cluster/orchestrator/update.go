@@ -242,6 +242,7 @@ func (u *updater) fail(ctx context.Context, cfg swarm.UpdateConfig, rollback boo
 // replace updates one batch of slots and watches the new tasks for cfg.Monitor. It
 // returns the ID of a new task that failed, if one did.
 func (u *updater) replace(ctx context.Context, events <-chan store.Event, svc *swarm.Service, batch []slotKey, cfg swarm.UpdateConfig) (string, error) {
+	started := u.o.now()
 	err := u.o.store.Update(ctx, func(tx store.Tx) error {
 		for _, k := range batch {
 			if err := u.startSlot(tx, svc, k, cfg.Order); err != nil {
@@ -256,7 +257,7 @@ func (u *updater) replace(ctx context.Context, events <-chan store.Event, svc *s
 	u.o.markDirty(u.serviceID)
 	var runningSince time.Time
 	for {
-		state, failedTask, err := u.batchState(svc, batch, cfg.Order)
+		state, failedTask, err := u.batchState(svc, batch, cfg.Order, started)
 		if err != nil {
 			return "", err
 		}
@@ -322,9 +323,9 @@ const (
 )
 
 // batchState reports whether every slot of the batch runs a new task, and the ID of a
-// new task that stopped, if any. With start-first, the old task of a slot is stopped
-// once its new one runs.
-func (u *updater) batchState(svc *swarm.Service, batch []slotKey, order swarm.UpdateOrder) (batchProgress, string, error) {
+// task made for the batch (created since started) that stopped, if any. With
+// start-first, the old task of a slot is stopped once its new one runs.
+func (u *updater) batchState(svc *swarm.Service, batch []slotKey, order swarm.UpdateOrder, started time.Time) (batchProgress, string, error) {
 	state := batchRunning
 	var failed string
 	var retire []string
@@ -342,7 +343,7 @@ func (u *updater) batchState(svc *swarm.Service, batch []slotKey, order swarm.Up
 				switch {
 				case upToDate(t, svc) && t.Status.State == swarm.TaskStateRunning && active(t):
 					running = true
-				case upToDate(t, svc) && Terminal(t.Status.State) && t.Status.State != swarm.TaskStateComplete && !u.failed[t.ID]:
+				case upToDate(t, svc) && Terminal(t.Status.State) && !t.Meta.CreatedAt.Before(started) && !u.failed[t.ID]:
 					u.failed[t.ID] = true
 					failed = t.ID
 				case !upToDate(t, svc) && active(t):
