@@ -48,7 +48,7 @@ func TestServiceLifecycle(t *testing.T) {
 			Env    []string
 			Labels map[string]string
 		}
-		HostConfig struct{ Memory int64 }
+		HostConfig      struct{ Memory int64 }
 		NetworkSettings struct {
 			Networks map[string]struct{ IPAddress string }
 		}
