@@ -179,12 +179,10 @@ func (s *Server) systemInfo(ctx context.Context) (system.Info, error) {
 		Isolation:          "",
 		InitBinary:         "",
 		RuncCommit:         system.Commit{ID: moduleVersion("github.com/opencontainers/runc")},
-		SecurityOptions:    []string{"name=seccomp,profile=builtin", "name=cgroupns"},
-		CDISpecDirs:        []string{},
-		Warnings:           []string{},
-	}
-	if host.cgroupVersion == "1" {
-		info.SecurityOptions = info.SecurityOptions[:1]
+		// No seccomp profile is applied to task containers yet, so none is claimed.
+		SecurityOptions: []string{},
+		CDISpecDirs:     []string{},
+		Warnings:        []string{},
 	}
 	info.Warnings = append(info.Warnings, info.Swarm.Warnings...)
 	if err := s.countContainers(ctx, &info); err != nil {

@@ -1,0 +1,200 @@
+package orchestrator
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// lab is a one-member store with a ready node and a running orchestrator.
+type lab struct {
+	t     *testing.T
+	store *store.Store
+	ctx   context.Context
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, store.Config{Dir: t.TempDir(), NodeID: "n1", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, func(tx store.Tx) error {
+		n := &swarm.Node{ID: "n1"}
+		n.Spec.Role, n.Spec.Availability = swarm.NodeRoleManager, swarm.NodeAvailabilityActive
+		n.Status.State = swarm.NodeStateReady
+		return tx.CreateNode(n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := New(st, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = o.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; _ = st.Close() })
+	return &lab{t: t, store: st, ctx: ctx}
+}
+
+func (l *lab) createService(spec swarm.ServiceSpec) string {
+	l.t.Helper()
+	svc := &swarm.Service{ID: store.NewID(), Spec: spec}
+	if err := l.store.Update(l.ctx, func(tx store.Tx) error { return tx.CreateService(svc) }); err != nil {
+		l.t.Fatal(err)
+	}
+	return svc.ID
+}
+
+func (l *lab) tasks(serviceID string) []*swarm.Task {
+	var out []*swarm.Task
+	_ = l.store.View(func(tx store.ReadTx) error {
+		var err error
+		out, err = tx.TasksByService(serviceID)
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot || (out[i].Slot == out[j].Slot && out[i].CreatedAt.Before(out[j].CreatedAt)) })
+	return out
+}
+
+// report plays the worker: sets a task's observed state.
+func (l *lab) report(id string, state swarm.TaskState) {
+	l.t.Helper()
+	err := l.store.Update(l.ctx, func(tx store.Tx) error {
+		t, err := tx.Task(id)
+		if err != nil {
+			return err
+		}
+		t.NodeID = "n1"
+		t.Status = swarm.TaskStatus{Timestamp: time.Now(), State: state}
+		return tx.UpdateTask(t)
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+func (l *lab) waitTasks(serviceID, what string, cond func([]*swarm.Task) bool) []*swarm.Task {
+	l.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ts := l.tasks(serviceID)
+		if cond(ts) {
+			return ts
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("timed out waiting for %s; tasks: %s", what, describe(ts))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func describe(ts []*swarm.Task) string {
+	s := ""
+	for _, t := range ts {
+		s += "\n  slot " + string(rune('0'+t.Slot)) + " " + string(t.DesiredState) + "/" + string(t.Status.State)
+	}
+	return s
+}
+
+func countActive(ts []*swarm.Task) int {
+	n := 0
+	for _, t := range ts {
+		if active(t) {
+			n++
+		}
+	}
+	return n
+}
+
+func replicated(n uint64) swarm.ServiceSpec {
+	spec := swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}}
+	spec.Mode.Replicated = &swarm.ReplicatedService{Replicas: &n}
+	spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{Image: "busybox"}
+	return spec
+}
+
+func TestReplicatedFillsSlotsAndScalesDown(t *testing.T) {
+	l := newLab(t)
+	id := l.createService(replicated(3))
+	ts := l.waitTasks(id, "3 tasks", func(ts []*swarm.Task) bool { return len(ts) == 3 })
+	for i, task := range ts {
+		if task.Slot != i+1 || task.DesiredState != swarm.TaskStateRunning || task.Status.State != swarm.TaskStatePending {
+			t.Fatalf("task %d: slot %d %s/%s", i, task.Slot, task.DesiredState, task.Status.State)
+		}
+	}
+	err := l.store.Update(l.ctx, func(tx store.Tx) error {
+		svc, err := tx.Service(id)
+		if err != nil {
+			return err
+		}
+		one := uint64(1)
+		svc.Spec.Mode.Replicated.Replicas = &one
+		return tx.UpdateService(svc)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Slots 2 and 3 go; unplaced tasks are done at once and pruned.
+	l.waitTasks(id, "one task left", func(ts []*swarm.Task) bool { return len(ts) == 1 && ts[0].Slot == 1 })
+}
+
+func TestRestartPolicy(t *testing.T) {
+	l := newLab(t)
+	spec := replicated(1)
+	zero, one := time.Duration(0), uint64(1)
+	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionOnFailure, Delay: &zero, MaxAttempts: &one}
+	id := l.createService(spec)
+	first := l.waitTasks(id, "first task", func(ts []*swarm.Task) bool { return len(ts) == 1 })[0]
+	l.report(first.ID, swarm.TaskStateFailed)
+	ts := l.waitTasks(id, "a restart", func(ts []*swarm.Task) bool { return len(ts) == 2 && countActive(ts) == 1 })
+	if ts[0].DesiredState != swarm.TaskStateShutdown {
+		t.Fatalf("failed task desired state %s, want shutdown", ts[0].DesiredState)
+	}
+	// The second failure is past MaxAttempts: no third task.
+	l.report(ts[1].ID, swarm.TaskStateFailed)
+	time.Sleep(300 * time.Millisecond) // give a wrong restart the chance to appear
+	if ts := l.tasks(id); len(ts) != 2 {
+		t.Fatalf("restarted past max attempts: %s", describe(ts))
+	}
+}
+
+func TestCompletedTaskNotRestartedOnFailurePolicy(t *testing.T) {
+	l := newLab(t)
+	spec := replicated(1)
+	zero := time.Duration(0)
+	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionOnFailure, Delay: &zero}
+	id := l.createService(spec)
+	first := l.waitTasks(id, "first task", func(ts []*swarm.Task) bool { return len(ts) == 1 })[0]
+	l.report(first.ID, swarm.TaskStateComplete)
+	time.Sleep(300 * time.Millisecond)
+	if ts := l.tasks(id); len(ts) != 1 || ts[0].DesiredState != swarm.TaskStateRunning {
+		t.Fatalf("a completed task was replaced under on-failure: %s", describe(ts))
+	}
+}
+
+func TestRemovedServiceRetiresTasks(t *testing.T) {
+	l := newLab(t)
+	id := l.createService(replicated(2))
+	ts := l.waitTasks(id, "2 tasks", func(ts []*swarm.Task) bool { return len(ts) == 2 })
+	l.report(ts[0].ID, swarm.TaskStateRunning)
+	if err := l.store.Update(l.ctx, func(tx store.Tx) error { return tx.DeleteService(id) }); err != nil {
+		t.Fatal(err)
+	}
+	ts = l.waitTasks(id, "running task told to go", func(ts []*swarm.Task) bool {
+		return len(ts) == 1 && ts[0].DesiredState == swarm.TaskStateRemove
+	})
+	l.report(ts[0].ID, swarm.TaskStateShutdown)
+	l.waitTasks(id, "tasks deleted", func(ts []*swarm.Task) bool { return len(ts) == 0 })
+}
