@@ -64,7 +64,9 @@ func (l *lab) tasks(serviceID string) []*swarm.Task {
 		out, err = tx.TasksByService(serviceID)
 		return err
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot || (out[i].Slot == out[j].Slot && out[i].CreatedAt.Before(out[j].CreatedAt)) })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Slot < out[j].Slot || (out[i].Slot == out[j].Slot && out[i].CreatedAt.Before(out[j].CreatedAt))
+	})
 	return out
 }
 

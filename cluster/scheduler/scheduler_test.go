@@ -86,7 +86,7 @@ func TestPlan(t *testing.T) {
 		{
 			name:     "reservations use up a node",
 			nodes:    []*swarm.Node{node("a")},
-			pending:  []*swarm.Task{task("t1", "s", reserving(600 << 20)), task("t2", "s", reserving(600 << 20))},
+			pending:  []*swarm.Task{task("t1", "s", reserving(600<<20)), task("t2", "s", reserving(600<<20))},
 			want:     map[string]string{"t1": "a", "t2": ""},
 			reasonOf: map[string]string{"t2": "insufficient resources on 1 node"},
 		},
