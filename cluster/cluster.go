@@ -193,7 +193,12 @@ func (c *Cluster) update(ctx context.Context, fn func(tx store.Tx) error) error 
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, fn)
+	err = s.Update(ctx, fn)
+	if errors.Is(err, store.ErrOutOfSequence) {
+		// The client read an old version: it may read again and retry.
+		return conflictError{"update out of sequence"}
+	}
+	return err
 }
 
 // view runs fn on a snapshot of the active swarm.

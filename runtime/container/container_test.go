@@ -316,6 +316,10 @@ func TestLiveRestore(t *testing.T) {
 			t.Fatalf("entry %d = %q, want %q (lost or repeated output)", i, e.Line, want)
 		}
 	}
+	var out bytes.Buffer
+	if code, err := m2.Exec(ctxT(t), id, ExecConfig{Cmd: []string{"echo", "still here"}}, nil, &out, &out); err != nil || code != 0 || out.String() != "still here\n" {
+		t.Fatalf("exec in re-adopted container = %d %q %v", code, out.String(), err)
+	}
 	// Follow streams until the container stops.
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()

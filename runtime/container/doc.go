@@ -14,7 +14,7 @@
 //	<Root>/<id>/config.json      the container record, replaced atomically (temp + rename)
 //	<Root>/<id>/stdout, stderr   raw output: the container's own O_APPEND files
 //	<Root>/<id>/<id>-json.log    Docker json-file log records
-//	<Root>/<id>/log.offset       how many raw bytes of each stream are already logged
+//	<Root>/<id>/log.offset       raw bytes of each stream already logged, and the log size then
 //	<Root>/<id>/hostname, hosts, resolv.conf   bind-mounted into the container
 //	<Root>/<id>/upper, work, rootfs            overlay upper/work dirs and mount point
 //	<StateRoot>/<id>/            libcontainer state
@@ -24,15 +24,17 @@
 // Containers write straight to files, so their output neither blocks nor
 // SIGPIPEs them while the daemon is down. One inotify instance watches the raw
 // files of every container; on a change the manager reads the new complete lines
-// (lines over 16 KiB are split), appends them as timestamped json-file records, then
-// persists the consumed offsets in log.offset and punches the consumed bytes out of
-// the raw file (FALLOC_FL_PUNCH_HOLE) so disk use stays bounded. After a restart
-// tailing resumes from the persisted offsets; a crash between appending records
-// and persisting the offsets repeats those lines once (at-least-once delivery).
+// (lines over 16 KiB are split), appends them as timestamped json-file records,
+// then commits by persisting the consumed offsets together with the log's size
+// in log.offset, and finally punches the consumed bytes out of the raw file
+// (FALLOC_FL_PUNCH_HOLE) so disk use stays bounded. After a restart tailing
+// resumes from the committed offsets, and records appended after the last commit
+// are truncated away first, so a daemon crash neither loses nor repeats a line.
 // Output written while the daemon was down is stamped with the time it is read.
 //
 // # Not supported yet
 //
-// HostConfig.Init (returns InvalidParameter), exec with a TTY (runs without one),
-// seccomp and AppArmor profiles, user namespaces.
+// HostConfig.Init and Config.Tty (Create returns InvalidParameter), exec with a
+// TTY (runs without one), seccomp and AppArmor profiles, user namespaces, the
+// OOM-killer switch and block-IO limits.
 package container

@@ -58,11 +58,6 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts LogOptions) (<-chan
 
 func (m *Manager) streamLogs(ctx context.Context, c *container, f *os.File, opts LogOptions, ch chan<- LogEntry) error {
 	r := &recordReader{f: f}
-	var tail []LogEntry
-	keep := func(e LogEntry) bool {
-		return (e.Stream == "stdout" && opts.Stdout || e.Stream == "stderr" && opts.Stderr) &&
-			(opts.Since.IsZero() || !e.Time.Before(opts.Since)) && (opts.Until.IsZero() || !e.Time.After(opts.Until))
-	}
 	send := func(e LogEntry) error {
 		select {
 		case ch <- e:
@@ -73,7 +68,47 @@ func (m *Manager) streamLogs(ctx context.Context, c *container, f *os.File, opts
 			return m.ctx.Err()
 		}
 	}
-	// History: everything already in the file, trimmed to the tail.
+	if err := sendHistory(r, opts, send); err != nil || !opts.Follow {
+		return err
+	}
+	for {
+		changed := m.logs.watchLog(c)
+		m.mu.Lock()
+		running := c.run != nil && !c.removed
+		m.mu.Unlock()
+		for {
+			e, ok, err := r.next()
+			if err != nil || !ok {
+				if err != nil {
+					return err
+				}
+				break
+			}
+			if !opts.Until.IsZero() && e.Time.After(opts.Until) {
+				return nil
+			}
+			if opts.keep(e) {
+				if err := send(e); err != nil {
+					return err
+				}
+			}
+		}
+		if !running || changed == nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.ctx.Done():
+			return m.ctx.Err()
+		}
+	}
+}
+
+// sendHistory sends the records already in the log, trimmed to opts.Tail.
+func sendHistory(r *recordReader, opts LogOptions, send func(LogEntry) error) error {
+	var tail []LogEntry
 	for {
 		e, ok, err := r.next()
 		if err != nil {
@@ -82,7 +117,7 @@ func (m *Manager) streamLogs(ctx context.Context, c *container, f *os.File, opts
 		if !ok {
 			break
 		}
-		if !keep(e) {
+		if !opts.keep(e) {
 			continue
 		}
 		if opts.Tail < 0 {
@@ -101,42 +136,13 @@ func (m *Manager) streamLogs(ctx context.Context, c *container, f *os.File, opts
 			return err
 		}
 	}
-	if !opts.Follow {
-		return nil
-	}
-	for {
-		changed := m.logs.watchLog(c)
-		m.mu.Lock()
-		running := c.run != nil && !c.removed
-		m.mu.Unlock()
-		for {
-			e, ok, err := r.next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
-			if !opts.Until.IsZero() && e.Time.After(opts.Until) {
-				return nil
-			}
-			if keep(e) {
-				if err := send(e); err != nil {
-					return err
-				}
-			}
-		}
-		if !running || changed == nil {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-m.ctx.Done():
-			return m.ctx.Err()
-		}
-	}
+	return nil
+}
+
+// keep reports whether e passes the stream and time filters.
+func (opts LogOptions) keep(e LogEntry) bool {
+	return (e.Stream == "stdout" && opts.Stdout || e.Stream == "stderr" && opts.Stderr) &&
+		(opts.Since.IsZero() || !e.Time.Before(opts.Since)) && (opts.Until.IsZero() || !e.Time.After(opts.Until))
 }
 
 // recordReader reads json-file records, leaving an incomplete last line for

@@ -286,10 +286,14 @@ func punchHole(f *os.File, off int64) bool {
 }
 
 // readOffsets returns the committed raw offsets of stdout and stderr and the
-// json-file log size that goes with them (-1 if unknown).
+// json-file log size that goes with them (-1 if unknown). No file means no
+// commit yet: nothing in the log counts.
 func readOffsets(dir string) ([2]int64, int64) {
 	var offs [2]int64
 	b, err := os.ReadFile(filepath.Join(dir, "log.offset"))
+	if errors.Is(err, os.ErrNotExist) {
+		return offs, 0
+	}
 	if err != nil {
 		return offs, -1
 	}

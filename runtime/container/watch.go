@@ -31,13 +31,13 @@ func (m *Manager) watch(c *container, run *running, pidfd int, reap func() (int,
 		m.log.Error("watch container", "id", c.rec.ID, "err", err)
 		return
 	}
-	// A pidfd turns readable when the process exits: the first call asks the
-	// poller to wait for that, the second reports it.
-	waited := false
-	err = rc.Read(func(uintptr) bool {
-		done := waited
-		waited = true
-		return done
+	// A pidfd turns readable when the process exits. The readiness the poller
+	// saw before this call may have been reset, so ask the kernel directly and
+	// let the poller wait only while the process lives.
+	err = rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err != nil && !errors.Is(err, unix.EINTR) || n > 0
 	})
 	if err != nil {
 		return // manager closed; the container keeps running
