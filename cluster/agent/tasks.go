@@ -10,23 +10,15 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/taskstate"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
 )
 
-// stateRank orders task states along the lifecycle.
-var stateRank = map[swarm.TaskState]int{
-	swarm.TaskStateNew: 0, swarm.TaskStateAllocated: 1, swarm.TaskStatePending: 2,
-	swarm.TaskStateAssigned: 3, swarm.TaskStateAccepted: 4, swarm.TaskStatePreparing: 5,
-	swarm.TaskStateReady: 6, swarm.TaskStateStarting: 7, swarm.TaskStateRunning: 8,
-	swarm.TaskStateComplete: 9, swarm.TaskStateShutdown: 10, swarm.TaskStateFailed: 11,
-	swarm.TaskStateRejected: 12, swarm.TaskStateRemove: 13, swarm.TaskStateOrphaned: 14,
-}
-
 // StateLessTask reports whether task state a comes before b.
-func StateLessTask(a, b swarm.TaskState) bool { return stateRank[a] < stateRank[b] }
+func StateLessTask(a, b swarm.TaskState) bool { return taskstate.Less(a, b) }
 
-func terminal(s swarm.TaskState) bool { return stateRank[s] >= stateRank[swarm.TaskStateComplete] }
+func terminal(s swarm.TaskState) bool { return taskstate.Terminal(s) }
 
 // opKind names the blocking operations the agent runs off its loop.
 type opKind int

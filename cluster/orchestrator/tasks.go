@@ -9,23 +9,14 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/taskstate"
 )
 
-// stateOrder ranks task states along the lifecycle, so "before running" and
-// "terminal" can be compared.
-var stateOrder = map[swarm.TaskState]int{
-	swarm.TaskStateNew: 0, swarm.TaskStateAllocated: 1, swarm.TaskStatePending: 2,
-	swarm.TaskStateAssigned: 3, swarm.TaskStateAccepted: 4, swarm.TaskStatePreparing: 5,
-	swarm.TaskStateReady: 6, swarm.TaskStateStarting: 7, swarm.TaskStateRunning: 8,
-	swarm.TaskStateComplete: 9, swarm.TaskStateShutdown: 10, swarm.TaskStateFailed: 11,
-	swarm.TaskStateRejected: 12, swarm.TaskStateRemove: 13, swarm.TaskStateOrphaned: 14,
-}
-
 // StateLess reports whether a comes before b in the task lifecycle.
-func StateLess(a, b swarm.TaskState) bool { return stateOrder[a] < stateOrder[b] }
+func StateLess(a, b swarm.TaskState) bool { return taskstate.Less(a, b) }
 
 // Terminal reports whether a task in state s has stopped for good.
-func Terminal(s swarm.TaskState) bool { return stateOrder[s] >= stateOrder[swarm.TaskStateComplete] }
+func Terminal(s swarm.TaskState) bool { return taskstate.Terminal(s) }
 
 // active reports whether the orchestrator still wants t to run.
 func active(t *swarm.Task) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/taskstate"
 )
 
 // Loop watches for pending tasks and node changes and commits each round of
@@ -114,7 +115,7 @@ func (l *Loop) schedule(ctx context.Context) error {
 				switch {
 				case t.Status.State == swarm.TaskStatePending && t.DesiredState == swarm.TaskStateRunning:
 					pending = append(pending, t)
-				case t.NodeID != "" && !terminal(t.Status.State):
+				case t.NodeID != "" && !taskstate.Terminal(t.Status.State):
 					placed = append(placed, t)
 				}
 			}
@@ -149,13 +150,4 @@ func (l *Loop) schedule(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// terminal reports whether a task in state s has stopped.
-func terminal(s swarm.TaskState) bool {
-	switch s {
-	case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateRemove, swarm.TaskStateOrphaned:
-		return true
-	}
-	return false
 }
