@@ -172,7 +172,7 @@ func (a *Agent) applySet(ctx context.Context, set AssignmentSet, local map[strin
 	for _, as := range set.Tasks {
 		t := a.tasks[as.Task.ID]
 		if t == nil {
-			t = &taskState{reported: as.Task.Status.State, ports: as.Task.Status.PortStatus.Ports}
+			t = &taskState{a: as, reported: as.Task.Status.State, ports: as.Task.Status.PortStatus.Ports}
 			a.tasks[as.Task.ID] = t
 			if c, ok := local[as.Task.ID]; ok {
 				a.adopt(ctx, t, as, c)
@@ -200,7 +200,7 @@ func (a *Agent) adopt(ctx context.Context, t *taskState, as Assignment, c ctypes
 	}
 	if info.State != nil && info.State.Running {
 		t.pid = info.State.Pid
-		a.log.Info("re-adopted running task container", "task", as.Task.ID, "container", c.ID[:12])
+		a.log.Info("re-adopted running task container", "task", as.Task.ID, "container", c.ID)
 		if StateLessTask(t.reported, swarm.TaskStateRunning) {
 			a.report(t, swarm.TaskStateRunning, "started", "")
 		}

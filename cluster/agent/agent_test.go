@@ -1,0 +1,282 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/netplane/bridge"
+	"github.com/shoal-project/shoal/runtime/container"
+	"github.com/shoal-project/shoal/runtime/image"
+)
+
+// fakeNode is an in-memory runtime, image store, network and dispatcher.
+type fakeNode struct {
+	mu         sync.Mutex
+	containers map[string]*fakeContainer
+	events     chan container.Event
+	sets       chan AssignmentSet
+	reports    chan StatusUpdate
+	sandboxes  map[string]bool
+	images     map[string]bool
+	pulls      []string
+}
+
+type fakeContainer struct {
+	req     container.CreateRequest
+	running bool
+	exit    int
+}
+
+func newFakeNode() *fakeNode {
+	return &fakeNode{
+		containers: map[string]*fakeContainer{},
+		events:     make(chan container.Event, 64),
+		sets:       make(chan AssignmentSet, 16),
+		reports:    make(chan StatusUpdate, 256),
+		sandboxes:  map[string]bool{},
+		images:     map[string]bool{"busybox": true},
+	}
+}
+
+type notFound struct{ error }
+
+func (notFound) NotFound() bool { return true }
+
+func (f *fakeNode) Create(_ context.Context, req container.CreateRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("c%d", len(f.containers)+1)
+	f.containers[id] = &fakeContainer{req: req}
+	return id, nil
+}
+
+func (f *fakeNode) Start(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.containers[id].running = true
+	return nil
+}
+
+// exit makes a running container stop with code, as the runtime reports it.
+func (f *fakeNode) exit(id string, code int) {
+	f.mu.Lock()
+	c := f.containers[id]
+	c.running, c.exit = false, code
+	labels := c.req.Config.Labels
+	f.mu.Unlock()
+	f.events <- container.Event{ID: id, Action: "die", ExitCode: code, Labels: labels}
+}
+
+func (f *fakeNode) Stop(_ context.Context, id string, _ *time.Duration) error {
+	f.mu.Lock()
+	c, ok := f.containers[id]
+	f.mu.Unlock()
+	if !ok {
+		return notFound{errors.New("no such container")}
+	}
+	if c.running {
+		f.exit(id, 143)
+	}
+	return nil
+}
+
+func (f *fakeNode) Remove(_ context.Context, id string, _ bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.containers, id)
+	return nil
+}
+
+func (f *fakeNode) Inspect(_ context.Context, id string) (ctypes.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return ctypes.InspectResponse{}, notFound{errors.New("no such container")}
+	}
+	return ctypes.InspectResponse{ID: id, State: &ctypes.State{Running: c.running, Pid: 42, ExitCode: c.exit}}, nil
+}
+
+func (f *fakeNode) List(context.Context, bool) ([]ctypes.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []ctypes.Summary
+	for id, c := range f.containers {
+		out = append(out, ctypes.Summary{ID: id, Labels: c.req.Config.Labels})
+	}
+	return out, nil
+}
+
+func (f *fakeNode) Subscribe(context.Context) <-chan container.Event { return f.events }
+
+func (f *fakeNode) Get(_ context.Context, ref string) (image.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.images[ref] {
+		return image.Image{ID: "sha256:1"}, nil
+	}
+	return image.Image{}, notFound{errors.New("No such image: " + ref)}
+}
+
+func (f *fakeNode) Pull(_ context.Context, ref string, _ *registry.AuthConfig, _ func(jsonstream.Message)) (image.Image, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pulls = append(f.pulls, ref)
+	return image.Image{}, errors.New("manifest unknown")
+}
+
+func (f *fakeNode) CreateSandbox(_ context.Context, id string) (bridge.Sandbox, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sandboxes[id] = true
+	return bridge.Sandbox{ID: id, NetNSPath: "/run/netns/" + id, IP: netip.MustParseAddr("172.30.0.2")}, nil
+}
+
+func (f *fakeNode) PublishPorts(_ context.Context, _ string, ports []bridge.PortMapping) ([]bridge.PortMapping, error) {
+	return ports, nil
+}
+
+func (f *fakeNode) RemoveSandbox(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sandboxes, id)
+	return nil
+}
+
+func (f *fakeNode) Assignments(context.Context, string) (<-chan AssignmentSet, error) {
+	return f.sets, nil
+}
+
+func (f *fakeNode) UpdateTaskStatus(_ context.Context, _ string, updates []StatusUpdate) error {
+	for _, u := range updates {
+		f.reports <- u
+	}
+	return nil
+}
+
+func startAgent(t *testing.T, f *fakeNode) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a := New(Config{NodeID: "n1", Dispatcher: f, Containers: f, Images: f, Network: f, Logger: slog.New(slog.DiscardHandler)})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func assigned(id, img string, desired swarm.TaskState) Assignment {
+	t := &swarm.Task{ID: id, ServiceID: "s1", Slot: 1, NodeID: "n1", DesiredState: desired}
+	t.Status.State = swarm.TaskStateAssigned
+	t.Spec.ContainerSpec = &swarm.ContainerSpec{Image: img}
+	return Assignment{Task: t, ServiceName: "web"}
+}
+
+// expect waits for the next reports of a task to reach states, in order.
+func expect(t *testing.T, f *fakeNode, taskID string, states ...swarm.TaskState) StatusUpdate {
+	t.Helper()
+	var last StatusUpdate
+	for _, want := range states {
+		select {
+		case u := <-f.reports:
+			if u.TaskID != taskID || u.Status.State != want {
+				t.Fatalf("report %s %s (%q), want %s %s", u.TaskID, u.Status.State, u.Status.Err, taskID, want)
+			}
+			last = u
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no report %s for %s", want, taskID)
+		}
+	}
+	return last
+}
+
+func TestTaskRunsAndFails(t *testing.T) {
+	f := newFakeNode()
+	startAgent(t, f)
+	as := assigned("t1", "busybox", swarm.TaskStateRunning)
+	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{as}}
+	running := expect(t, f, "t1", swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	cs := running.Status.ContainerStatus
+	if cs == nil || cs.ContainerID != "c1" || cs.PID != 42 {
+		t.Fatalf("container status %+v", cs)
+	}
+	f.mu.Lock()
+	req := f.containers["c1"].req
+	f.mu.Unlock()
+	if req.Name != "web.1.t1" || req.Config.Labels[LabelTaskID] != "t1" || req.Config.Labels[LabelServiceName] != "web" || req.NetNSPath != "/run/netns/t1" {
+		t.Fatalf("create request %+v", req)
+	}
+	f.exit("c1", 1)
+	failed := expect(t, f, "t1", swarm.TaskStateFailed)
+	if failed.Status.Err != "task: non-zero exit (1)" || failed.Status.ContainerStatus.ExitCode != 1 {
+		t.Fatalf("failure report %+v", failed.Status)
+	}
+}
+
+func TestShutdownAndRemove(t *testing.T) {
+	f := newFakeNode()
+	startAgent(t, f)
+	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
+	expect(t, f, "t1", swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	f.sets <- AssignmentSet{Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateShutdown)}}
+	expect(t, f, "t1", swarm.TaskStateShutdown)
+	f.sets <- AssignmentSet{Removed: []string{"t1"}}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		gone := len(f.containers) == 0 && len(f.sandboxes) == 0
+		f.mu.Unlock()
+		if gone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("container or sandbox of a removed task left behind")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMissingImageRejectsTask(t *testing.T) {
+	f := newFakeNode()
+	startAgent(t, f)
+	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "nope:1", swarm.TaskStateRunning)}}
+	rejected := expect(t, f, "t1", swarm.TaskStatePreparing, swarm.TaskStateRejected)
+	if rejected.Status.Err != "No such image: nope:1" {
+		t.Fatalf("rejection %q", rejected.Status.Err)
+	}
+	if len(f.pulls) != 1 {
+		t.Fatalf("pulls %v", f.pulls)
+	}
+}
+
+func TestAdoptsRunningContainer(t *testing.T) {
+	f := newFakeNode()
+	as := assigned("t1", "busybox", swarm.TaskStateRunning)
+	req, err := createRequest(as, "n1", "/run/netns/t1", "172.30.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.containers["c9"] = &fakeContainer{req: req, running: true}
+	as.Task.Status.State = swarm.TaskStateStarting
+	startAgent(t, f)
+	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{as}}
+	u := expect(t, f, "t1", swarm.TaskStateRunning)
+	if u.Status.ContainerStatus.ContainerID != "c9" {
+		t.Fatalf("adopted %+v", u.Status.ContainerStatus)
+	}
+	f.mu.Lock()
+	n := len(f.containers)
+	f.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("a running task container was recreated: %d containers", n)
+	}
+}
