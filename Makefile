@@ -7,7 +7,7 @@ BIN       := bin/shoal
 SOCKET    ?= /run/shoal.sock
 DATA_ROOT ?= /var/lib/shoal
 LDFLAGS   := -s -w -X main.version=$(VERSION) -extldflags "-static"
-TEST_DEBS := busybox-static docker-registry nftables iproute2 util-linux ca-certificates
+TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
 .PHONY: all build run test unit e2e deps bench clean
 
@@ -43,7 +43,7 @@ e2e: deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v ./testenv/e2e/
 
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
-bench: build
+bench:
 	bash bench/run.sh
 
 clean:

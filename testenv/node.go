@@ -202,13 +202,19 @@ func (n *Node) Docker(args ...string) (string, error) {
 
 // DockerContext is Docker with a context that bounds the command.
 func (n *Node) DockerContext(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "docker", args...)
+	return n.RunCLI(ctx, "docker", args...)
+}
+
+// RunCLI runs a docker CLI binary (another version than the one first on PATH, say)
+// against the node and returns its combined output.
+func (n *Node) RunCLI(ctx context.Context, cli string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, cli, args...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+n.Socket, "DOCKER_CONFIG="+filepath.Join(n.Dir, "docker-config"))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	if err != nil {
-		return out.String(), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, out.String())
+		return out.String(), fmt.Errorf("%s %s: %w: %s", cli, strings.Join(args, " "), err, out.String())
 	}
 	return out.String(), nil
 }

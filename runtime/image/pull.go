@@ -2,11 +2,15 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime"
 	"strings"
+	"syscall"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -245,7 +249,28 @@ func (s *Store) remoteOptions(ctx context.Context, ep endpoint, auth *registry.A
 		remote.WithAuth(authenticator(auth)),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
 		remote.WithUserAgent("shoal"),
+		remote.WithRetryPredicate(retryable),
 	}
+}
+
+// retryable lets go-containerregistry retry a request only when the registry was
+// reached: a registry that cannot be dialled or resolved (an offline edge node) fails
+// at once instead of after seconds of back-off; the orchestrator retries tasks anyway.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return false
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return false
+	}
+	var netErr net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		(errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // authenticator turns the credentials the API received into go-containerregistry's.
