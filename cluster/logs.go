@@ -11,20 +11,51 @@ import (
 )
 
 // ServiceLogs streams the output of every task of a service that ran on this node.
+// Following, it also streams the tasks that start later (a restart, a scale-up).
 func (c *Cluster) ServiceLogs(ctx context.Context, ref string, opts LogOptions) (<-chan LogMessage, error) {
-	var tasks []*swarm.Task
-	err := c.view(func(tx store.ReadTx) error {
+	s, _, err := c.active()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		tasks     []*swarm.Task
+		serviceID string
+		events    <-chan store.Event
+	)
+	read := func(tx store.ReadTx) error {
 		svc, err := findService(tx, ref)
 		if err != nil {
 			return err
 		}
+		serviceID = svc.ID
 		tasks, err = tx.TasksByService(svc.ID)
 		return err
-	})
+	}
+	if opts.Follow {
+		events, err = s.ViewAndWatch(ctx, read, store.KindTask)
+	} else {
+		err = s.View(read)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return c.taskLogs(ctx, tasks, opts), nil
+	out := make(chan LogMessage, 64)
+	streams := &logStreams{c: c, ctx: ctx, opts: opts, out: out, seen: map[string]bool{}}
+	for _, t := range tasks {
+		streams.add(t)
+	}
+	go func() {
+		if events != nil {
+			for ev := range events {
+				if t, ok := ev.Object.(*swarm.Task); ok && t.ServiceID == serviceID && ev.Action != store.ActionRemove {
+					streams.add(t)
+				}
+			}
+		}
+		streams.wg.Wait()
+		close(out)
+	}()
+	return out, nil
 }
 
 // TaskLogs streams the output of one task.
@@ -38,41 +69,51 @@ func (c *Cluster) TaskLogs(ctx context.Context, ref string, opts LogOptions) (<-
 	if err != nil {
 		return nil, err
 	}
-	return c.taskLogs(ctx, []*swarm.Task{t}, opts), nil
-}
-
-// taskLogs merges the logs of the tasks' containers into one stream.
-func (c *Cluster) taskLogs(ctx context.Context, tasks []*swarm.Task, opts LogOptions) <-chan LogMessage {
 	out := make(chan LogMessage, 64)
-	var wg sync.WaitGroup
-	for _, t := range tasks {
-		if t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == "" {
-			continue
-		}
-		entries, err := c.cfg.Containers.Logs(ctx, t.Status.ContainerStatus.ContainerID, container.LogOptions{
-			Follow: opts.Follow, Since: opts.Since, Until: opts.Until, Tail: opts.Tail,
-			Stdout: opts.Stdout, Stderr: opts.Stderr,
-		})
-		if err != nil {
-			c.log.Debug("task logs", "task", t.ID, "err", err)
-			continue
-		}
-		wg.Add(1)
-		go func(t *swarm.Task) {
-			defer wg.Done()
-			for e := range entries {
-				msg := LogMessage{Stream: e.Stream, Time: e.Time, Line: e.Line, NodeID: t.NodeID, ServiceID: t.ServiceID, TaskID: t.ID}
-				select {
-				case out <- msg:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}(t)
-	}
+	streams := &logStreams{c: c, ctx: ctx, opts: opts, out: out, seen: map[string]bool{}}
+	streams.add(t)
 	go func() {
-		wg.Wait()
+		streams.wg.Wait()
 		close(out)
 	}()
-	return out
+	return out, nil
+}
+
+// logStreams merges the logs of task containers into one stream, each container once.
+type logStreams struct {
+	c    *Cluster
+	ctx  context.Context
+	opts LogOptions
+	out  chan<- LogMessage
+	wg   sync.WaitGroup
+	seen map[string]bool
+}
+
+// add starts streaming t's container, once it has one.
+func (l *logStreams) add(t *swarm.Task) {
+	cs := t.Status.ContainerStatus
+	if cs == nil || cs.ContainerID == "" || l.seen[cs.ContainerID] {
+		return
+	}
+	l.seen[cs.ContainerID] = true
+	entries, err := l.c.cfg.Containers.Logs(l.ctx, cs.ContainerID, container.LogOptions{
+		Follow: l.opts.Follow, Since: l.opts.Since, Until: l.opts.Until, Tail: l.opts.Tail,
+		Stdout: l.opts.Stdout, Stderr: l.opts.Stderr,
+	})
+	if err != nil {
+		l.c.log.Debug("task logs", "task", t.ID, "err", err)
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for e := range entries {
+			msg := LogMessage{Stream: e.Stream, Time: e.Time, Line: e.Line, NodeID: t.NodeID, ServiceID: t.ServiceID, TaskID: t.ID}
+			select {
+			case l.out <- msg:
+			case <-l.ctx.Done():
+				return
+			}
+		}
+	}()
 }
