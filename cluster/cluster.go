@@ -84,6 +84,14 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c.node, c.store = st, s
 	c.start()
+	// Like dockerd, give the swarm a bounded time to replay its state before the
+	// API answers, so that the first `docker service ls` after a restart does not
+	// show an empty swarm.
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := s.WaitApplied(wctx); err != nil {
+		c.log.Warn("swarm state not replayed yet; serving meanwhile", "err", err)
+	}
 	return c, nil
 }
 

@@ -102,6 +102,9 @@ func fillStatus(tx store.ReadTx, s *swarm.Service) error {
 		ready[n.ID] = n.Status.State == swarm.NodeStateReady
 	}
 	for _, t := range tasks {
+		if s.JobStatus != nil && (t.JobIteration == nil || t.JobIteration.Index != s.JobStatus.JobIteration.Index) {
+			continue // an earlier run of the job, as swarmkit counts
+		}
 		if t.Status.State == swarm.TaskStateRunning && ready[t.NodeID] {
 			st.RunningTasks++
 		}

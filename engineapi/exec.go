@@ -1,6 +1,7 @@
 package engineapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -248,7 +249,11 @@ func (s *Server) attachExec(c *gin.Context, e *execInstance, cfg ctr.ExecConfig)
 	stdout, stderr, _ := stdWriters(conn, !tty, nil)
 	var stdin io.Reader
 	if e.req.AttachStdin {
-		stdin = brw.Reader // holds whatever the client sent after the request
+		// Whatever the client sent after the request is buffered; the rest is read
+		// from the connection itself: net/http cancels the request's context when a
+		// read through its own reader sees the client's half-close (stdin EOF).
+		buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
+		stdin = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn)
 	}
 	if !e.req.AttachStdout {
 		stdout = io.Discard
@@ -260,7 +265,9 @@ func (s *Server) attachExec(c *gin.Context, e *execInstance, cfg ctr.ExecConfig)
 	if err != nil {
 		// dockerd reports a failed start on the output stream and exit code 126.
 		_, _ = io.WriteString(stdout, err.Error()+"\r\n")
-		code = 126
+		if code != 127 { // 127: the command was not found, as with dockerd
+			code = 126
+		}
 	}
 	e.finish(code)
 }

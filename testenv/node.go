@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,15 +102,25 @@ func (n *Node) Start() {
 	cmd := exec.Command("unshare", "--net", "--uts", "sh", "-c", script)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	done, started := make(chan struct{}), make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that forked the daemon ends, and Go
+		// ends the thread of a goroutine that exits while locked to it (as
+		// DialContext's do): keep the forking thread to this goroutine alone
+		// until the daemon has exited.
+		runtime.LockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			_ = cmd.Wait()
+		}
+		close(done)
+	}()
+	if err := <-started; err != nil {
 		logFile.Close()
 		n.t.Fatalf("node %s: start daemon: %v", n.Name, err)
 	}
-	n.cmd, n.log, n.done = cmd, logFile, make(chan struct{})
-	go func(done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(n.done)
+	n.cmd, n.log, n.done = cmd, logFile, done
 	if err := n.waitReady(10 * time.Second); err != nil {
 		n.t.Fatalf("node %s: %v\n%s", n.Name, err, n.Log())
 	}

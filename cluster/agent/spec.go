@@ -41,9 +41,12 @@ func ContainerName(serviceName string, t *swarm.Task) string {
 // createRequest translates a task's container spec into a container to create.
 func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.CreateRequest, error) {
 	t := a.Task
-	cs := t.Spec.ContainerSpec
-	if cs == nil {
+	if t.Spec.ContainerSpec == nil {
 		return container.CreateRequest{}, fmt.Errorf("task has no container spec")
+	}
+	cs, err := expandTemplates(a, nodeID)
+	if err != nil {
+		return container.CreateRequest{}, err
 	}
 	name := ContainerName(a.ServiceName, t)
 	labels := maps.Clone(cs.Labels)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -124,6 +125,7 @@ func (a *Agent) start(ctx context.Context, as Assignment) opResult {
 	if err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: err}
 	}
+	req.HostConfig.PortBindings = portBindings(ports)
 	id, err := a.cfg.Containers.Create(ctx, req)
 	if err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("create container: %w", err), ports: ports}
@@ -181,6 +183,30 @@ func (a *Agent) publish(ctx context.Context, task *swarm.Task) ([]swarm.PortConf
 		ports[idx[j]].PublishedPort = uint32(m.HostPort)
 	}
 	return ports, nil
+}
+
+// portBindings are the host-mode ports published for a task, as `docker port`
+// and `docker inspect` show them on its container.
+func portBindings(ports []swarm.PortConfig) network.PortMap {
+	var pm network.PortMap
+	for _, p := range ports {
+		if p.PublishMode != swarm.PortConfigPublishModeHost || p.PublishedPort == 0 {
+			continue
+		}
+		proto := network.IPProtocol(p.Protocol)
+		if proto == "" {
+			proto = network.TCP
+		}
+		port, ok := network.PortFrom(uint16(p.TargetPort), proto)
+		if !ok {
+			continue
+		}
+		if pm == nil {
+			pm = network.PortMap{}
+		}
+		pm[port] = append(pm[port], network.PortBinding{HostIP: netip.IPv4Unspecified(), HostPort: fmt.Sprint(p.PublishedPort)})
+	}
+	return pm
 }
 
 // stop stops a task's container with the task's grace period.

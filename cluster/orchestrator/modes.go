@@ -132,7 +132,9 @@ func (r *reconciliation) replicatedJob(tasks []*swarm.Task) error {
 	}
 	running, completed := 0, 0
 	var free []slotKey
-	for slot := 1; slot <= total; slot++ {
+	// Slots 0..total-1, as swarmkit numbers a job's completions (the CLI's job
+	// progress counts them from 0).
+	for slot := 0; slot < total; slot++ {
 		key := slotKey{service: r.svc.ID, slot: slot}
 		ts := slots[slot]
 		ok, err := r.settle(key, ts)

@@ -143,6 +143,7 @@ func (s slotTasks) hasActive() bool {
 // settle handles the active tasks of a slot: off unusable nodes, and restarted per
 // policy when they stopped. It reports whether the slot may get a new task now.
 func (r *reconciliation) settle(key slotKey, ts slotTasks) (bool, error) {
+	var notBefore time.Time // of a restart decided in this pass
 	for _, t := range ts {
 		if !active(t) {
 			continue
@@ -154,8 +155,12 @@ func (r *reconciliation) settle(key slotKey, ts slotTasks) (bool, error) {
 			continue
 		}
 		if Terminal(t.Status.State) {
-			if err := r.restart(key, t); err != nil {
+			nb, err := r.restart(key, t)
+			if err != nil {
 				return false, err
+			}
+			if nb.After(notBefore) {
+				notBefore = nb
 			}
 		}
 	}
@@ -170,7 +175,12 @@ func (r *reconciliation) settle(key slotKey, ts slotTasks) (bool, error) {
 		}
 	}
 	rs := r.o.restartState(key)
-	if wait := rs.notBefore.Sub(r.now); wait > 0 {
+	r.o.mu.Lock()
+	if rs.notBefore.After(notBefore) {
+		notBefore = rs.notBefore
+	}
+	r.o.mu.Unlock()
+	if wait := notBefore.Sub(r.now); wait > 0 {
 		r.effects = append(r.effects, func() { r.o.later(key.service, wait) })
 		return false, nil
 	}
@@ -196,11 +206,12 @@ func (r *reconciliation) create(key slotKey) error {
 	return nil
 }
 
-// restart decides what happens to an active task that stopped.
-func (r *reconciliation) restart(key slotKey, t *swarm.Task) error {
+// restart decides what happens to an active task that stopped. When it restarts
+// the task, it returns when the replacement may start (the restart delay).
+func (r *reconciliation) restart(key slotKey, t *swarm.Task) (time.Time, error) {
 	job := r.svc.Spec.Mode.ReplicatedJob != nil || r.svc.Spec.Mode.GlobalJob != nil
 	if job && t.Status.State == swarm.TaskStateComplete {
-		return r.setDesired(t, swarm.TaskStateComplete)
+		return time.Time{}, r.setDesired(t, swarm.TaskStateComplete)
 	}
 	policy := t.Spec.RestartPolicy
 	if policy == nil {
@@ -215,10 +226,10 @@ func (r *reconciliation) restart(key slotKey, t *swarm.Task) error {
 	}
 	switch cond {
 	case swarm.RestartPolicyConditionNone:
-		return nil
+		return time.Time{}, nil
 	case swarm.RestartPolicyConditionOnFailure:
 		if t.Status.State == swarm.TaskStateComplete {
-			return nil
+			return time.Time{}, nil
 		}
 	}
 	rs := r.o.restartState(key)
@@ -236,7 +247,7 @@ func (r *reconciliation) restart(key slotKey, t *swarm.Task) error {
 		}
 		r.o.mu.Unlock()
 		if uint64(n) >= *policy.MaxAttempts {
-			return nil
+			return time.Time{}, nil
 		}
 	}
 	delay := DefaultRestartDelay
@@ -244,7 +255,7 @@ func (r *reconciliation) restart(key slotKey, t *swarm.Task) error {
 		delay = *policy.Delay
 	}
 	if err := r.setDesired(t, swarm.TaskStateShutdown); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	notBefore := t.Status.Timestamp.Add(delay)
 	if notBefore.Before(r.now) {
@@ -257,21 +268,27 @@ func (r *reconciliation) restart(key slotKey, t *swarm.Task) error {
 		r.o.mu.Unlock()
 		r.o.markDirty(key.service)
 	})
-	return nil
+	return notBefore, nil
 }
 
-// pruneHistory deletes stopped tasks beyond the cluster's task history limit, per
-// slot, oldest first; tasks being removed go as soon as they stopped.
+// pruneHistory deletes stopped tasks so that no slot keeps more tasks than the
+// cluster's task history limit (counting its current task, as swarmkit's task
+// reaper does; a restart policy's MaxAttempts+1 when set), oldest first; a
+// negative limit keeps everything. Tasks being removed go as soon as they stopped.
 func (r *reconciliation) pruneHistory(serviceID string) error {
 	limit := int64(DefaultHistoryLimit)
 	if c, err := r.tx.Cluster(); err == nil && c.Spec.Orchestration.TaskHistoryRetentionLimit != nil {
 		limit = *c.Spec.Orchestration.TaskHistoryRetentionLimit
+	}
+	if p := r.svc.Spec.TaskTemplate.RestartPolicy; p != nil && p.MaxAttempts != nil && *p.MaxAttempts > 0 {
+		limit = int64(*p.MaxAttempts) + 1
 	}
 	tasks, err := r.tx.TasksByService(serviceID)
 	if err != nil {
 		return err
 	}
 	bySlot := map[slotKey][]*swarm.Task{}
+	inSlot := map[slotKey]int64{}
 	for _, t := range tasks {
 		if t.DesiredState == swarm.TaskStateRemove && Terminal(t.Status.State) {
 			if err := r.tx.DeleteTask(t.ID); err != nil {
@@ -279,18 +296,23 @@ func (r *reconciliation) pruneHistory(serviceID string) error {
 			}
 			continue
 		}
+		k := keyOf(t, r.svc)
+		inSlot[k]++
 		if active(t) || !Terminal(t.Status.State) || t.DesiredState == swarm.TaskStateComplete {
 			continue
 		}
-		k := keyOf(t, r.svc)
 		bySlot[k] = append(bySlot[k], t)
 	}
-	for _, old := range bySlot {
-		if int64(len(old)) <= limit {
+	if limit < 0 {
+		return nil
+	}
+	for k, old := range bySlot {
+		excess := inSlot[k] - limit
+		if excess <= 0 {
 			continue
 		}
-		sort.Slice(old, func(i, j int) bool { return old[i].Meta.CreatedAt.After(old[j].Meta.CreatedAt) })
-		for _, t := range old[max(limit, 0):] {
+		sort.Slice(old, func(i, j int) bool { return old[i].Meta.CreatedAt.Before(old[j].Meta.CreatedAt) })
+		for _, t := range old[:min(excess, int64(len(old)))] {
 			if err := r.tx.DeleteTask(t.ID); err != nil {
 				return err
 			}

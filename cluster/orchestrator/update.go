@@ -167,6 +167,12 @@ func (u *updater) read() (*swarm.Service, []slotKey, error) {
 				stale = append(stale, k)
 			}
 		}
+		for _, k := range emptyStaleSlots(svc, tasks) {
+			if !seen[k] {
+				seen[k] = true
+				stale = append(stale, k)
+			}
+		}
 		return nil
 	})
 	sort.Slice(stale, func(i, j int) bool {
@@ -176,6 +182,38 @@ func (u *updater) read() (*swarm.Service, []slotKey, error) {
 		return stale[i].node < stale[j].node
 	})
 	return svc, stale, err
+}
+
+// emptyStaleSlots are the slots of a replicated service that have no active task
+// and whose last task stopped running an old spec (a task that failed and waits
+// for its restart delay). As in swarmkit, the update replaces them at once, so an
+// update or rollback completes only once they run the current spec.
+func emptyStaleSlots(svc *swarm.Service, tasks []*swarm.Task) []slotKey {
+	m := svc.Spec.Mode.Replicated
+	if m == nil {
+		return nil
+	}
+	replicas := 1
+	if m.Replicas != nil {
+		replicas = int(*m.Replicas)
+	}
+	last := map[int]*swarm.Task{}
+	busy := map[int]bool{}
+	for _, t := range tasks {
+		if active(t) || stopping(t) {
+			busy[t.Slot] = true
+		}
+		if l := last[t.Slot]; l == nil || t.Meta.CreatedAt.After(l.Meta.CreatedAt) {
+			last[t.Slot] = t
+		}
+	}
+	var out []slotKey
+	for slot, t := range last {
+		if slot >= 1 && slot <= replicas && !busy[slot] && t.DesiredState != swarm.TaskStateRemove && !upToDate(t, svc) {
+			out = append(out, slotKey{service: svc.ID, slot: slot})
+		}
+	}
+	return out
 }
 
 // begin marks the service as updating, unless it already is.
@@ -297,6 +335,11 @@ func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order sw
 		return err
 	}
 	now := u.o.now()
+	for _, e := range emptyStaleSlots(svc, tasks) {
+		if e == k {
+			return tx.CreateTask(newTask(svc, k.slot, k.node, now))
+		}
+	}
 	for _, t := range tasks {
 		if keyOf(t, svc) != k || !active(t) {
 			continue

@@ -251,6 +251,24 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 	}
 }
 
+// WaitApplied blocks until every entry the log held when it was called has been
+// applied to the state (after a restart: once a leader has committed them), or
+// until ctx is done. It is meant for start-up, so that readers do not see an
+// empty swarm while the log is replayed.
+func (s *Store) WaitApplied(ctx context.Context) error {
+	last := s.raft.LastIndex()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.raft.AppliedIndex() < last {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the log to be applied: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // Close stops Raft and every watch; the state stays in Dir.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {

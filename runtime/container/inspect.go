@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,7 @@ func (m *Manager) Inspect(ctx context.Context, ref string) (ctypes.InspectRespon
 		NetworkSettings: &ctypes.NetworkSettings{
 			SandboxKey: rec.NetNSPath,
 			Networks:   endpoints(rec),
+			Ports:      rec.HostConfig.PortBindings,
 		},
 	}, nil
 }
@@ -82,6 +84,7 @@ func (m *Manager) List(ctx context.Context, all bool) ([]ctypes.Summary, error) 
 			Command: commandLine(rec), Created: rec.Created.Unix(), Labels: rec.Config.Labels,
 			State: rec.State.Status, Status: statusLine(rec.State, time.Now()),
 			NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: endpoints(rec)},
+			Ports:           portSummaries(rec.HostConfig.PortBindings),
 		}
 		s.HostConfig.NetworkMode = string(rec.HostConfig.NetworkMode)
 		if h := rec.State.Health; h != nil {
@@ -107,6 +110,20 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 		name = "default"
 	}
 	return map[string]*network.EndpointSettings{name: ep}
+}
+
+// portSummaries are the PORTS column of `docker ps` for the published ports the
+// container was created with.
+func portSummaries(pm network.PortMap) []ctypes.PortSummary {
+	var out []ctypes.PortSummary
+	for port, bindings := range pm {
+		for _, b := range bindings {
+			pub, _ := strconv.ParseUint(b.HostPort, 10, 16)
+			out = append(out, ctypes.PortSummary{IP: b.HostIP, PrivatePort: port.Num(), PublicPort: uint16(pub), Type: string(port.Proto())})
+		}
+	}
+	slices.SortFunc(out, func(a, b ctypes.PortSummary) int { return int(a.PrivatePort) - int(b.PrivatePort) })
+	return out
 }
 
 func commandLine(rec record) string {

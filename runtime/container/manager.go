@@ -50,6 +50,7 @@ type Manager struct {
 	log    *slog.Logger
 	events *eventHub
 	logs   *tailer
+	exits  *childExits
 
 	mu     sync.Mutex // guards byID, byName and every container's mutable fields
 	byID   map[string]*container
@@ -104,10 +105,15 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.logs = t
-	m.wg.Add(1)
+	m.exits = newChildExits()
+	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
 		t.run()
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.exits.run(mctx)
 	}()
 	if err := m.load(ctx); err != nil {
 		_ = m.Close()

@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
@@ -31,14 +34,25 @@ func (m *Manager) watch(c *container, run *running, pidfd int, reap func() (int,
 		m.log.Error("watch container", "id", c.rec.ID, "err", err)
 		return
 	}
+	m.exits.add(f)
+	defer m.exits.remove(f)
 	// A pidfd turns readable when the process exits. The readiness the poller
 	// saw before this call may have been reset, so ask the kernel directly and
-	// let the poller wait only while the process lives.
-	err = rc.Read(func(fd uintptr) bool {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		return err != nil && !errors.Is(err, unix.EINTR) || n > 0
-	})
+	// let the poller wait only while the process lives. The poller's wake-up
+	// can be lost (seen with inits that exit right after exec), so every
+	// SIGCHLD also ends the wait (a past read deadline) and the pidfd is asked
+	// again.
+	for {
+		err = rc.Read(func(fd uintptr) bool {
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, 0)
+			return err != nil && !errors.Is(err, unix.EINTR) || n > 0
+		})
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		_ = f.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		return // manager closed; the container keeps running
 	}
@@ -47,6 +61,49 @@ func (m *Manager) watch(c *container, run *running, pidfd int, reap func() (int,
 		code, exitErr = reap()
 	}
 	m.finishRun(c, run, code, exitErr)
+}
+
+// childExits wakes the pidfd watchers of running containers whenever a child
+// of this process exits: containers this daemon started are its children, so
+// their exit raises SIGCHLD even when the pidfd's own wake-up goes missing.
+type childExits struct {
+	mu    sync.Mutex
+	files map[*os.File]struct{}
+}
+
+func newChildExits() *childExits {
+	return &childExits{files: map[*os.File]struct{}{}}
+}
+
+func (e *childExits) add(f *os.File) {
+	e.mu.Lock()
+	e.files[f] = struct{}{}
+	e.mu.Unlock()
+}
+
+func (e *childExits) remove(f *os.File) {
+	e.mu.Lock()
+	delete(e.files, f)
+	e.mu.Unlock()
+}
+
+// run ends the current wait of every watcher on each SIGCHLD, until ctx is done.
+func (e *childExits) run(ctx context.Context) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, unix.SIGCHLD)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+		}
+		e.mu.Lock()
+		for f := range e.files {
+			_ = f.SetReadDeadline(time.Unix(1, 0))
+		}
+		e.mu.Unlock()
+	}
 }
 
 // finishRun records that the current run of c has ended and releases what the

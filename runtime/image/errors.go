@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -79,4 +80,16 @@ func classifyRegistryError(err error) error {
 		return registryUnavailableError{err: err}
 	}
 	return err
+}
+
+// manifestNotFound is dockerd's message for a pull of a reference the registry
+// does not have: "manifest for busybox:nope not found: manifest unknown: ...".
+func manifestNotFound(ref string, err error) error {
+	detail := "manifest unknown"
+	var terr *transport.Error
+	if errors.As(err, &terr) && len(terr.Errors) > 0 {
+		e := terr.Errors[0]
+		detail = strings.ToLower(strings.ReplaceAll(string(e.Code), "_", " ")) + ": " + e.Message
+	}
+	return registryNotFoundError{err: fmt.Errorf("manifest for %s not found: %s", ref, detail)}
 }

@@ -40,12 +40,16 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *registry.AuthConfig,
 		}
 	}
 	fam := reference.FamiliarString(named)
-	emit(jsonstream.Message{ID: refSuffix(named), Status: "Pulling from " + reference.Path(named)})
-
 	desc, err := s.resolveRemote(ctx, named, auth)
 	if err != nil {
+		var nf registryNotFoundError
+		if errors.As(err, &nf) {
+			// Nothing was streamed yet: the API answers 404 with dockerd's words.
+			return Image{}, manifestNotFound(fam, err)
+		}
 		return Image{}, fmt.Errorf("pull %s: %w", fam, err)
 	}
+	emit(jsonstream.Message{ID: refSuffix(named), Status: "Pulling from " + reference.Path(named)})
 	img, err := desc.Image()
 	if err != nil {
 		return Image{}, fmt.Errorf("pull %s: %w", fam, classifyRegistryError(err))
