@@ -58,7 +58,12 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer network.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the shoal binary (the containers' init): %w", err)
+	}
 	containers, err := container.New(ctx, container.Config{
+		InitBinary:   self,
 		Root:         filepath.Join(cfg.DataRoot, "containers"),
 		StateRoot:    filepath.Join(cfg.ExecRoot, "runc"),
 		Images:       images,

@@ -17,12 +17,17 @@ import (
 	"syscall"
 
 	"github.com/shoal-project/shoal/runtime/container"
+	"github.com/shoal-project/shoal/runtime/initproc"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
 func main() {
+	// Inside a container started with --init, this binary is its docker-init.
+	if filepath.Base(os.Args[0]) == initproc.Name {
+		os.Exit(initproc.Run(os.Args[1:]))
+	}
 	// libcontainer re-executes this binary as "shoal init" inside each new container.
 	container.RunInit()
 

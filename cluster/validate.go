@@ -34,9 +34,6 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 	if strings.TrimSpace(cs.Image) == "" {
 		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
 	}
-	if cs.Init != nil && *cs.Init {
-		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: init is not supported by shoal (it has no docker-init); run an init process from the image instead")
-	}
 	if err := validateMounts(cs.Mounts); err != nil {
 		return err
 	}

@@ -40,6 +40,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	if err := validateCreate(req); err != nil {
 		return "", err
 	}
+	if req.HostConfig.Init != nil && *req.HostConfig.Init && m.cfg.InitBinary == "" {
+		return "", errInvalidf("HostConfig.Init: this runtime has no init binary configured")
+	}
 	imageID, imgCfg, err := m.cfg.Images.ImageConfig(ctx, req.Config.Image)
 	if err != nil {
 		return "", fmt.Errorf("create container: %w", err)
@@ -121,9 +124,6 @@ func validateCreate(req CreateRequest) error {
 	}
 	if req.Config.Image == "" {
 		return errInvalidf("no image specified")
-	}
-	if req.HostConfig.Init != nil && *req.HostConfig.Init {
-		return errInvalidf("HostConfig.Init is not supported by this runtime")
 	}
 	if req.Config.Tty {
 		return errInvalidf("a TTY for the container's main process is not supported by this runtime")

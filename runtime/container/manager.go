@@ -29,6 +29,9 @@ type Config struct {
 	// argument "init", so only the default []string{"/proc/self/exe", "init"} is
 	// honoured; the binary must call [RunInit] when started that way.
 	InitArgs []string
+	// InitBinary is the host path of the init bound into containers that ask for
+	// one (HostConfig.Init) as /sbin/docker-init; "" refuses such containers.
+	InitBinary string
 	// CgroupParent is the cgroupfs parent of every container cgroup; default "shoal".
 	CgroupParent string
 	// Logger receives the manager's logs; default slog.Default().

@@ -211,7 +211,8 @@ func TestJoinsGivenNetworkNamespace(t *testing.T) {
 	}
 }
 
-func TestUnsupportedInitIsInvalidParameter(t *testing.T) {
+// Without an init binary configured, a container asking for --init is refused.
+func TestInitWithoutInitBinaryIsInvalidParameter(t *testing.T) {
 	env := newTestEnv(t)
 	m := env.open()
 	yes := true

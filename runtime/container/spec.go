@@ -123,6 +123,9 @@ func (m *Manager) userMounts(c *container, mounts []mountPoint) []*configs.Mount
 			out = append(out, bind(filepath.Join(c.dir, f), dst, false))
 		}
 	}
+	if wantsInit(c.rec) {
+		out = append(out, bind(m.cfg.InitBinary, initPath, true))
+	}
 	for _, mp := range mounts {
 		if mp.Type == "tmpfs" {
 			data := "mode=1777"
@@ -270,3 +273,9 @@ func rlimitsOf(rec record) ([]configs.Rlimit, error) {
 	}
 	return out, nil
 }
+
+// initPath is where a container's init (--init) is bound, as Docker's docker-init.
+const initPath = "/sbin/docker-init"
+
+// wantsInit reports whether the container runs under an init (HostConfig.Init).
+func wantsInit(rec record) bool { return rec.HostConfig.Init != nil && *rec.HostConfig.Init }

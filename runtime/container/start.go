@@ -111,7 +111,11 @@ func (m *Manager) launch(c *container, rec record) (*running, *libcontainer.Proc
 	if err != nil {
 		return nil, nil, err
 	}
-	proc, err := processFor(rootfs, rec.Config.User, rec.Config.WorkingDir, rec.Config.Env, append([]string{rec.Path}, rec.Args...), rec.Config.Hostname)
+	argv := append([]string{rec.Path}, rec.Args...)
+	if wantsInit(rec) {
+		argv = append([]string{initPath, "--"}, argv...)
+	}
+	proc, err := processFor(rootfs, rec.Config.User, rec.Config.WorkingDir, rec.Config.Env, argv, rec.Config.Hostname)
 	if err != nil {
 		return nil, nil, err
 	}

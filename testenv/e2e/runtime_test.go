@@ -238,21 +238,39 @@ func TestRuntimeStopSignal(t *testing.T) {
 	}
 }
 
-// --init runs a tiny init as PID 1, or is refused with a clear error.
+// --init runs docker-init (the shoal binary itself) as PID 1: it runs the command,
+// reaps orphans and forwards the stop signal.
 func TestRuntimeInit(t *testing.T) {
 	t.Parallel()
 	n := newSwarm(t, "init")
-	out, err := n.Docker("service", "create", "-d", "--name", "withinit", "--init", "--stop-grace-period", "1s",
-		"busybox", "sleep", "300")
-	if err != nil {
-		if !strings.Contains(out, "init") || strings.Contains(out, "EOF") || strings.Contains(out, "500") {
-			t.Fatalf("--init refused unclearly: %s", out)
-		}
-		return
-	}
+	// The command leaves an orphan behind, which only an init reaps.
+	n.MustDocker("service", "create", "-d", "--name", "withinit", "--init", "--stop-grace-period", "30s",
+		"busybox", "sh", "-c", `sh -c "sleep 0.2 &"; exec sleep 300`)
 	c := taskContainer(t, n, "withinit")
-	if got := mustExec(t, n, c, "cat /proc/1/comm"); got == "sleep" {
-		t.Fatalf("--init accepted but PID 1 is %q", got)
+	if got := mustExec(t, n, c, "cat /proc/1/comm"); got != "docker-init" {
+		t.Fatalf("PID 1 is %q, want docker-init", got)
+	}
+	if got := mustExec(t, n, c, "cat /proc/$(cat /proc/1/task/1/children | cut -d' ' -f1)/comm"); got != "sleep" {
+		t.Fatalf("PID 1's child is %q, want the command (sleep)", got)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the orphan reaped", func() (bool, string) {
+		out, err := execOut(n, c, `grep -l "^State:.*Z" /proc/[0-9]*/status || true`)
+		return err == nil && out == "", out
+	})
+	var ins struct{ Path string }
+	inspect(t, n, "container", c, &ins)
+	if ins.Path != "sh" {
+		t.Errorf("inspect Path = %q, want the command, not the init", ins.Path)
+	}
+	// The init forwards SIGTERM to sleep, which dies of it: no 30 s grace period.
+	start := time.Now()
+	n.MustDocker("service", "rm", "withinit")
+	testenv.WaitFor(t, 20*time.Second, "the task container gone", func() (bool, string) {
+		out, err := n.Docker("ps", "-aq")
+		return err == nil && strings.TrimSpace(out) == "", out
+	})
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("stopping took %s: SIGTERM was not forwarded", d)
 	}
 }
 
