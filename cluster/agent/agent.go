@@ -76,6 +76,7 @@ type taskState struct {
 	exitCode    int
 	oom         bool
 	waitHealth  bool            // running, waiting for the first healthy check
+	unhealthy   bool            // stopped because its health check failed
 	removed     bool            // the task is no longer assigned
 	reported    swarm.TaskState // the last state reported (or read from the store)
 	ports       []swarm.PortConfig

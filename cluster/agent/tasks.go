@@ -318,7 +318,8 @@ func (a *Agent) onEvent(ctx context.Context, ev container.Event) {
 		}
 	case "health_status: unhealthy":
 		if !t.busy && !t.exited {
-			a.report(t, swarm.TaskStateFailed, "", "task: unhealthy container")
+			// Stopped, then reported failed with its exit code, as Docker does.
+			t.unhealthy = true
 			t.waitHealth = false
 			a.launch(ctx, t, opStop)
 		}
@@ -332,6 +333,8 @@ func (a *Agent) reportExit(t *taskState) {
 	}
 	desired := t.a.Task.DesiredState
 	switch {
+	case t.unhealthy:
+		a.report(t, swarm.TaskStateFailed, "started", fmt.Sprintf("task: non-zero exit (%d): dockerexec: unhealthy container", t.exitCode))
 	case StateLessTask(swarm.TaskStateRunning, desired):
 		a.report(t, swarm.TaskStateShutdown, "shutdown", "")
 	case t.exitCode == 0 && !t.oom:

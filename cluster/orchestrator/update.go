@@ -337,7 +337,10 @@ func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order sw
 	now := u.o.now()
 	for _, e := range emptyStaleSlots(svc, tasks) {
 		if e == k {
-			return tx.CreateTask(newTask(svc, k.slot, k.node, now))
+			// The reconciler fills the slot, now rather than after the restart
+			// delay: only one loop ever creates tasks in empty slots.
+			u.o.skipRestartDelay(k)
+			return nil
 		}
 	}
 	for _, t := range tasks {
@@ -443,4 +446,12 @@ func (o *Orchestrator) updateService(ctx context.Context, id string, fn func(*sw
 		}
 	}
 	return err
+}
+
+// skipRestartDelay lets the reconciler fill slot k at once.
+func (o *Orchestrator) skipRestartDelay(k slotKey) {
+	rs := o.restartState(k)
+	o.mu.Lock()
+	rs.notBefore = time.Time{}
+	o.mu.Unlock()
 }

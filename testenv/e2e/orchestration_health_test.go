@@ -19,7 +19,7 @@ func TestHealthCheckFailingReplaced(t *testing.T) {
 		"--health-retries", "1", "--restart-delay", "100ms", "--stop-grace-period", "1s", "busybox", "sleep", "300")
 	rows := waitTaskRows(t, n, "sick", "an unhealthy task failed and replaced", func(rows []taskRow) bool {
 		return len(rows) >= 2 && countRows(rows, func(r taskRow) bool {
-			return strings.HasPrefix(r.CurrentState, "Failed") && strings.Contains(r.Error, "unhealthy container")
+			return strings.HasPrefix(r.CurrentState, "Failed") && strings.Contains(r.Error, "task: non-zero exit (") && strings.Contains(r.Error, "dockerexec: unhealthy container")
 		}) >= 1
 	})
 	for _, r := range rows {
