@@ -36,7 +36,10 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		if _, err := tx.ServiceByName(spec.Name); err == nil {
 			return conflictError{"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service " + spec.Name + " already exists"}
 		}
-		return tx.CreateService(svc)
+		if err := tx.CreateService(svc); err != nil {
+			return err
+		}
+		return setRegistryAuth(tx, svc.ID, encodedAuth)
 	})
 	if err != nil {
 		return swarm.ServiceCreateResponse{}, err
@@ -288,7 +291,15 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 			svc.JobStatus = &swarm.JobStatus{JobIteration: swarm.Version{Index: it}, LastExecution: now}
 			svc.UpdateStatus = nil
 		}
-		return tx.UpdateService(svc)
+		if err := tx.UpdateService(svc); err != nil {
+			return err
+		}
+		// Like dockerd: new credentials replace the kept ones unless the client
+		// asks to keep the previous spec's.
+		if opts.RegistryAuthFrom != string(swarm.RegistryAuthFromPreviousSpec) && opts.EncodedRegistryAuth != "" {
+			return setRegistryAuth(tx, svc.ID, opts.EncodedRegistryAuth)
+		}
+		return nil
 	})
 	return swarm.ServiceUpdateResponse{}, err
 }
@@ -316,6 +327,9 @@ func (c *Cluster) RemoveService(ctx context.Context, ref string) error {
 	return c.update(ctx, func(tx store.Tx) error {
 		svc, err := findService(tx, ref)
 		if err != nil {
+			return err
+		}
+		if err := setRegistryAuth(tx, svc.ID, ""); err != nil {
 			return err
 		}
 		return tx.DeleteService(svc.ID)

@@ -2,7 +2,6 @@ package engineapi
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -266,7 +265,7 @@ func (s *Server) pullImage(c *gin.Context) {
 		return
 	}
 	out := &jsonStream{c: c}
-	_, err = s.cfg.Images.Pull(c.Request.Context(), ref, decodeRegistryAuth(c.GetHeader(registry.AuthHeader)),
+	_, err = s.cfg.Images.Pull(c.Request.Context(), ref, img.DecodeAuth(c.GetHeader(registry.AuthHeader)),
 		func(m jsonstream.Message) { out.send(m) })
 	switch {
 	case err == nil:
@@ -308,25 +307,6 @@ func pullReference(from, tag string) (string, error) {
 		named = tagged
 	}
 	return reference.FamiliarString(named), nil
-}
-
-// decodeRegistryAuth decodes the X-Registry-Auth header (base64url JSON, padded or
-// not). Like dockerd it treats a missing or unreadable header as anonymous.
-func decodeRegistryAuth(h string) *registry.AuthConfig {
-	if h == "" {
-		return nil
-	}
-	raw, err := base64.URLEncoding.DecodeString(h)
-	if err != nil {
-		if raw, err = base64.RawURLEncoding.DecodeString(h); err != nil {
-			return nil
-		}
-	}
-	var auth registry.AuthConfig
-	if json.Unmarshal(raw, &auth) != nil || auth == (registry.AuthConfig{}) {
-		return nil
-	}
-	return &auth
 }
 
 func (s *Server) tagImage(c *gin.Context, name string) {
@@ -434,7 +414,7 @@ func (s *Server) distributionInspect(c *gin.Context) {
 		notFoundPage(c)
 		return
 	}
-	info, err := s.cfg.Images.Distribution(c.Request.Context(), name, decodeRegistryAuth(c.GetHeader(registry.AuthHeader)))
+	info, err := s.cfg.Images.Distribution(c.Request.Context(), name, img.DecodeAuth(c.GetHeader(registry.AuthHeader)))
 	if err != nil {
 		writeError(c, err)
 		return

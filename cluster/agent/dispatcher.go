@@ -11,6 +11,9 @@ import (
 type Assignment struct {
 	Task        *swarm.Task
 	ServiceName string
+	// RegistryAuth is the credentials the service was created with for pulling
+	// its image (X-Registry-Auth, still encoded); "" pulls anonymously.
+	RegistryAuth string
 }
 
 // AssignmentSet is a change to the node's assignments. The first set a session

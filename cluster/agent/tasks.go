@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-project/shoal/cluster/taskstate"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
+	"github.com/shoal-project/shoal/runtime/image"
 )
 
 // StateLessTask reports whether task state a comes before b.
@@ -109,7 +110,7 @@ func (a *Agent) start(ctx context.Context, as Assignment) opResult {
 	if cs == nil || cs.Image == "" {
 		return opResult{state: swarm.TaskStateRejected, err: errors.New("task has no container image")}
 	}
-	if err := a.ensureImage(ctx, cs.Image); err != nil {
+	if err := a.ensureImage(ctx, cs.Image, as.RegistryAuth); err != nil {
 		a.log.Warn("pull task image", "task", task.ID, "image", cs.Image, "err", err)
 		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("No such image: %s", cs.Image)}
 	}
@@ -142,8 +143,9 @@ func (a *Agent) start(ctx context.Context, as Assignment) opResult {
 	return r
 }
 
-// ensureImage makes sure the task's image is on the node, pulling it if not.
-func (a *Agent) ensureImage(ctx context.Context, ref string) error {
+// ensureImage makes sure the task's image is on the node, pulling it (with the
+// service's registry credentials) if not.
+func (a *Agent) ensureImage(ctx context.Context, ref, auth string) error {
 	if _, err := a.cfg.Images.Get(ctx, ref); err == nil {
 		return nil
 	}
@@ -152,7 +154,7 @@ func (a *Agent) ensureImage(ctx context.Context, ref string) error {
 			return nil
 		}
 	}
-	_, err := a.cfg.Images.Pull(ctx, ref, nil, nil)
+	_, err := a.cfg.Images.Pull(ctx, ref, image.DecodeAuth(auth), nil)
 	return err
 }
 

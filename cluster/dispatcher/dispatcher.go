@@ -38,7 +38,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, nodeID string) (<-chan age
 			return err
 		}
 		for _, t := range tasks {
-			first.Tasks = append(first.Tasks, agent.Assignment{Task: t, ServiceName: serviceName(tx, names, t.ServiceID)})
+			first.Tasks = append(first.Tasks, assignment(tx, names, t))
 		}
 		return nil
 	}, store.KindTask)
@@ -86,16 +86,30 @@ func (d *Dispatcher) change(ev store.Event, nodeID string, names map[string]stri
 		if old != nil && old.NodeID == t.NodeID && old.DesiredState == t.DesiredState && !orchestrator.StateLess(old.Status.State, swarm.TaskStateAssigned) {
 			return agent.AssignmentSet{}, false
 		}
-		var name string
+		var as agent.Assignment
 		_ = d.store.View(func(tx store.ReadTx) error {
-			name = serviceName(tx, names, t.ServiceID)
+			as = assignment(tx, names, t)
 			return nil
 		})
-		return agent.AssignmentSet{Tasks: []agent.Assignment{{Task: t, ServiceName: name}}}, true
+		return agent.AssignmentSet{Tasks: []agent.Assignment{as}}, true
 	case old != nil && old.NodeID == nodeID && t.NodeID != nodeID:
 		return agent.AssignmentSet{Removed: []string{t.ID}}, true
 	}
 	return agent.AssignmentSet{}, false
+}
+
+// RegistryAuthID is the ID of the store object that keeps a service's registry
+// credentials: a secret-kind object, so it is encrypted at rest like secrets, and
+// it reaches only the workers that run the service's tasks.
+func RegistryAuthID(serviceID string) string { return serviceID + ".registry-auth" }
+
+// assignment is a task with what its worker needs of its service.
+func assignment(tx store.ReadTx, names map[string]string, t *swarm.Task) agent.Assignment {
+	as := agent.Assignment{Task: t, ServiceName: serviceName(tx, names, t.ServiceID)}
+	if auth, err := tx.Secret(RegistryAuthID(t.ServiceID)); err == nil {
+		as.RegistryAuth = string(auth.Spec.Data)
+	}
+	return as
 }
 
 // serviceName looks a service's name up, remembering it.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -22,14 +22,10 @@ import (
 // nodeRegistry starts Debian's docker-registry inside the node's network
 // namespace on addr (e.g. "127.0.0.1:5000"), where the node's daemon can reach
 // it, and waits until it answers. It is stopped when the test ends.
-func nodeRegistry(t *testing.T, n *testenv.Node, addr string) {
+func nodeRegistry(t *testing.T, n *testenv.Node, addr string, opts ...imagetest.RegistryOption) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	config := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := imagetest.RegistryConfig(t, dir, addr, opts...)
 	logFile, err := os.Create(filepath.Join(dir, "registry.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -54,12 +50,19 @@ func nodeRegistry(t *testing.T, n *testenv.Node, addr string) {
 			return false, err.Error() + "\n" + string(log)
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
+		// A registry that wants credentials answers 401: it is up all the same.
+		return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized, resp.Status
 	})
 }
 
 // pushToNode uploads img to ref on a registry inside the node's namespace.
 func pushToNode(t *testing.T, n *testenv.Node, img v1.Image, ref string) {
+	t.Helper()
+	pushToNodeAs(t, n, img, ref, authn.Anonymous)
+}
+
+// pushToNodeAs is pushToNode with credentials.
+func pushToNodeAs(t *testing.T, n *testenv.Node, img v1.Image, ref string, auth authn.Authenticator) {
 	t.Helper()
 	tag, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -68,7 +71,7 @@ func pushToNode(t *testing.T, n *testenv.Node, img v1.Image, ref string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tr := &http.Transport{DialContext: n.DialContext}
-	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithTransport(tr)); err != nil {
+	if err := remote.Write(tag, img, remote.WithContext(ctx), remote.WithTransport(tr), remote.WithAuth(auth)); err != nil {
 		t.Fatalf("push %s: %v", ref, err)
 	}
 }

@@ -90,6 +90,18 @@ func Registry(t testing.TB, opts ...RegistryOption) string {
 	}
 }
 
+// RegistryConfig writes a config.yml (and htpasswd) for a registry listening on
+// addr and storing under dir, and returns its path: for starting Debian's
+// docker-registry elsewhere, such as inside a test node's network namespace.
+func RegistryConfig(t testing.TB, dir, addr string, opts ...RegistryOption) string {
+	t.Helper()
+	var spec registrySpec
+	for _, opt := range opts {
+		opt(&spec)
+	}
+	return writeRegistryConfig(t, dir, addr, spec)
+}
+
 // writeRegistryConfig writes the registry's config.yml (and htpasswd) into dir.
 func writeRegistryConfig(t testing.TB, dir, addr string, spec registrySpec) string {
 	t.Helper()
