@@ -10,23 +10,14 @@ import (
 
 	"github.com/shoal-project/shoal/cluster/agent"
 	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/store/storetest"
 )
 
 func openStore(t *testing.T) (*store.Store, context.Context) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, store.Config{Dir: t.TempDir(), NodeID: "n1", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = st.Close() })
-	return st, ctx
+	t.Cleanup(cancel)
+	return storetest.Leader(t, "n1"), ctx
 }
 
 func next(t *testing.T, ch <-chan agent.AssignmentSet) agent.AssignmentSet {

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/store/storetest"
 )
 
 // lab is a one-member store with a ready node and a running orchestrator.
@@ -22,17 +23,8 @@ type lab struct {
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, store.Config{Dir: t.TempDir(), NodeID: "n1", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	err = st.Update(ctx, func(tx store.Tx) error {
+	st := storetest.Leader(t, "n1")
+	err := st.Update(ctx, func(tx store.Tx) error {
 		n := &swarm.Node{ID: "n1"}
 		n.Spec.Role, n.Spec.Availability = swarm.NodeRoleManager, swarm.NodeAvailabilityActive
 		n.Status.State = swarm.NodeStateReady
@@ -44,7 +36,7 @@ func newLab(t *testing.T) *lab {
 	o := New(st, slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = o.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; _ = st.Close() })
+	t.Cleanup(func() { cancel(); <-done })
 	return &lab{t: t, store: st, ctx: ctx}
 }
 
