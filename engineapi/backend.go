@@ -74,4 +74,6 @@ type Images interface {
 	Tag(ctx context.Context, ref, newRef string) error
 	Remove(ctx context.Context, ref string, force bool) ([]image.DeleteResponse, error)
 	Distribution(ctx context.Context, ref string, auth *registry.AuthConfig) (registry.DistributionInspect, error)
+	// Login checks credentials against their registry (`docker login`).
+	Login(ctx context.Context, auth *registry.AuthConfig) error
 }

@@ -18,6 +18,7 @@ type (
 	unavailable      interface{ Unavailable() bool }
 	forbidden        interface{ Forbidden() bool }
 	notModified      interface{ NotModified() bool }
+	unauthorized     interface{ Unauthorized() bool }
 )
 
 // statusOf returns the HTTP status for err.
@@ -29,6 +30,7 @@ func statusOf(err error) int {
 		un unavailable
 		fb forbidden
 		nm notModified
+		ua unauthorized
 	)
 	switch {
 	case errors.As(err, &nf) && nf.NotFound():
@@ -43,6 +45,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.As(err, &nm) && nm.NotModified():
 		return http.StatusNotModified
+	case errors.As(err, &ua) && ua.Unauthorized():
+		return http.StatusUnauthorized
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	}

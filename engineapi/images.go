@@ -28,6 +28,22 @@ func (s *Server) registerImageRoutes(r gin.IRouter) {
 	r.POST("/images/*path", s.postImages)
 	r.DELETE("/images/*path", s.removeImage)
 	r.GET("/distribution/*path", s.distributionInspect)
+	r.POST("/auth", s.login)
+}
+
+// login answers `docker login`: the credentials are checked against their
+// registry; nothing is stored on the daemon (the CLI keeps them).
+func (s *Server) login(c *gin.Context) {
+	var auth registry.AuthConfig
+	if err := decodeJSONBody(c, &auth); err != nil {
+		writeError(c, err)
+		return
+	}
+	if err := s.cfg.Images.Login(c.Request.Context(), &auth); err != nil {
+		writeError(c, err)
+		return
+	}
+	respondJSON(c, http.StatusOK, registry.AuthResponse{Status: "Login Succeeded"})
 }
 
 // notFoundPage is gin's answer for a path no route serves.

@@ -3,6 +3,7 @@ package engineapi
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -174,4 +175,22 @@ func TestImageEndpoints(t *testing.T) {
 func lastLine(body []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
 	return lines[len(lines)-1]
+}
+
+// `docker login` asks the daemon to check the credentials: good ones are
+// "Login Succeeded", bad ones the registry's refusal with a 401.
+func TestLogin(t *testing.T) {
+	api := startSvcAPI(t, Config{Swarm: newServiceFake(), Containers: newCtrFake(), Images: &imageFake{}})
+	out := api.mustDocker(t, "login", "-u", "fleet", "-p", "good", "registry.example:5000")
+	if !strings.Contains(out, "Login Succeeded") {
+		t.Fatalf("docker login with good credentials: %q", out)
+	}
+	_, stderr, err := api.docker(t, "", "login", "-u", "fleet", "-p", "bad", "registry.example:5000")
+	if err == nil || !strings.Contains(stderr, "failed with status: 401 Unauthorized") {
+		t.Fatalf("docker login with bad credentials: %v %q", err, stderr)
+	}
+	resp, body := api.call(t, "POST", "/v1.50/auth", strings.NewReader(`{"username":"u","password":"bad"}`), nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST /auth with bad credentials = %d %s", resp.StatusCode, body)
+	}
 }

@@ -311,6 +311,20 @@ func (f *imageFake) Remove(_ context.Context, ref string, force bool) ([]image.D
 	return out, nil
 }
 
+func (f *imageFake) Login(_ context.Context, auth *registry.AuthConfig) error {
+	if auth.Password != "good" {
+		return unauthorizedFake{}
+	}
+	return nil
+}
+
+type unauthorizedFake struct{}
+
+func (unauthorizedFake) Error() string {
+	return "login attempt to http://registry/v2/ failed with status: 401 Unauthorized"
+}
+func (unauthorizedFake) Unauthorized() bool { return true }
+
 func (f *imageFake) Distribution(_ context.Context, ref string, _ *registry.AuthConfig) (registry.DistributionInspect, error) {
 	if _, err := f.Get(context.Background(), ref); err != nil {
 		return registry.DistributionInspect{}, err

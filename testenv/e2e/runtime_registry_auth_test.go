@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/base64"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +23,14 @@ func TestServiceRegistryAuth(t *testing.T) {
 	nodeRegistry(t, n, registry, imagetest.WithBasicAuth(user, password))
 	pushToNodeAs(t, n, imagetest.BusyboxImage(t), registry+"/private:1", &authn.Basic{Username: user, Password: password})
 
-	// The CLI reads the credentials from its config, as after `docker login`.
-	cfgDir := filepath.Join(n.Dir, "docker-config")
-	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
-		t.Fatal(err)
+	// docker login asks the daemon, which asks the registry.
+	if out, err := n.Docker("login", "-u", user, "-p", "wrong", registry); err == nil || !strings.Contains(out, "401 Unauthorized") {
+		t.Fatalf("docker login with a wrong password: %v %q", err, out)
+	}
+	if out := n.MustDocker("login", "-u", user, "-p", password, registry); !strings.Contains(out, "Login Succeeded") {
+		t.Fatalf("docker login: %q", out)
 	}
 	creds := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	if err := os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+registry+`":{"auth":"`+creds+`"}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
 
 	n.MustDocker("service", "create", "-d", "--no-resolve-image", "--name", "anon", "--stop-grace-period", "1s",
 		registry+"/private:1", "sleep", "300")
