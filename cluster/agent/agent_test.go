@@ -280,3 +280,25 @@ func TestAdoptsRunningContainer(t *testing.T) {
 		t.Fatalf("a running task container was recreated: %d containers", n)
 	}
 }
+
+func TestExpandTemplates(t *testing.T) {
+	as := assigned("t1", "busybox", swarm.TaskStateRunning)
+	as.Task.Spec.ContainerSpec.Hostname = "box-{{.Task.Slot}}"
+	as.Task.Spec.ContainerSpec.Env = []string{"SVC={{ .Service.Name }}", "NODE={{.Node.ID}}", "PLAIN=x"}
+	cs, err := expandTemplates(as, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Hostname != "box-1" || cs.Env[0] != "SVC=web" || cs.Env[1] != "NODE=n1" || cs.Env[2] != "PLAIN=x" {
+		t.Fatalf("expanded %q %v", cs.Hostname, cs.Env)
+	}
+	if as.Task.Spec.ContainerSpec.Hostname != "box-{{.Task.Slot}}" {
+		t.Fatal("the task's own spec was modified")
+	}
+	for _, bad := range []string{"{{.Task.Nope}}", `{{index .Service.Labels "a"}}`} {
+		as.Task.Spec.ContainerSpec.Hostname = bad
+		if _, err := expandTemplates(as, "n1"); err == nil {
+			t.Errorf("template %q accepted", bad)
+		}
+	}
+}

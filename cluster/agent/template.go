@@ -3,52 +3,48 @@ package agent
 import (
 	"fmt"
 	"os"
+	"regexp"
 	goruntime "runtime"
 	"strings"
-	"text/template"
 
 	"github.com/moby/moby/api/types/swarm"
 )
 
-// templateContext is what a service's Go templates may name, as in Docker:
-// {{.Service.Name}}, {{.Node.Hostname}}, {{.Task.Slot}} and so on.
-type templateContext struct {
-	Service struct{ ID, Name string }
-	Node    struct {
-		ID, Hostname string
-		Platform     struct{ OS, Architecture string }
-	}
-	Task struct {
-		ID, Name string
-		Slot     string
-	}
-}
+// templateFields are the placeholders a service's templates may name, as in
+// Docker: {{.Service.Name}}, {{.Node.Hostname}}, {{.Task.Slot}} and so on.
+//
+// They are substituted directly rather than run through text/template: that
+// package's reflection keeps every method of every type in the binary (about 9 MB
+// of a static shoal), and these placeholders are what services use.
+type templateFields map[string]string
+
+var placeholder = regexp.MustCompile(`\{\{\s*(\.[A-Za-z.]+)\s*\}\}`)
 
 // expandTemplates returns a copy of the task's container spec whose hostname,
 // environment and mount paths have their templates expanded, as swarmkit does.
 func expandTemplates(a Assignment, nodeID string) (*swarm.ContainerSpec, error) {
 	t := a.Task
-	var ctx templateContext
-	ctx.Service.ID, ctx.Service.Name = t.ServiceID, a.ServiceName
-	ctx.Node.ID = nodeID
-	ctx.Node.Hostname, _ = os.Hostname()
-	ctx.Node.Platform.OS, ctx.Node.Platform.Architecture = goruntime.GOOS, goruntime.GOARCH
-	ctx.Task.ID, ctx.Task.Name = t.ID, ContainerName(a.ServiceName, t)
+	hostname, _ := os.Hostname()
+	slot := t.NodeID
 	if t.Slot != 0 {
-		ctx.Task.Slot = fmt.Sprint(t.Slot)
-	} else {
-		ctx.Task.Slot = t.NodeID
+		slot = fmt.Sprint(t.Slot)
+	}
+	ctx := templateFields{
+		".Service.ID": t.ServiceID, ".Service.Name": a.ServiceName,
+		".Node.ID": nodeID, ".Node.Hostname": hostname,
+		".Node.Platform.OS": goruntime.GOOS, ".Node.Platform.Architecture": goruntime.GOARCH,
+		".Task.ID": t.ID, ".Task.Name": ContainerName(a.ServiceName, t), ".Task.Slot": slot,
 	}
 
 	cs := *t.Spec.ContainerSpec
 	var err error
-	if cs.Hostname, err = expand("hostname", cs.Hostname, &ctx); err != nil {
+	if cs.Hostname, err = expand("hostname", cs.Hostname, ctx); err != nil {
 		return nil, err
 	}
 	if len(cs.Env) > 0 {
 		env := make([]string, len(cs.Env))
 		for i, e := range cs.Env {
-			if env[i], err = expand("env", e, &ctx); err != nil {
+			if env[i], err = expand("env", e, ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -57,10 +53,10 @@ func expandTemplates(a Assignment, nodeID string) (*swarm.ContainerSpec, error) 
 	if len(cs.Mounts) > 0 {
 		mounts := append(cs.Mounts[:0:0], cs.Mounts...)
 		for i := range mounts {
-			if mounts[i].Source, err = expand("mount source", mounts[i].Source, &ctx); err != nil {
+			if mounts[i].Source, err = expand("mount source", mounts[i].Source, ctx); err != nil {
 				return nil, err
 			}
-			if mounts[i].Target, err = expand("mount target", mounts[i].Target, &ctx); err != nil {
+			if mounts[i].Target, err = expand("mount target", mounts[i].Target, ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -69,18 +65,26 @@ func expandTemplates(a Assignment, nodeID string) (*swarm.ContainerSpec, error) 
 	return &cs, nil
 }
 
-// expand executes s as a Go template on ctx; text without "{{" is returned as is.
-func expand(field, s string, ctx *templateContext) (string, error) {
+// expand substitutes the placeholders in s; text without "{{" is returned as is.
+// Anything else between braces (functions, pipelines) is refused by name.
+func expand(field, s string, ctx templateFields) (string, error) {
 	if !strings.Contains(s, "{{") {
 		return s, nil
 	}
-	tmpl, err := template.New(field).Option("missingkey=error").Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("failed to parse %s template %q: %w", field, s, err)
+	var bad string
+	out := placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		key := placeholder.FindStringSubmatch(m)[1]
+		v, ok := ctx[key]
+		if !ok && bad == "" {
+			bad = key
+		}
+		return v
+	})
+	if bad != "" {
+		return "", fmt.Errorf("failed to expand %s template %q: unknown field %s", field, s, bad)
 	}
-	var b strings.Builder
-	if err := tmpl.Execute(&b, ctx); err != nil {
-		return "", fmt.Errorf("failed to expand %s template %q: %w", field, s, err)
+	if strings.Contains(out, "{{") {
+		return "", fmt.Errorf("failed to expand %s template %q: only placeholders such as {{.Task.Slot}} are supported", field, s)
 	}
-	return b.String(), nil
+	return out, nil
 }
