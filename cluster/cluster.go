@@ -49,11 +49,12 @@ type Cluster struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.RWMutex
-	node   *nodeState   // nil: not in a swarm
-	store  *store.Store // nil: not in a swarm
-	cancel context.CancelFunc
-	loops  sync.WaitGroup
+	mu       sync.RWMutex
+	node     *nodeState    // nil: not in a swarm
+	store    *store.Store  // nil: not in a swarm
+	replayed chan struct{} // closed once the store has replayed its log (nil: nothing to replay)
+	cancel   context.CancelFunc
+	loops    sync.WaitGroup
 }
 
 // nodeState is what the node keeps of its membership outside the store.
@@ -83,17 +84,24 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c.node, c.store = st, s
+	c.replayed = make(chan struct{})
 	c.start()
-	// Like dockerd, give the swarm a bounded time to replay its state before the
-	// API answers, so that the first `docker service ls` after a restart does not
-	// show an empty swarm.
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := s.WaitApplied(wctx); err != nil {
-		c.log.Warn("swarm state not replayed yet; serving meanwhile", "err", err)
-	}
+	// The API answers at once; what reads the swarm waits (a bounded time) until
+	// the store has replayed its log, so that the first `docker service ls` after
+	// a restart does not show an empty swarm.
+	go func(replayed chan struct{}) {
+		defer close(replayed)
+		wctx, cancel := context.WithTimeout(context.Background(), replayTimeout)
+		defer cancel()
+		if err := s.WaitApplied(wctx); err != nil {
+			c.log.Warn("swarm state not replayed yet; serving meanwhile", "err", err)
+		}
+	}(c.replayed)
 	return c, nil
 }
+
+// replayTimeout bounds how long a restarted node's API waits for its swarm state.
+const replayTimeout = 15 * time.Second
 
 func (c *Cluster) statePath() string { return filepath.Join(c.cfg.Root, "state.json") }
 
@@ -184,15 +192,30 @@ func (c *Cluster) Close() error {
 	return nil
 }
 
-// active returns the store and node of the swarm, or the error Docker gives when
-// the node is not a manager of one.
+// active returns the store and node of the swarm, once the store has replayed its
+// log after a restart, or the error Docker gives when the node is not a manager.
 func (c *Cluster) active() (*store.Store, *nodeState, error) {
+	s, node, replayed, err := c.current()
+	if err != nil {
+		return nil, nil, err
+	}
+	if replayed != nil {
+		select {
+		case <-replayed:
+		case <-time.After(replayTimeout):
+		}
+	}
+	return s, node, nil
+}
+
+// current is active without waiting for the replay of the store's log.
+func (c *Cluster) current() (*store.Store, *nodeState, chan struct{}, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.store == nil {
-		return nil, nil, unavailableError{msgNotManager}
+		return nil, nil, nil, unavailableError{msgNotManager}
 	}
-	return c.store, c.node, nil
+	return c.store, c.node, c.replayed, nil
 }
 
 // update runs fn in a store update on the active swarm.

@@ -28,7 +28,7 @@ const (
 
 // Info is the Swarm section of `docker info`.
 func (c *Cluster) Info(ctx context.Context) swarm.Info {
-	s, node, err := c.active()
+	s, node, _, err := c.current()
 	if err != nil {
 		return swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
 	}
