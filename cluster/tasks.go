@@ -6,7 +6,6 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 
-	"github.com/shoal-project/shoal/cluster/orchestrator"
 	"github.com/shoal-project/shoal/cluster/store"
 )
 
@@ -57,18 +56,4 @@ func findTask(tx store.ReadTx, ref string) (*swarm.Task, error) {
 		return nil, errNotFoundf("task %s not found", ref)
 	}
 	return nil, errInvalidf("task %s is ambiguous (%d matches found)", ref, len(match))
-}
-
-// TaskUpToDate reports whether a task runs its service's current spec (the
-// docker CLI's "_up-to-date" task filter).
-func (c *Cluster) TaskUpToDate(ctx context.Context, t swarm.Task) bool {
-	up := false
-	_ = c.view(func(tx store.ReadTx) error {
-		svc, err := tx.Service(t.ServiceID)
-		if err == nil {
-			up = orchestrator.UpToDate(&t, svc)
-		}
-		return nil
-	})
-	return up
 }

@@ -1,9 +1,7 @@
 package engineapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +9,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/orchestrator"
 )
 
 // registerTaskRoutes serves /tasks: list, inspect, logs.
@@ -153,20 +153,12 @@ func taskName(t swarm.Task, svc swarm.Service) string {
 	return svc.Spec.Name + "." + slot + "." + t.ID
 }
 
-// taskUpToDate reports whether t was created from svc's current task template.
-//
-// This is what the CLI's private "_up-to-date" filter asks while it waits for
-// `docker service create/update` to converge: a task is up to date when its spec is
-// the service's current Spec.TaskTemplate (compared as JSON, so that nil and empty
-// omitempty fields are equal), which includes the ForceUpdate counter, so tasks made
-// before an `update --force` are not. Unlike swarmkit, a change of placement
-// constraints alone makes every task stale here: the API cannot tell whether the
-// task's node still satisfies the new constraints, and the orchestrator is the one to
-// decide whether it replaces them.
+// taskUpToDate reports whether t was made from svc's current spec: what the CLI's
+// private "_up-to-date" filter asks while it waits for `docker service
+// create/update` to converge. It is the orchestrator's own rule, so the CLI sees
+// converged exactly when the rolling updater has nothing left to replace.
 func taskUpToDate(t swarm.Task, svc swarm.Service) bool {
-	a, errA := json.Marshal(t.Spec)
-	b, errB := json.Marshal(svc.Spec.TaskTemplate)
-	return errA == nil && errB == nil && bytes.Equal(a, b)
+	return orchestrator.UpToDate(&t, &svc)
 }
 
 func (s *Server) inspectTask(c *gin.Context) {
