@@ -204,7 +204,7 @@ func TestTaskRunsAndFails(t *testing.T) {
 	startAgent(t, f)
 	as := assigned("t1", "busybox", swarm.TaskStateRunning)
 	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{as}}
-	running := expect(t, f, "t1", swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	running := expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
 	cs := running.Status.ContainerStatus
 	if cs == nil || cs.ContainerID != "c1" || cs.PID != 42 {
 		t.Fatalf("container status %+v", cs)
@@ -226,7 +226,7 @@ func TestShutdownAndRemove(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
 	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
-	expect(t, f, "t1", swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
 	f.sets <- AssignmentSet{Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateShutdown)}}
 	expect(t, f, "t1", swarm.TaskStateShutdown)
 	f.sets <- AssignmentSet{Removed: []string{"t1"}}
@@ -249,7 +249,7 @@ func TestMissingImageRejectsTask(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
 	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "nope:1", swarm.TaskStateRunning)}}
-	rejected := expect(t, f, "t1", swarm.TaskStatePreparing, swarm.TaskStateRejected)
+	rejected := expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateRejected)
 	if rejected.Status.Err != "No such image: nope:1" {
 		t.Fatalf("rejection %q", rejected.Status.Err)
 	}

@@ -105,6 +105,7 @@ func (a *Agent) progress(ctx context.Context, taskID string, state swarm.TaskSta
 // start prepares and starts a task's container.
 func (a *Agent) start(ctx context.Context, as Assignment) opResult {
 	task := as.Task
+	a.progress(ctx, task.ID, swarm.TaskStateAccepted, "accepted")
 	a.progress(ctx, task.ID, swarm.TaskStatePreparing, "preparing")
 	cs := task.Spec.ContainerSpec
 	if cs == nil || cs.Image == "" {
