@@ -44,7 +44,21 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	if err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
-	return swarm.ServiceCreateResponse{ID: svc.ID}, nil
+	return swarm.ServiceCreateResponse{ID: svc.ID, Warnings: portWarnings(spec)}, nil
+}
+
+// portWarnings tells the user, through the CLI, about published ports this version
+// stores but does not publish: ingress-mode ports wait for the routing mesh.
+func portWarnings(spec swarm.ServiceSpec) []string {
+	if spec.EndpointSpec == nil {
+		return nil
+	}
+	for _, p := range spec.EndpointSpec.Ports {
+		if p.PublishMode != swarm.PortConfigPublishModeHost {
+			return []string{"shoal publishes only host-mode ports for now (no ingress routing mesh yet): use --publish mode=host,published=P,target=T"}
+		}
+	}
+	return nil
 }
 
 // endpointOf is the endpoint a service spec asks for: its ports, published in
@@ -301,7 +315,10 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 		}
 		return nil
 	})
-	return swarm.ServiceUpdateResponse{}, err
+	if err != nil {
+		return swarm.ServiceUpdateResponse{}, err
+	}
+	return swarm.ServiceUpdateResponse{Warnings: portWarnings(spec)}, nil
 }
 
 func modeName(m swarm.ServiceMode) string {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"path"
 	"regexp"
 	"strings"
@@ -43,6 +44,9 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 	if hc := cs.Healthcheck; hc != nil {
 		if hc.Interval < 0 || hc.Timeout < 0 || hc.StartPeriod < 0 || hc.Retries < 0 {
 			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: Healthcheck durations and retries cannot be negative")
+		}
+		if len(hc.Test) == 1 && (hc.Test[0] == "CMD" || hc.Test[0] == "CMD-SHELL") {
+			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: Healthcheck %s needs a command", hc.Test[0])
 		}
 	}
 	if err := validateResources(tt.Resources); err != nil {
@@ -200,7 +204,7 @@ func validateEndpoint(ep *swarm.EndpointSpec) error {
 		if proto == "" {
 			proto = "tcp"
 		}
-		key := proto + "/" + string(rune(p.PublishedPort))
+		key := fmt.Sprintf("%s/%d", proto, p.PublishedPort)
 		if seen[key] {
 			return errInvalidf("rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided")
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
+	"github.com/moby/moby/api/types/swarm"
+
 	"github.com/shoal-project/shoal/testenv"
 )
 
@@ -298,5 +300,24 @@ func TestRuntimePublishHostMode(t *testing.T) {
 	}
 	if ps := n.MustDocker("service", "ps", "--format", "{{.Ports}}", "web"); !strings.Contains(ps, "*:18080->8080/tcp") {
 		t.Errorf("service ps ports = %q", ps)
+	}
+}
+
+// An ingress-mode port (the default of -p) is stored and shown, and the CLI tells
+// the user it is not published until the routing mesh exists.
+func TestRuntimePublishIngressWarns(t *testing.T) {
+	t.Parallel()
+	n := newSwarm(t, "ingress")
+	out := n.MustDocker("service", "create", "-d", "--name", "web", "-p", "18082:8080", "busybox", "sleep", "300")
+	if !strings.Contains(out, "shoal publishes only host-mode ports for now") {
+		t.Fatalf("service create output lacks the ingress warning:\n%s", out)
+	}
+	var svc swarm.Service
+	inspect(t, n, "service", "web", &svc)
+	if ps := svc.Endpoint.Ports; len(ps) != 1 || ps[0].PublishedPort != 18082 || ps[0].TargetPort != 8080 || ps[0].PublishMode != swarm.PortConfigPublishModeIngress {
+		t.Fatalf("endpoint ports = %+v", svc.Endpoint.Ports)
+	}
+	if out := n.MustDocker("service", "update", "--env-add", "X=1", "-d", "web"); !strings.Contains(out, "host-mode ports") {
+		t.Fatalf("service update output lacks the ingress warning:\n%s", out)
 	}
 }
