@@ -87,16 +87,24 @@ func (e *childExits) remove(f *os.File) {
 	e.mu.Unlock()
 }
 
-// run ends the current wait of every watcher on each SIGCHLD, until ctx is done.
+// recheckEvery bounds how long a lost pidfd wake-up can hide the exit of a
+// re-adopted container, which is not our child and raises no SIGCHLD.
+const recheckEvery = 5 * time.Second
+
+// run ends the current wait of every watcher on each SIGCHLD, and every
+// recheckEvery, until ctx is done.
 func (e *childExits) run(ctx context.Context) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, unix.SIGCHLD)
 	defer signal.Stop(sig)
+	recheck := time.NewTicker(recheckEvery)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sig:
+		case <-recheck.C:
 		}
 		e.mu.Lock()
 		for f := range e.files {
