@@ -63,7 +63,10 @@ type Agent struct {
 	tasks   map[string]*taskState
 	results chan opResult
 	reports chan StatusUpdate
-	ops     sync.WaitGroup
+	// stopping is closed (the Run context's Done) when the agent stops, so that a
+	// report never blocks a stopping agent.
+	stopping <-chan struct{}
+	ops      sync.WaitGroup
 }
 
 // taskState is what the agent knows of one assigned task. Only the loop touches it.
@@ -96,6 +99,7 @@ func New(cfg Config) *Agent {
 
 // Run drives the node's tasks until ctx is done. Containers are left running.
 func (a *Agent) Run(ctx context.Context) error {
+	a.stopping = ctx.Done()
 	defer a.ops.Wait()
 	local, err := a.localContainers(ctx)
 	if err != nil {

@@ -367,7 +367,11 @@ func (a *Agent) report(t *taskState, state swarm.TaskState, msg, errText string)
 			st.ContainerStatus.ExitCode = t.exitCode
 		}
 	}
-	a.reports <- StatusUpdate{TaskID: t.a.Task.ID, Status: st}
+	select {
+	case a.reports <- StatusUpdate{TaskID: t.a.Task.ID, Status: st}:
+	case <-a.stopping:
+		// The agent is stopping: the next session reports from the runtime's state.
+	}
 }
 
 // reportLoop sends status updates to the dispatcher in batches, retrying failures.
