@@ -31,6 +31,8 @@ type natRuleset struct {
 	bridge string
 	subnet netip.Prefix
 	ports  []publishedPort
+	// balanced are the ingress ports of services, each over its tasks.
+	balanced []balancedPort
 }
 
 // publishedPort is one DNAT from a host port to a sandbox.
@@ -106,6 +108,11 @@ func (rs natRuleset) apply(conn *nftables.Conn) error {
 	})
 	for _, p := range ports {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: pub, Exprs: dnatExprs(p)})
+	}
+	for _, p := range rs.balanced {
+		if err := addBalancedRule(conn, t, pub, p); err != nil {
+			return err
+		}
 	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("apply nftables table %s: %w", rs.table, err)

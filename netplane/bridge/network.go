@@ -240,6 +240,7 @@ func (n *Network) applyNAT() error {
 			rs.ports = append(rs.ports, publishedPort{PortMapping: p, IP: sb.IP})
 		}
 	}
+	rs.balanced = n.st.balancedPorts()
 	return rs.apply(n.nft)
 }
 

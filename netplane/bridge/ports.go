@@ -28,8 +28,9 @@ type portKey struct {
 
 // portOwner says which sandbox publishes a host port, and to which container port.
 type portOwner struct {
-	id            string
+	id            string // the sandbox, or for an ingress port the service
 	containerPort uint16
+	service       bool
 }
 
 // PublishPorts DNATs host ports to the sandbox, both for traffic from outside and from
@@ -75,7 +76,7 @@ func (n *Network) PublishPorts(ctx context.Context, id string, ports []PortMappi
 		}
 		key := portKey{p.Protocol, p.HostPort}
 		if o, taken := owners[key]; taken {
-			if o.id != id || o.containerPort != p.ContainerPort {
+			if o.service || o.id != id || o.containerPort != p.ContainerPort {
 				n.st.LastPort = cursor
 				return nil, fmt.Errorf("publish ports of sandbox %s: %w", id, errPortAllocated(p.Protocol, p.HostPort))
 			}
@@ -137,6 +138,11 @@ func (n *Network) portOwners() map[portKey]portOwner {
 	for id, sb := range n.st.Sandboxes {
 		for _, p := range sb.Ports {
 			owners[portKey{p.Protocol, p.HostPort}] = portOwner{id: id, containerPort: p.ContainerPort}
+		}
+	}
+	for key, svc := range n.st.Services {
+		for _, p := range svc.Ports {
+			owners[portKey{p.Protocol, p.PublishedPort}] = portOwner{id: key, containerPort: p.TargetPort, service: true}
 		}
 	}
 	return owners

@@ -18,6 +18,8 @@ type state struct {
 	// not handed out again at once.
 	LastIP   netip.Addr `json:"lastIP,omitzero"`
 	LastPort uint16     `json:"lastPort,omitempty"`
+	// Services are the ingress ports of services, by service.
+	Services map[string]*serviceState `json:"services,omitempty"`
 }
 
 // sandboxState is one sandbox's record in the state file.
