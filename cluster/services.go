@@ -28,13 +28,15 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		spec.Labels = map[string]string{}
 	}
 	svc := &swarm.Service{ID: store.NewID(), Spec: spec}
-	svc.Endpoint = endpointOf(spec)
 	if isJob(spec.Mode) {
 		svc.JobStatus = &swarm.JobStatus{JobIteration: swarm.Version{Index: 1}, LastExecution: time.Now().UTC()}
 	}
 	err := c.update(ctx, func(tx store.Tx) error {
 		if _, err := tx.ServiceByName(spec.Name); err == nil {
 			return conflictError{"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service " + spec.Name + " already exists"}
+		}
+		if err := resolvePorts(tx, svc, nil); err != nil {
+			return err
 		}
 		if err := tx.CreateService(svc); err != nil {
 			return err
@@ -44,25 +46,11 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	if err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
-	return swarm.ServiceCreateResponse{ID: svc.ID, Warnings: portWarnings(spec)}, nil
+	return swarm.ServiceCreateResponse{ID: svc.ID}, nil
 }
 
-// portWarnings tells the user, through the CLI, about published ports this version
-// stores but does not publish: ingress-mode ports wait for the routing mesh.
-func portWarnings(spec swarm.ServiceSpec) []string {
-	if spec.EndpointSpec == nil {
-		return nil
-	}
-	for _, p := range spec.EndpointSpec.Ports {
-		if p.PublishMode != swarm.PortConfigPublishModeHost {
-			return []string{"shoal publishes only host-mode ports for now (no ingress routing mesh yet): use --publish mode=host,published=P,target=T"}
-		}
-	}
-	return nil
-}
-
-// endpointOf is the endpoint a service spec asks for: its ports, published in
-// host mode on the node that runs each task.
+// endpointOf is the endpoint a service spec asks for: its mode and ports, with
+// Docker's defaults (tcp, ingress) filled in.
 func endpointOf(spec swarm.ServiceSpec) swarm.Endpoint {
 	ep := swarm.Endpoint{Spec: swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP}}
 	if spec.EndpointSpec != nil {
@@ -287,7 +275,7 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 				return errInvalidf("rpc error: code = Unimplemented desc = service mode change is not allowed")
 			}
 			svc.UpdateStatus = nil
-			if !jsonEqual(spec.TaskTemplate, cur.TaskTemplate) || !reflect.DeepEqual(endpointOf(spec).Ports, svc.Endpoint.Ports) {
+			if !jsonEqual(spec.TaskTemplate, cur.TaskTemplate) || !reflect.DeepEqual(endpointOf(spec).Ports, endpointOf(cur).Ports) {
 				svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &now, Message: "update in progress"}
 			}
 		}
@@ -296,7 +284,9 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 		}
 		svc.PreviousSpec = &cur
 		svc.Spec = spec
-		svc.Endpoint = endpointOf(spec)
+		if err := resolvePorts(tx, svc, svc.Endpoint.Ports); err != nil {
+			return err
+		}
 		if isJob(spec.Mode) {
 			it := uint64(1)
 			if svc.JobStatus != nil {
@@ -318,7 +308,7 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 	if err != nil {
 		return swarm.ServiceUpdateResponse{}, err
 	}
-	return swarm.ServiceUpdateResponse{Warnings: portWarnings(spec)}, nil
+	return swarm.ServiceUpdateResponse{}, nil
 }
 
 func modeName(m swarm.ServiceMode) string {

@@ -354,11 +354,20 @@ func (c *Cluster) removeTaskContainers(ctx context.Context) {
 		c.log.Warn("list task containers", "err", err)
 		return
 	}
+	services := map[string]bool{}
+	defer func() {
+		for id := range services {
+			if err := c.cfg.Network.PublishService(ctx, id, nil, nil); err != nil {
+				c.log.Warn("unpublish ingress ports", "service", id, "err", err)
+			}
+		}
+	}()
 	for _, ct := range list {
 		taskID := ct.Labels["com.docker.swarm.task.id"]
 		if taskID == "" {
 			continue
 		}
+		services[ct.Labels["com.docker.swarm.service.id"]] = true
 		grace := time.Second
 		_ = c.cfg.Containers.Stop(ctx, ct.ID, &grace)
 		if err := c.cfg.Containers.Remove(ctx, ct.ID, true); err != nil {

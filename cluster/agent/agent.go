@@ -9,6 +9,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -44,6 +45,10 @@ type Network interface {
 	CreateSandbox(ctx context.Context, id string) (bridge.Sandbox, error)
 	PublishPorts(ctx context.Context, id string, ports []bridge.PortMapping) ([]bridge.PortMapping, error)
 	RemoveSandbox(ctx context.Context, id string) error
+	Sandbox(id string) (bridge.Sandbox, bool)
+	// PublishService balances a service's ingress ports over the given task
+	// addresses; no ports or no addresses unpublish it.
+	PublishService(ctx context.Context, serviceID string, ports []bridge.ServicePort, backends []netip.Addr) error
 }
 
 // Config wires an agent.
@@ -62,6 +67,7 @@ type Agent struct {
 	log     *slog.Logger
 	tasks   map[string]*taskState
 	results chan opResult
+	ingress map[string]string // service -> what was last published for it
 	reports chan StatusUpdate
 	// stopping is closed (the Run context's Done) when the agent stops, so that a
 	// report never blocks a stopping agent.
@@ -93,6 +99,7 @@ func New(cfg Config) *Agent {
 		log:     cfg.Logger,
 		tasks:   map[string]*taskState{},
 		results: make(chan opResult, 64),
+		ingress: map[string]string{},
 		reports: make(chan StatusUpdate, 1024),
 	}
 }
@@ -154,6 +161,20 @@ func (a *Agent) localContainers(ctx context.Context) (map[string]ctypes.Summary,
 }
 
 func (a *Agent) applySet(ctx context.Context, set AssignmentSet, local map[string]ctypes.Summary) {
+	services := map[string]bool{}
+	defer func() {
+		for id := range services {
+			a.refreshIngress(ctx, id)
+		}
+	}()
+	for _, as := range set.Tasks {
+		services[as.Task.ServiceID] = true
+	}
+	for _, id := range set.Removed {
+		if t := a.tasks[id]; t != nil && t.a.Task != nil {
+			services[t.a.Task.ServiceID] = true
+		}
+	}
 	if set.Full {
 		seen := map[string]bool{}
 		for _, as := range set.Tasks {

@@ -30,6 +30,7 @@ type fakeNode struct {
 	sandboxes  map[string]bool
 	images     map[string]bool
 	pulls      []string
+	published  []string // PublishService calls
 }
 
 type fakeContainer struct {
@@ -140,11 +141,32 @@ func (f *fakeNode) CreateSandbox(_ context.Context, id string) (bridge.Sandbox, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sandboxes[id] = true
-	return bridge.Sandbox{ID: id, NetNSPath: "/run/netns/" + id, IP: netip.MustParseAddr("172.30.0.2")}, nil
+	return bridge.Sandbox{ID: id, NetNSPath: "/run/netns/" + id, IP: sandboxIP(id)}, nil
 }
 
 func (f *fakeNode) PublishPorts(_ context.Context, _ string, ports []bridge.PortMapping) ([]bridge.PortMapping, error) {
 	return ports, nil
+}
+
+func (f *fakeNode) Sandbox(id string) (bridge.Sandbox, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.sandboxes[id] {
+		return bridge.Sandbox{}, false
+	}
+	return bridge.Sandbox{ID: id, IP: sandboxIP(id)}, true
+}
+
+// sandboxIP gives each fake sandbox its own address.
+func sandboxIP(id string) netip.Addr {
+	return netip.AddrFrom4([4]byte{172, 30, 0, byte(2 + len(id) + int(id[len(id)-1]))})
+}
+
+func (f *fakeNode) PublishService(_ context.Context, serviceID string, ports []bridge.ServicePort, backends []netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.published = append(f.published, fmt.Sprint(serviceID, ports, backends))
+	return nil
 }
 
 func (f *fakeNode) RemoveSandbox(_ context.Context, id string) error {
@@ -301,4 +323,57 @@ func TestExpandTemplates(t *testing.T) {
 			t.Errorf("template %q accepted", bad)
 		}
 	}
+}
+
+// The ingress ports of a service are balanced over its running tasks on the node,
+// and follow them as they start, stop and go.
+func TestIngressFollowsRunningTasks(t *testing.T) {
+	f := newFakeNode()
+	startAgent(t, f)
+	withPort := func(id string) Assignment {
+		as := assigned(id, "busybox", swarm.TaskStateRunning)
+		as.Task.Status.PortStatus.Ports = []swarm.PortConfig{{Protocol: "tcp", TargetPort: 80, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeIngress}}
+		return as
+	}
+	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{withPort("t1"), withPort("t2")}}
+	expectAll := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			f.mu.Lock()
+			last := ""
+			if n := len(f.published); n > 0 {
+				last = f.published[n-1]
+			}
+			f.mu.Unlock()
+			if last == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("last PublishService = %q, want %q", last, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	both := fmt.Sprint("s1", []bridge.ServicePort{{Protocol: "tcp", PublishedPort: 8080, TargetPort: 80}}, sortedAddrs(sandboxIP("t1"), sandboxIP("t2")))
+	expectAll(both)
+	f.mu.Lock()
+	var c1 string
+	for id, c := range f.containers {
+		if c.req.Config.Labels[LabelTaskID] == "t1" {
+			c1 = id
+		}
+	}
+	f.mu.Unlock()
+	f.exit(c1, 1)
+	expectAll(fmt.Sprint("s1", []bridge.ServicePort{{Protocol: "tcp", PublishedPort: 8080, TargetPort: 80}}, []netip.Addr{sandboxIP("t2")}))
+	f.sets <- AssignmentSet{Removed: []string{"t1", "t2"}}
+	expectAll(fmt.Sprint("s1", []bridge.ServicePort(nil), []netip.Addr(nil)))
+}
+
+func sortedAddrs(a, b netip.Addr) []netip.Addr {
+	if b.Less(a) {
+		a, b = b, a
+	}
+	return []netip.Addr{a, b}
 }

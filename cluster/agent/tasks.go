@@ -252,6 +252,9 @@ func (a *Agent) onResult(ctx context.Context, r opResult) {
 	if t == nil {
 		return
 	}
+	if t.a.Task != nil {
+		defer a.refreshIngress(ctx, t.a.Task.ServiceID)
+	}
 	switch r.kind {
 	case opProgress:
 		a.report(t, r.state, r.message, "")
@@ -301,6 +304,7 @@ func (a *Agent) onEvent(ctx context.Context, ev container.Event) {
 	if t == nil {
 		return
 	}
+	defer a.refreshIngress(ctx, t.a.Task.ServiceID)
 	switch ev.Action {
 	case "oom":
 		t.oom = true

@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"encoding/json"
-	"reflect"
 	"time"
 
 	"github.com/moby/moby/api/types/network"
@@ -40,16 +39,31 @@ func specEqual(a, b swarm.TaskSpec) bool {
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
-func portsEqual(a, b []swarm.PortConfig) bool {
-	if len(a) == 0 && len(b) == 0 {
-		return true
+// portsEqual compares a task's ports (task) with the service's (want). A host-mode
+// port the service leaves to the node (PublishedPort 0) matches whatever port the
+// node picked.
+func portsEqual(task, want []swarm.PortConfig) bool {
+	if len(task) != len(want) {
+		return false
 	}
-	return reflect.DeepEqual(a, b)
+	for i, w := range want {
+		p := task[i]
+		if p.Protocol != w.Protocol || p.TargetPort != w.TargetPort || p.PublishMode != w.PublishMode || p.Name != w.Name {
+			return false
+		}
+		if w.PublishedPort != 0 && p.PublishedPort != w.PublishedPort {
+			return false
+		}
+	}
+	return true
 }
 
-// endpointPorts are the ports a task of svc publishes on its node (host mode); the
-// ingress routing mesh arrives with overlay networking.
+// endpointPorts are the ports the tasks of svc publish: as the cluster resolved
+// them (ingress ports with their assigned published port), else as the spec asks.
 func endpointPorts(svc *swarm.Service) []swarm.PortConfig {
+	if len(svc.Endpoint.Ports) > 0 {
+		return append([]swarm.PortConfig(nil), svc.Endpoint.Ports...)
+	}
 	if svc.Spec.EndpointSpec == nil {
 		return nil
 	}
@@ -57,6 +71,9 @@ func endpointPorts(svc *swarm.Service) []swarm.PortConfig {
 	for _, p := range svc.Spec.EndpointSpec.Ports {
 		if p.Protocol == "" {
 			p.Protocol = network.TCP
+		}
+		if p.PublishMode == "" {
+			p.PublishMode = swarm.PortConfigPublishModeIngress
 		}
 		out = append(out, p)
 	}

@@ -303,21 +303,68 @@ func TestRuntimePublishHostMode(t *testing.T) {
 	}
 }
 
-// An ingress-mode port (the default of -p) is stored and shown, and the CLI tells
-// the user it is not published until the routing mesh exists.
-func TestRuntimePublishIngressWarns(t *testing.T) {
+// An ingress-mode port (the default of -p) balances connections to the node over
+// the service's tasks, follows scaling, gets a port from the dynamic range when
+// none is given, and closes with the service.
+func TestRuntimePublishIngress(t *testing.T) {
 	t.Parallel()
 	n := newSwarm(t, "ingress")
-	out := n.MustDocker("service", "create", "-d", "--name", "web", "-p", "18082:8080", "busybox", "sleep", "300")
-	if !strings.Contains(out, "shoal publishes only host-mode ports for now") {
-		t.Fatalf("service create output lacks the ingress warning:\n%s", out)
+	n.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "3", "--stop-grace-period", "1s", "-p", "18082:8080",
+		"busybox", "sh", "-c", `hostname > /tmp/index.html; exec httpd -f -p 8080 -h /tmp`)
+	waitRunning(t, n, "web", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hostnames := func(url string, tries int) map[string]bool {
+		seen := map[string]bool{}
+		for i := 0; i < tries; i++ {
+			resp, err := n.HTTPGet(ctx, url)
+			if err != nil {
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				seen[strings.TrimSpace(string(body))] = true
+			}
+		}
+		return seen
 	}
+	testenv.WaitFor(t, 30*time.Second, "the ingress port reaching all three tasks", func() (bool, string) {
+		seen := hostnames("http://127.0.0.1:18082/index.html", 6)
+		return len(seen) == 3, fmt.Sprint(seen)
+	})
 	var svc swarm.Service
 	inspect(t, n, "service", "web", &svc)
 	if ps := svc.Endpoint.Ports; len(ps) != 1 || ps[0].PublishedPort != 18082 || ps[0].TargetPort != 8080 || ps[0].PublishMode != swarm.PortConfigPublishModeIngress {
 		t.Fatalf("endpoint ports = %+v", svc.Endpoint.Ports)
 	}
-	if out := n.MustDocker("service", "update", "--env-add", "X=1", "-d", "web"); !strings.Contains(out, "host-mode ports") {
-		t.Fatalf("service update output lacks the ingress warning:\n%s", out)
+
+	n.MustDocker("service", "scale", "-d", "web=1")
+	testenv.WaitFor(t, 30*time.Second, "the ingress port following the scale-down", func() (bool, string) {
+		seen := hostnames("http://127.0.0.1:18082/index.html", 4)
+		return len(seen) == 1, fmt.Sprint(seen)
+	})
+
+	// Another service cannot take the port; one without a published port gets one.
+	if out, err := n.Docker("service", "create", "-d", "--name", "clash", "-p", "18082:80", "busybox", "sleep", "300"); err == nil || !strings.Contains(out, "already in use by service 'web'") {
+		t.Fatalf("a second service on the same ingress port: %v %q", err, out)
 	}
+	n.MustDocker("service", "create", "-d", "--name", "dyn", "--stop-grace-period", "1s", "-p", "8080",
+		"busybox", "sh", "-c", `echo dynamic > /tmp/index.html; exec httpd -f -p 8080 -h /tmp`)
+	var dyn swarm.Service
+	inspect(t, n, "service", "dyn", &dyn)
+	if ps := dyn.Endpoint.Ports; len(ps) != 1 || ps[0].PublishedPort < 30000 || ps[0].PublishedPort > 32767 {
+		t.Fatalf("dynamic ingress port = %+v", dyn.Endpoint.Ports)
+	}
+	dynURL := fmt.Sprintf("http://127.0.0.1:%d/index.html", dyn.Endpoint.Ports[0].PublishedPort)
+	testenv.WaitFor(t, 30*time.Second, "the dynamic ingress port", func() (bool, string) {
+		seen := hostnames(dynURL, 1)
+		return seen["dynamic"], fmt.Sprint(seen)
+	})
+
+	n.MustDocker("service", "rm", "web")
+	testenv.WaitFor(t, 30*time.Second, "the ingress port closed", func() (bool, string) {
+		_, err := n.HTTPGet(ctx, "http://127.0.0.1:18082/index.html")
+		return err != nil, fmt.Sprint(err)
+	})
 }
