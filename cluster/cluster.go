@@ -40,7 +40,6 @@ type Config struct {
 	Containers    Runtime
 	Images        agent.Images
 	Network       agent.Network
-	// Teardown removes the node's task containers' leftovers on `swarm leave`.
 	Logger *slog.Logger
 }
 
