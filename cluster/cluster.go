@@ -40,7 +40,7 @@ type Config struct {
 	Containers    Runtime
 	Images        agent.Images
 	Network       agent.Network
-	Logger *slog.Logger
+	Logger        *slog.Logger
 }
 
 // Cluster is this node's view of its swarm.
