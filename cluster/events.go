@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/moby/moby/api/types/events"
@@ -111,19 +112,7 @@ func imageOf(s *swarm.Service) string {
 
 func replicasOf(s *swarm.Service) string {
 	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
-		return uintString(*r.Replicas)
+		return strconv.FormatUint(*r.Replicas, 10)
 	}
 	return ""
-}
-
-func uintString(n uint64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/agent"
 	"github.com/shoal-project/shoal/cluster/orchestrator"
 	"github.com/shoal-project/shoal/cluster/store"
 )
@@ -81,9 +82,13 @@ func (c *Cluster) Services(ctx context.Context, withStatus bool) ([]swarm.Servic
 		if err != nil {
 			return err
 		}
+		ready, err := readyNodes(tx)
+		if err != nil {
+			return err
+		}
 		for _, s := range services {
 			if withStatus {
-				if err := fillStatus(tx, s); err != nil {
+				if err := fillStatus(tx, s, ready); err != nil {
 					return err
 				}
 			}
@@ -94,18 +99,24 @@ func (c *Cluster) Services(ctx context.Context, withStatus bool) ([]swarm.Servic
 	return out, err
 }
 
-// fillStatus counts a service's running, desired and completed tasks.
-func fillStatus(tx store.ReadTx, s *swarm.Service) error {
+// readyNodes tells which nodes are ready, by ID.
+func readyNodes(tx store.ReadTx) (map[string]bool, error) {
+	nodes, err := tx.Nodes()
+	ready := map[string]bool{}
+	for _, n := range nodes {
+		ready[n.ID] = n.Status.State == swarm.NodeStateReady
+	}
+	return ready, err
+}
+
+// fillStatus counts a service's running, desired and completed tasks; ready says
+// which nodes' running tasks count.
+func fillStatus(tx store.ReadTx, s *swarm.Service, ready map[string]bool) error {
 	tasks, err := tx.TasksByService(s.ID)
 	if err != nil {
 		return err
 	}
 	st := &swarm.ServiceStatus{}
-	nodes, _ := tx.Nodes()
-	ready := map[string]bool{}
-	for _, n := range nodes {
-		ready[n.ID] = n.Status.State == swarm.NodeStateReady
-	}
 	for _, t := range tasks {
 		if s.JobStatus != nil && (t.JobIteration == nil || t.JobIteration.Index != s.JobStatus.JobIteration.Index) {
 			continue // an earlier run of the job, as swarmkit counts
@@ -191,7 +202,7 @@ func withDefaults(spec *swarm.ServiceSpec) {
 	tt := &spec.TaskTemplate
 	if cs := tt.ContainerSpec; cs != nil {
 		if cs.StopGracePeriod == nil {
-			d := 10 * time.Second
+			d := agent.DefaultStopGracePeriod
 			cs.StopGracePeriod = &d
 		}
 		if cs.DNSConfig == nil {

@@ -33,6 +33,14 @@ func TaskName(serviceName string, t *swarm.Task) string {
 	return serviceName + "." + t.NodeID
 }
 
+// stopGrace is how long task t gets between its stop signal and SIGKILL.
+func stopGrace(t *swarm.Task) time.Duration {
+	if cs := t.Spec.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
+		return *cs.StopGracePeriod
+	}
+	return DefaultStopGracePeriod
+}
+
 // ContainerName is the name of a task's container: <task name>.<task id>.
 func ContainerName(serviceName string, t *swarm.Task) string {
 	return TaskName(serviceName, t) + "." + t.ID
@@ -59,11 +67,7 @@ func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.Create
 	labels[LabelTaskName] = name
 	labels[LabelNodeID] = nodeID
 
-	grace := DefaultStopGracePeriod
-	if cs.StopGracePeriod != nil {
-		grace = *cs.StopGracePeriod
-	}
-	graceSeconds := int(grace / time.Second)
+	graceSeconds := int(stopGrace(t) / time.Second)
 	cfg := ctypes.Config{
 		Hostname:    cs.Hostname,
 		User:        cs.User,

@@ -214,10 +214,7 @@ func portBindings(ports []swarm.PortConfig) network.PortMap {
 
 // stop stops a task's container with the task's grace period.
 func (a *Agent) stop(ctx context.Context, as Assignment, containerID string) opResult {
-	grace := DefaultStopGracePeriod
-	if cs := as.Task.Spec.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
-		grace = *cs.StopGracePeriod
-	}
+	grace := stopGrace(as.Task)
 	err := a.cfg.Containers.Stop(ctx, containerID, &grace)
 	r := opResult{containerID: containerID, err: err, state: swarm.TaskStateShutdown}
 	if info, ierr := a.cfg.Containers.Inspect(ctx, containerID); ierr == nil && info.State != nil {
@@ -229,10 +226,7 @@ func (a *Agent) stop(ctx context.Context, as Assignment, containerID string) opR
 // remove stops and deletes a task's container and network sandbox.
 func (a *Agent) remove(ctx context.Context, as Assignment, containerID string) opResult {
 	if containerID != "" {
-		grace := DefaultStopGracePeriod
-		if cs := as.Task.Spec.ContainerSpec; cs != nil && cs.StopGracePeriod != nil {
-			grace = *cs.StopGracePeriod
-		}
+		grace := stopGrace(as.Task)
 		if err := a.cfg.Containers.Stop(ctx, containerID, &grace); err != nil && !isNotFound(err) {
 			a.log.Warn("stop removed task", "task", as.Task.ID, "err", err)
 		}
