@@ -270,3 +270,30 @@ func TestDestroyRemovesEverything(t *testing.T) {
 		t.Error("a store opened after Destroy still has Raft state")
 	}
 }
+
+// After a restart, WaitApplied returns only once the state holds every command
+// of the log: Raft's own applied index runs ahead of the state machine.
+func TestWaitAppliedSeesTheWholeLog(t *testing.T) {
+	s := newStore(t)
+	update(t, s, func(tx Tx) error {
+		return tx.CreateCluster(&swarm.Swarm{ClusterInfo: swarm.ClusterInfo{ID: NewID()}})
+	})
+	for i := range 200 {
+		update(t, s, func(tx Tx) error { return tx.CreateService(newService(fmt.Sprintf("svc-%d", i))) })
+	}
+	want := fingerprint(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(testContext(t), s.cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { again.Close() })
+	if err := again.WaitApplied(testContext(t)); err != nil {
+		t.Fatalf("WaitApplied: %v", err)
+	}
+	if got := fingerprint(t, again); got != want {
+		t.Fatalf("state right after WaitApplied:\n%s\nwant:\n%s", got, want)
+	}
+}

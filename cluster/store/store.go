@@ -251,22 +251,51 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 	}
 }
 
-// WaitApplied blocks until every entry the log held when it was called has been
-// applied to the state (after a restart: once a leader has committed them), or
-// until ctx is done. It is meant for start-up, so that readers do not see an
+// WaitApplied blocks until every command the log held when it was called has
+// been applied to the state (after a restart: once a leader has committed them),
+// or until ctx is done. It is meant for start-up, so that readers do not see an
 // empty swarm while the log is replayed.
+//
+// Raft's AppliedIndex counts entries handed to the FSM goroutine, not entries it
+// has applied, so the wait is on the FSM's own index: that of the last command
+// in the log (noop and configuration entries never reach the FSM).
 func (s *Store) WaitApplied(ctx context.Context) error {
-	last := s.raft.LastIndex()
-	tick := time.NewTicker(20 * time.Millisecond)
+	target, err := s.lastCommand()
+	if err != nil {
+		return fmt.Errorf("wait for the log to be applied: %w", err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for s.raft.AppliedIndex() < last {
+	for {
+		if _, index := s.fsm.read(); index >= target {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for the log to be applied: %w", ctx.Err())
 		case <-tick.C:
 		}
 	}
-	return nil
+}
+
+// lastCommand is the index of the last command entry in the log, or zero when
+// the log holds none beyond what the restored snapshot covers.
+func (s *Store) lastCommand() (uint64, error) {
+	first, err := s.bolt.FirstIndex()
+	if err != nil {
+		return 0, fmt.Errorf("read the first log index: %w", err)
+	}
+	_, covered := s.fsm.read()
+	for i := s.raft.LastIndex(); i >= first && i > covered && i > 0; i-- {
+		var l raft.Log
+		if err := s.bolt.GetLog(i, &l); err != nil {
+			return 0, fmt.Errorf("read log entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogCommand {
+			return i, nil
+		}
+	}
+	return 0, nil
 }
 
 // Close stops Raft and every watch; the state stays in Dir.
