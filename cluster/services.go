@@ -127,7 +127,11 @@ func fillStatus(tx store.ReadTx, s *swarm.Service, ready map[string]bool) error 
 		if t.Status.State == swarm.TaskStateComplete {
 			st.CompletedTasks++
 		}
-		if t.DesiredState == swarm.TaskStateRunning && (s.Spec.Mode.Global != nil || s.Spec.Mode.GlobalJob != nil) {
+		// A global service wants the tasks desired running, and a global job
+		// those desired complete that have not completed yet (as swarmkit counts).
+		wanted := t.DesiredState == swarm.TaskStateRunning ||
+			t.DesiredState == swarm.TaskStateComplete && t.Status.State != swarm.TaskStateComplete
+		if wanted && (s.Spec.Mode.Global != nil || s.Spec.Mode.GlobalJob != nil) {
 			st.DesiredTasks++
 		}
 	}

@@ -377,3 +377,17 @@ func sortedAddrs(a, b netip.Addr) []netip.Addr {
 	}
 	return []netip.Addr{a, b}
 }
+
+// A job's task is desired Complete: the agent runs it and reports Complete when
+// it exits 0, not Shutdown.
+func TestJobTaskRunsToCompletion(t *testing.T) {
+	f := newFakeNode()
+	startAgent(t, f)
+	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateComplete)}}
+	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	f.exit("c1", 0)
+	done := expect(t, f, "t1", swarm.TaskStateComplete)
+	if done.Status.ContainerStatus == nil || done.Status.ContainerStatus.ExitCode != 0 {
+		t.Fatalf("completion report %+v", done.Status)
+	}
+}

@@ -55,7 +55,7 @@ func (a *Agent) reconcile(ctx context.Context, t *taskState) {
 	switch {
 	case t.removed:
 		a.launch(ctx, t, opRemove)
-	case !StateLessTask(swarm.TaskStateRunning, task.DesiredState):
+	case taskstate.Wanted(task.DesiredState):
 		if !t.started && !terminal(t.reported) && task.NodeID != "" {
 			t.started = true
 			a.launch(ctx, t, opStart)
@@ -336,7 +336,7 @@ func (a *Agent) reportExit(t *taskState) {
 	switch {
 	case t.unhealthy:
 		a.report(t, swarm.TaskStateFailed, "started", fmt.Sprintf("task: non-zero exit (%d): dockerexec: unhealthy container", t.exitCode))
-	case StateLessTask(swarm.TaskStateRunning, desired):
+	case !taskstate.Wanted(desired):
 		a.report(t, swarm.TaskStateShutdown, "shutdown", "")
 	case t.exitCode == 0 && !t.oom:
 		a.report(t, swarm.TaskStateComplete, "finished", "")

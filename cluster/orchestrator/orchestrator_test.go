@@ -192,3 +192,30 @@ func TestRemovedServiceRetiresTasks(t *testing.T) {
 	l.report(ts[0].ID, swarm.TaskStateShutdown)
 	l.waitTasks(id, "tasks deleted", func(ts []*swarm.Task) bool { return len(ts) == 0 })
 }
+
+// A job's tasks are desired Complete, as swarmkit makes them; a completed one
+// stays so and is not replaced.
+func TestJobTasksAreDesiredComplete(t *testing.T) {
+	l := newLab(t)
+	two := uint64(2)
+	spec := swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "job"}}
+	spec.Mode.ReplicatedJob = &swarm.ReplicatedJob{MaxConcurrent: &two, TotalCompletions: &two}
+	spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{Image: "busybox"}
+	svc := &swarm.Service{ID: store.NewID(), Spec: spec, JobStatus: &swarm.JobStatus{}}
+	if err := l.store.Update(l.ctx, func(tx store.Tx) error { return tx.CreateService(svc) }); err != nil {
+		t.Fatal(err)
+	}
+	ts := l.waitTasks(svc.ID, "2 job tasks", func(ts []*swarm.Task) bool { return len(ts) == 2 })
+	for _, task := range ts {
+		if task.DesiredState != swarm.TaskStateComplete {
+			t.Fatalf("job task desired %s, want complete", task.DesiredState)
+		}
+	}
+	l.report(ts[0].ID, swarm.TaskStateComplete)
+	l.report(ts[1].ID, swarm.TaskStateComplete)
+	time.Sleep(300 * time.Millisecond) // give a wrong replacement the chance to appear
+	ts = l.tasks(svc.ID)
+	if len(ts) != 2 || ts[0].DesiredState != swarm.TaskStateComplete || ts[1].DesiredState != swarm.TaskStateComplete {
+		t.Fatalf("completed job tasks changed: %s", describe(ts))
+	}
+}

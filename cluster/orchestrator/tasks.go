@@ -17,9 +17,13 @@ func StateLess(a, b swarm.TaskState) bool { return taskstate.Less(a, b) }
 // Terminal reports whether a task in state s has stopped for good.
 func Terminal(s swarm.TaskState) bool { return taskstate.Terminal(s) }
 
-// active reports whether the orchestrator still wants t to run.
+// active reports whether the orchestrator still wants t to run: a job's task
+// (desired Complete) stops being active once it has completed.
 func active(t *swarm.Task) bool {
-	return !StateLess(swarm.TaskStateRunning, t.DesiredState)
+	if t.DesiredState == swarm.TaskStateComplete {
+		return t.Status.State != swarm.TaskStateComplete
+	}
+	return taskstate.Wanted(t.DesiredState)
 }
 
 // stopping reports whether t was told to stop and has not stopped yet.
@@ -99,6 +103,7 @@ func newTask(svc *swarm.Service, slot int, nodeID string, now time.Time) *swarm.
 	}
 	t.Annotations.Labels = map[string]string{}
 	if svc.JobStatus != nil {
+		t.DesiredState = swarm.TaskStateComplete
 		it := svc.JobStatus.JobIteration
 		t.JobIteration = &it
 	}

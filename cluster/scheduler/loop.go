@@ -85,7 +85,7 @@ func (l *Loop) hasUnplaced() bool {
 			return err
 		}
 		for _, t := range tasks {
-			if t.Status.State == swarm.TaskStatePending && t.DesiredState == swarm.TaskStateRunning {
+			if t.Status.State == swarm.TaskStatePending && taskstate.Wanted(t.DesiredState) {
 				found = true
 				return nil
 			}
@@ -113,7 +113,7 @@ func (l *Loop) schedule(ctx context.Context) error {
 			for _, t := range tasks {
 				byID[t.ID] = t
 				switch {
-				case t.Status.State == swarm.TaskStatePending && t.DesiredState == swarm.TaskStateRunning:
+				case t.Status.State == swarm.TaskStatePending && taskstate.Wanted(t.DesiredState):
 					pending = append(pending, t)
 				case t.NodeID != "" && !taskstate.Terminal(t.Status.State):
 					placed = append(placed, t)

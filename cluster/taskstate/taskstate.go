@@ -18,3 +18,10 @@ func Less(a, b swarm.TaskState) bool { return order[a] < order[b] }
 
 // Terminal reports whether a task in state s has stopped for good.
 func Terminal(s swarm.TaskState) bool { return order[s] >= order[swarm.TaskStateComplete] }
+
+// Wanted reports whether a task whose desired state is desired should run: a
+// service's tasks are desired Running, a job's tasks desired Complete (as
+// swarmkit creates them); Shutdown and later mean stop.
+func Wanted(desired swarm.TaskState) bool {
+	return order[desired] <= order[swarm.TaskStateRunning] || desired == swarm.TaskStateComplete
+}

@@ -56,7 +56,8 @@ func TestReplicatedJob(t *testing.T) {
 		t.Fatalf("job tasks = %+v", rows)
 	}
 	for _, r := range rows {
-		if !strings.HasPrefix(r.CurrentState, "Complete") || r.Error != "" {
+		// A job's tasks are desired Complete from the start, as Docker shows them.
+		if !strings.HasPrefix(r.CurrentState, "Complete") || r.DesiredState != "Complete" || r.Error != "" {
 			t.Fatalf("job task = %+v", r)
 		}
 	}
@@ -89,7 +90,7 @@ func TestGlobalJob(t *testing.T) {
 	}
 	waitServiceLs(t, n, "gj", "global job 0/0 (1/1 completed)")
 	rows := serviceTasks(t, n, "gj")
-	if len(rows) != 1 || !strings.HasPrefix(rows[0].CurrentState, "Complete") || rows[0].Node != "gjob" {
+	if len(rows) != 1 || !strings.HasPrefix(rows[0].CurrentState, "Complete") || rows[0].DesiredState != "Complete" || rows[0].Node != "gjob" {
 		t.Fatalf("global job tasks = %+v", rows)
 	}
 }
