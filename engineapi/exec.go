@@ -35,9 +35,12 @@ type execInstance struct {
 	containerID string
 	req         container.ExecCreateRequest
 
+	console *ctr.Console // the terminal of a Tty exec, resized through the API
+
 	mu       sync.Mutex
 	started  bool
 	running  bool
+	pid      int
 	exitCode *int
 }
 
@@ -52,6 +55,9 @@ func (t *execTable) add(containerID string, req container.ExecCreateRequest) (*e
 		return nil, fmt.Errorf("generate exec ID: %w", err)
 	}
 	e := &execInstance{id: hex.EncodeToString(raw[:]), containerID: containerID, req: req}
+	if req.Tty {
+		e.console = ctr.NewConsole(consoleSize(req.ConsoleSize))
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.byID[e.id] = e
@@ -107,6 +113,13 @@ func (e *execInstance) begin() error {
 	return nil
 }
 
+// setPID records the PID of e's process, once it runs.
+func (e *execInstance) setPID(pid int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pid = pid
+}
+
 func (e *execInstance) finish(code int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -123,7 +136,7 @@ func (e *execInstance) inspect() container.ExecInspectResponse {
 		pc.Entrypoint, pc.Arguments = e.req.Cmd[0], append([]string{}, e.req.Cmd[1:]...)
 	}
 	return container.ExecInspectResponse{
-		ID: e.id, Running: e.running, ExitCode: e.exitCode, ProcessConfig: pc,
+		ID: e.id, Running: e.running, ExitCode: e.exitCode, ProcessConfig: pc, Pid: e.pid,
 		OpenStdin: e.req.AttachStdin, OpenStdout: e.req.AttachStdout, OpenStderr: e.req.AttachStderr,
 		ContainerID: e.containerID, DetachKeys: []byte(e.req.DetachKeys),
 	}
@@ -169,15 +182,25 @@ func (s *Server) inspectExec(c *gin.Context) {
 	respondJSON(c, http.StatusOK, e.inspect())
 }
 
-// resizeExec accepts a TTY size and ignores it: execs run without a terminal.
+// resizeExec sets the size of a Tty exec's terminal; an exec without one ignores it.
 func (s *Server) resizeExec(c *gin.Context) {
-	if _, err := s.execs.get(c.Param("id")); err != nil {
+	e, err := s.execs.get(c.Param("id"))
+	if err != nil {
 		writeError(c, err)
 		return
 	}
-	for _, k := range []string{"h", "w"} {
-		if _, err := strconv.ParseUint(c.Query(k), 10, 16); err != nil {
+	var size [2]uint16
+	for i, k := range []string{"h", "w"} {
+		v, err := strconv.ParseUint(c.Query(k), 10, 16)
+		if err != nil {
 			writeError(c, badRequest(fmt.Sprintf("invalid resize %s: %q", k, c.Query(k))))
+			return
+		}
+		size[i] = uint16(v)
+	}
+	if e.console != nil {
+		if err := e.console.Resize(size[0], size[1]); err != nil {
+			writeError(c, err)
 			return
 		}
 	}
@@ -205,8 +228,12 @@ func (s *Server) startExec(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	if e.console != nil && req.ConsoleSize != nil {
+		_ = e.console.Resize(consoleSize(req.ConsoleSize))
+	}
 	cfg := ctr.ExecConfig{Cmd: e.req.Cmd, Env: e.req.Env, User: e.req.User,
-		WorkingDir: e.req.WorkingDir, Tty: e.req.Tty, Privileged: e.req.Privileged}
+		WorkingDir: e.req.WorkingDir, Privileged: e.req.Privileged,
+		Console: e.console, Started: e.setPID}
 	if req.Detach {
 		// The exec outlives the request, as a detached exec does under dockerd; it
 		// ends when its process does.
@@ -270,4 +297,12 @@ func (s *Server) attachExec(c *gin.Context, e *execInstance, cfg ctr.ExecConfig)
 		}
 	}
 	e.finish(code)
+}
+
+// consoleSize reads an API console size ([height, width]); nil is zero.
+func consoleSize(size *[2]uint) (height, width uint16) {
+	if size == nil {
+		return 0, 0
+	}
+	return uint16(min(size[0], 65535)), uint16(min(size[1], 65535))
 }

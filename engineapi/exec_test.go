@@ -29,7 +29,7 @@ func TestExecWithDockerCLI(t *testing.T) {
 		t.Fatalf("docker exec fail: err %v, stdout %q, stderr %q", err, out, errOut)
 	}
 	last := ct.execs[len(ct.execs)-1]
-	if strings.Join(last.Env, ",") != "A=1" || last.WorkingDir != "/tmp" || last.User != "nobody" || last.Tty {
+	if strings.Join(last.Env, ",") != "A=1" || last.WorkingDir != "/tmp" || last.User != "nobody" || last.Console != nil {
 		t.Fatalf("exec config reached the runtime as %+v", last)
 	}
 	out, _, err = api.docker(t, "", "exec", "probe", "nosuch")

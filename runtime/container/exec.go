@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,8 +21,12 @@ type ExecConfig struct {
 	Env        []string // added to the container's environment
 	User       string   // default: the container's user
 	WorkingDir string   // default: the container's working dir
-	Tty        bool     // not supported yet: the process runs without a terminal
 	Privileged bool     // all capabilities
+	// Console, when set, gives the process a terminal: its output (stdout and
+	// stderr together, as with Docker) goes to stdout.
+	Console *Console
+	// Started, when set, is told the process's PID once it runs.
+	Started func(pid int)
 }
 
 // Exec runs a process inside a running container, wiring stdin (may be nil),
@@ -57,7 +63,21 @@ func (m *Manager) Exec(ctx context.Context, ref string, cfg ExecConfig, stdin io
 		all := allCaps()
 		proc.Capabilities = &configs.Capabilities{Bounding: all, Effective: all, Permitted: all}
 	}
-	proc.Stdin, proc.Stdout, proc.Stderr = stdin, stdout, stderr
+	var consoleSocket *os.File
+	if cfg.Console != nil {
+		parent, child, err := utils.NewSockPair("console")
+		if err != nil {
+			return 126, fmt.Errorf("exec in %s: create console socket: %w", rec.Name, err)
+		}
+		defer parent.Close()
+		defer child.Close()
+		consoleSocket, proc.ConsoleSocket = parent, child
+		cfg.Console.mu.Lock()
+		proc.ConsoleHeight, proc.ConsoleWidth = cfg.Console.size.Row, cfg.Console.size.Col
+		cfg.Console.mu.Unlock()
+	} else {
+		proc.Stdin, proc.Stdout, proc.Stderr = stdin, stdout, stderr
+	}
 	if err := run.lc.Run(proc); err != nil {
 		if isNotFound(err) {
 			return 127, invalidError{msg: fmt.Sprintf("exec in %s: %v", rec.Name, err)}
@@ -66,6 +86,24 @@ func (m *Manager) Exec(ctx context.Context, ref string, cfg ExecConfig, stdin io
 	}
 	stop := context.AfterFunc(ctx, func() { _ = proc.Signal(unix.SIGKILL) })
 	defer stop()
+	if consoleSocket != nil {
+		term, err := startTerminal(consoleSocket, stdin, stdout)
+		if err != nil {
+			_ = proc.Signal(unix.SIGKILL)
+			_, _ = proc.Wait()
+			return 126, fmt.Errorf("exec in %s: %w", rec.Name, err)
+		}
+		cfg.Console.attach(term.master)
+		defer func() {
+			cfg.Console.detach()
+			term.finish()
+		}()
+	}
+	if cfg.Started != nil {
+		if pid, err := proc.Pid(); err == nil {
+			cfg.Started(pid)
+		}
+	}
 	ps, err := proc.Wait()
 	if ps == nil {
 		return -1, fmt.Errorf("wait for exec in %s: %w", rec.Name, err)

@@ -62,6 +62,16 @@ func TestRuntimeTaskContainers(t *testing.T) {
 	if err != nil || string(got) != "HELLO FROM STDIN\ndone\n" {
 		t.Errorf("exec -i: err %v output %q", err, got)
 	}
+	// exec -it, from a terminal of 40x132 (script(1) gives the CLI one): a shell
+	// on the container's own terminal, of the client's size, its exit code passed on.
+	cmd = exec.CommandContext(ctx, "script", "-qec", "stty rows 40 cols 132 && docker exec -it "+c+" sh", "/dev/null")
+	cmd.Env = dockerCmd(ctx, n).Env
+	cmd.Stdin = strings.NewReader("tty; stty size\nexit 4\n")
+	got, err = cmd.CombinedOutput()
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 4 ||
+		!strings.Contains(string(got), "/dev/pts/0\r\n40 132\r\n") {
+		t.Errorf("exec -it: err %v output %q", err, got)
+	}
 	if got := mustExec(t, n, c, "echo $HOSTNAME; id -u"); got != ctr.Config.Hostname+"\n0" {
 		t.Errorf("exec environment = %q", got)
 	}
