@@ -35,6 +35,12 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 	if strings.TrimSpace(cs.Image) == "" {
 		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
 	}
+	if cs.TTY {
+		// A task's terminal would be held by the daemon, and lost when it restarts
+		// while the task runs on (see docs/design.md): refused up front rather than
+		// a task rejected over and over.
+		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: a TTY for a task's main process (--tty) is not supported by shoal; docker exec -t gives one to a running task")
+	}
 	if err := validateMounts(cs.Mounts); err != nil {
 		return err
 	}

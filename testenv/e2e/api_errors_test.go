@@ -103,6 +103,7 @@ func TestAPIErrors(t *testing.T) {
 		{[]string{"--constraint", "node.nonsense==x"}, `invalid constraint "node.nonsense==x"`},
 		{[]string{"--limit-memory", "1k"}, "invalid memory value 1024: Must be at least 4MiB"},
 		{[]string{"--mount", "type=bind,src=relative,dst=/x"}, "invalid bind mount source, must be an absolute path: relative"},
+		{[]string{"--tty"}, "a TTY for a task's main process (--tty) is not supported by shoal"},
 	} {
 		args := append(append([]string{"service", "create", "-d", "--no-resolve-image", "--name", "bad"}, bad.args...), "busybox")
 		if out, err := n.Docker(args...); err == nil || !strings.Contains(out, bad.want) || !strings.HasPrefix(out, "Error response from daemon: ") {
