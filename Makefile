@@ -7,21 +7,33 @@ BIN       := bin/shoal
 SOCKET    ?= /run/shoal.sock
 DATA_ROOT ?= /var/lib/shoal
 LDFLAGS   := -s -w -X main.version=$(VERSION) -extldflags "-static"
+# seccomp: runc's libcontainer filters syscalls only when built with this tag,
+# cgo and libseccomp (linked statically from libseccomp-dev's libseccomp.a).
+GOTAGS    := netgo,osusergo,seccomp
+BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e deps bench clean
+.PHONY: all build run test unit e2e deps builddeps bench clean
 
 all: build
 
-# One static binary: CGO for libcontainer's nsenter, linked statically.
-build:
-	CGO_ENABLED=1 $(GO) build -tags netgo,osusergo -ldflags '$(LDFLAGS)' -o $(BIN) .
+# One static binary: CGO for libcontainer's nsenter and libseccomp, linked statically.
+build: builddeps
+	CGO_ENABLED=1 $(GO) build -tags $(GOTAGS) -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 # A single-node shoal on $(SOCKET), in the foreground (Ctrl-C stops the daemon;
 # task containers keep running and are re-adopted on the next start).
 run: build
 	@echo "shoal: export DOCKER_HOST=unix://$(SOCKET)   then: docker swarm init"
 	$(BIN) daemon -H unix://$(SOCKET) --data-root $(DATA_ROOT)
+
+# Installs the Debian packages the build needs, unless they are all there already.
+builddeps:
+	@missing=""; for p in $(BUILD_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 
 # Installs the Debian packages the tests use, unless they are all there already.
 deps:
@@ -33,14 +45,14 @@ deps:
 	@command -v docker >/dev/null || { echo "the docker CLI is needed on PATH"; exit 1; }
 
 # Unit tests of every package, then the end-to-end tests against the static binary.
-test: deps build
-	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
+test: builddeps deps build
+	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m ./...
 
-unit: deps
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /testenv/e2e)
+unit: builddeps deps
+	$(GO) test -tags $(GOTAGS) -count=1 $$($(GO) list -tags $(GOTAGS) ./... | grep -v /testenv/e2e)
 
-e2e: deps build
-	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -v ./testenv/e2e/
+e2e: builddeps deps build
+	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -v ./testenv/e2e/
 
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
 bench:

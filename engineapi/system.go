@@ -20,6 +20,8 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
+
+	ctr "github.com/shoal-project/shoal/runtime/container"
 )
 
 // builderVersion is the Builder-Version the ping advertises: the classic builder, so
@@ -179,8 +181,8 @@ func (s *Server) systemInfo(ctx context.Context) (system.Info, error) {
 		Isolation:          "",
 		InitBinary:         "",
 		RuncCommit:         system.Commit{ID: moduleVersion("github.com/opencontainers/runc")},
-		// No seccomp profile is applied to task containers yet, so none is claimed.
-		SecurityOptions: []string{},
+		// The seccomp filter task containers get by default, if compiled in.
+		SecurityOptions: securityOptions(),
 		CDISpecDirs:     []string{},
 		Warnings:        []string{},
 	}
@@ -196,6 +198,15 @@ func (s *Server) systemInfo(ctx context.Context) (system.Info, error) {
 		info.Images = len(imgs)
 	}
 	return info, nil
+}
+
+// securityOptions is /info's SecurityOptions: the filter task containers get
+// by default, in dockerd's words.
+func securityOptions() []string {
+	if ctr.SeccompEnabled() {
+		return []string{"name=seccomp,profile=builtin"}
+	}
+	return []string{}
 }
 
 // countContainers fills the container counts of info.

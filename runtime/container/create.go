@@ -43,7 +43,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	if req.HostConfig.Init != nil && *req.HostConfig.Init && m.cfg.InitBinary == "" {
 		return "", errInvalidf("HostConfig.Init: this runtime has no init binary configured")
 	}
-	imageID, imgCfg, err := m.cfg.Images.ImageConfig(ctx, req.Config.Image)
+	imageID, img, err := m.cfg.Images.ImageConfig(ctx, req.Config.Image)
 	if err != nil {
 		return "", fmt.Errorf("create container: %w", err)
 	}
@@ -54,7 +54,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	if len(lower) == 0 {
 		return "", fmt.Errorf("create container from %s: image has no layers", req.Config.Image)
 	}
-	cfg := mergeImageConfig(req.Config, imgCfg)
+	cfg := mergeImageConfig(req.Config, img.Config)
 	argv := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
 	if len(argv) == 0 {
 		return "", errInvalidf("no command specified")
@@ -69,7 +69,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	}
 	rec := record{
 		ID: id, Name: name, Created: now(), Config: cfg, HostConfig: req.HostConfig,
-		ImageID: imageID, Path: argv[0], Args: argv[1:], NetNSPath: req.NetNSPath,
+		ImageID: imageID, ImageArchitecture: img.Architecture, Path: argv[0], Args: argv[1:], NetNSPath: req.NetNSPath,
 		IPAddress: req.IPAddress, LowerDirs: lower,
 		State: runState{Status: statusCreated},
 	}
@@ -128,7 +128,7 @@ func validateCreate(req CreateRequest) error {
 	if req.Config.Tty {
 		return errInvalidf("a TTY for the container's main process is not supported by this runtime")
 	}
-	return nil
+	return checkSecurity(req.HostConfig)
 }
 
 // prepareDir creates the container directory with its overlay dirs, host files

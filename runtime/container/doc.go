@@ -32,9 +32,27 @@
 // are truncated away first, so a daemon crash neither loses nor repeats a line.
 // Output written while the daemon was down is stamped with the time it is read.
 //
+// # Seccomp
+//
+// Every container runs under Docker's default seccomp profile, generated for its
+// capabilities (an added CAP_SYS_ADMIN opens mount, unshare, ...), unless
+// HostConfig.SecurityOpt says "seccomp=unconfined" or gives a JSON profile, or the
+// container is privileged. Exec'd processes inherit the container's filter. The
+// default filter covers the node's own architecture, plus the 32-bit one of an
+// image built for it (386 on amd64, arm on arm64): each architecture costs its
+// build time at every start. Filtering needs a binary built with the "seccomp"
+// tag, cgo and libseccomp ([SeccompEnabled]); without it containers run
+// unfiltered.
+//
+// # Terminals
+//
+// An exec may have a terminal ([Console]): libcontainer's init creates it in the
+// container and passes its master side back. The container's main process has
+// none (Config.Tty: Create returns InvalidParameter), since the daemon would
+// have to hold its master side across restarts.
+//
 // # Not supported yet
 //
-// HostConfig.Init and Config.Tty (Create returns InvalidParameter), exec with a
-// TTY (runs without one), seccomp and AppArmor profiles, user namespaces, the
-// OOM-killer switch and block-IO limits.
+// AppArmor profiles and SELinux labels (accepted in SecurityOpt, without effect),
+// user namespaces, the OOM-killer switch and block-IO limits.
 package container

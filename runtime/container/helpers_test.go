@@ -27,13 +27,16 @@ func TestMain(m *testing.M) {
 type fakeImages struct {
 	layer string
 	cfg   dockerspec.DockerOCIImageConfig
+	arch  string // the image's architecture (GOARCH names); "" for none
 }
 
-func (f *fakeImages) ImageConfig(ctx context.Context, ref string) (string, dockerspec.DockerOCIImageConfig, error) {
+func (f *fakeImages) ImageConfig(ctx context.Context, ref string) (string, dockerspec.DockerOCIImage, error) {
 	if ref != "busybox" && ref != "busybox:latest" {
-		return "", dockerspec.DockerOCIImageConfig{}, notFoundError{msg: "No such image: " + ref}
+		return "", dockerspec.DockerOCIImage{}, notFoundError{msg: "No such image: " + ref}
 	}
-	return "sha256:" + strings.Repeat("b", 64), f.cfg, nil
+	img := dockerspec.DockerOCIImage{Config: f.cfg}
+	img.Architecture, img.OS = f.arch, "linux"
+	return "sha256:" + strings.Repeat("b", 64), img, nil
 }
 
 func (f *fakeImages) LayerDirs(ctx context.Context, id string) ([]string, error) {
@@ -41,7 +44,7 @@ func (f *fakeImages) LayerDirs(ctx context.Context, id string) ([]string, error)
 }
 
 // busyboxRootfs builds a rootfs from the host's static busybox.
-func busyboxRootfs(t *testing.T) string {
+func busyboxRootfs(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.Chmod(root, 0o755); err != nil { // as in a real image
@@ -84,14 +87,14 @@ func busyboxRootfs(t *testing.T) string {
 }
 
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	root   string
 	state  string
 	images *fakeImages
 	cgroup string
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	env := &testEnv{
@@ -126,7 +129,7 @@ func (e *testEnv) open() *Manager {
 }
 
 // cleanupContainers force-removes every container at the end of the test.
-func cleanupContainers(t *testing.T, m *Manager) {
+func cleanupContainers(t testing.TB, m *Manager) {
 	t.Cleanup(func() {
 		list, _ := m.List(context.Background(), true)
 		for _, s := range list {
@@ -137,21 +140,21 @@ func cleanupContainers(t *testing.T, m *Manager) {
 	})
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // run creates and starts a container and returns its ID.
-func run(t *testing.T, m *Manager, req CreateRequest) string {
+func run(t testing.TB, m *Manager, req CreateRequest) string {
 	t.Helper()
 	if req.Config.Image == "" {
 		req.Config.Image = "busybox"

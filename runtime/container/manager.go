@@ -40,9 +40,9 @@ type Config struct {
 
 // ImageSource is what the manager needs of the image store.
 type ImageSource interface {
-	// ImageConfig returns the image ID and its config for ref; NotFound
-	// "No such image: ref".
-	ImageConfig(ctx context.Context, ref string) (id string, cfg dockerspec.DockerOCIImageConfig, err error)
+	// ImageConfig returns the image ID and its configuration (run configuration
+	// and platform) for ref; NotFound "No such image: ref".
+	ImageConfig(ctx context.Context, ref string) (id string, img dockerspec.DockerOCIImage, err error)
 	// LayerDirs returns unpacked layer dirs, lowest first (overlay lowerdirs).
 	LayerDirs(ctx context.Context, id string) ([]string, error)
 }

@@ -27,13 +27,16 @@ type record struct {
 	Config     ctypes.Config
 	HostConfig ctypes.HostConfig
 	ImageID    string
-	Path       string
-	Args       []string
-	NetNSPath  string `json:",omitempty"`
-	IPAddress  string `json:",omitempty"`
-	LowerDirs  []string
-	Mounts     []mountPoint // resolved Binds, Mounts and Tmpfs
-	State      runState
+	// ImageArchitecture is the image's (GOARCH names): a 32-bit image on a 64-bit
+	// node needs its compat system calls let through the seccomp filter.
+	ImageArchitecture string `json:",omitempty"`
+	Path              string
+	Args              []string
+	NetNSPath         string `json:",omitempty"`
+	IPAddress         string `json:",omitempty"`
+	LowerDirs         []string
+	Mounts            []mountPoint // resolved Binds, Mounts and Tmpfs
+	State             runState
 }
 
 // runState is the observed state of a container.

@@ -82,6 +82,9 @@ func (m *Manager) runtimeConfig(c *container, rootfs string, mounts []mountPoint
 			cfg.Devices = append(cfg.Devices, d)
 		}
 	}
+	if err := applySecurity(cfg, hc, caps, rec.ImageArchitecture); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

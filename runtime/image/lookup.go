@@ -161,19 +161,19 @@ func (s *Store) removeRefLocked(e *entry, ref string) imagetypes.DeleteResponse 
 	return imagetypes.DeleteResponse{Untagged: familiar(ref)}
 }
 
-// ImageConfig returns the ID and run configuration of the image ref names, for the
-// container runtime. A reference pinned to a digest the node does not know (an
+// ImageConfig returns the ID and configuration (run configuration and platform) of
+// the image ref names, for the container runtime. A reference pinned to a digest the node does not know (an
 // image loaded from an archive has no registry digest) falls back to its name.
-func (s *Store) ImageConfig(ctx context.Context, ref string) (string, dockerspec.DockerOCIImageConfig, error) {
+func (s *Store) ImageConfig(ctx context.Context, ref string) (string, dockerspec.DockerOCIImage, error) {
 	img, err := s.Get(ctx, ref)
 	if err != nil {
 		name, _, pinned := strings.Cut(ref, "@")
 		if !pinned {
-			return "", dockerspec.DockerOCIImageConfig{}, err
+			return "", dockerspec.DockerOCIImage{}, err
 		}
 		if img, err = s.Get(ctx, name); err != nil {
-			return "", dockerspec.DockerOCIImageConfig{}, err
+			return "", dockerspec.DockerOCIImage{}, err
 		}
 	}
-	return img.ID, img.Config.Config, nil
+	return img.ID, img.Config, nil
 }
