@@ -94,6 +94,7 @@ func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.Create
 		OomScoreAdj:    int(cs.OomScoreAdj),
 	}
 	host.Ulimits = cs.Ulimits
+	host.SecurityOpt = securityOpt(cs.Privileges)
 	for _, h := range cs.Hosts {
 		// Swarm writes "IP host..." (hosts-file order); containers want "host:IP".
 		fields := strings.Fields(h)
@@ -128,4 +129,25 @@ func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.Create
 		NetNSPath:  netnsPath,
 		IPAddress:  ip,
 	}, nil
+}
+
+// securityOpt turns a service's privileges into the container's security
+// options, as dockerd's swarm executor does: seccomp mode and no-new-privileges.
+func securityOpt(p *swarm.Privileges) []string {
+	if p == nil {
+		return nil
+	}
+	var opts []string
+	if s := p.Seccomp; s != nil {
+		switch s.Mode {
+		case swarm.SeccompModeUnconfined:
+			opts = append(opts, "seccomp=unconfined")
+		case swarm.SeccompModeCustom:
+			opts = append(opts, "seccomp="+string(s.Profile))
+		}
+	}
+	if p.NoNewPrivileges {
+		opts = append(opts, "no-new-privileges")
+	}
+	return opts
 }
