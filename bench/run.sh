@@ -99,8 +99,8 @@ build() {
 	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 	git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
 	record "commit $commit"
-	CGO_ENABLED=1 go build -tags netgo,osusergo -ldflags '-s -w -extldflags "-static"' \
-		-o "$SHOAL_BIN" . >>"$LOG" 2>&1
+	# The Makefile's build: the same tags (seccomp) and build packages as `make run`.
+	make -s -C "$REPO" build BIN="${SHOAL_BIN#"$REPO"/}" >>"$LOG" 2>&1
 	go build -o "$PROBE" ./bench/probe >>"$LOG" 2>&1
 }
 
