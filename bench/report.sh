@@ -52,7 +52,7 @@ machine_facts() {
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) CPUs ($cpu), $mem memory, $os, kernel $(uname -r), cgroup $(stat -fc %T /sys/fs/cgroup | sed 's/cgroup2fs/v2/; s/tmpfs/v1/')
 - load average before / after: $(awk '/load-before/ {print $3, $4, $5}' "$1") / $(awk '/load-after/ {print $3, $4, $5}' "$1")
-- shoal: $("$SHOAL_BIN" version) (commit $commit), $(go version | cut -d' ' -f3), static build \`-tags netgo,osusergo -ldflags '-s -w -extldflags "-static"'\`
+- shoal: $("$SHOAL_BIN" version) (commit $commit), $(go version | cut -d' ' -f3), static build (\`make build\`: \`-tags netgo,osusergo,seccomp -ldflags '-s -w -extldflags "-static"'\`)
 - Docker: $(dockerd --version), $(containerd --version | cut -d' ' -f1,3), $(runc --version | head -1)
 - docker CLI driving both: $("$DOCKER_CLI" version --format '{{.Client.Version}}' 2>/dev/null)
 EOF
@@ -155,10 +155,12 @@ restart docker $(($(failures "$log" restart docker))).
 
 Processes measured: shoal $(awk '$1 == "mem-procs" && $2 == "shoal" {$1 = $2 = ""; sub(/^ +/, ""); sub(/ +$/, ""); print}' "$log"); Docker $(awk '$1 == "mem-procs" && $2 == "docker" {$1 = $2 = ""; sub(/^ +/, ""); sub(/ +$/, ""); print}' "$log").
 
-## Go benchmarks of the control plane
+## Go benchmarks of the control plane and the container runtime
 
-One task status update through Raft (one fsync'd entry), and one placement plan of
-50 tasks on 10 nodes (\`go test -bench\`, 3 runs):
+One task status update through Raft (one fsync'd entry), one placement plan of 50
+tasks on 10 nodes, and one create + start of a busybox container under libcontainer
+with Docker's default seccomp filter (builtin) and without (unconfined)
+(\`go test -bench\`, 3 runs):
 
 \`\`\`
 $(cat "$BENCH_ROOT/gobench.txt" 2>/dev/null)

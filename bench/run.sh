@@ -245,9 +245,10 @@ main() {
 	measure_ready
 	record "machine load-after $(cut -d' ' -f1-3 /proc/loadavg)"
 	record "binary bytes=$(stat -c %s "$SHOAL_BIN")"
-	log "Go benchmarks of the control plane"
-	(cd "$REPO" && go test -run '^$' -bench 'BenchmarkUpdateTask$|BenchmarkPlan$' -benchmem -count 3 \
-		./cluster/store/ ./cluster/scheduler/) | grep '^Benchmark' >"$BENCH_ROOT/gobench.txt" || true
+	log "Go benchmarks of the control plane and the container runtime"
+	(cd "$REPO" && go test -tags netgo,osusergo,seccomp -run '^$' -benchmem -count 3 \
+		-bench 'BenchmarkUpdateTask$|BenchmarkPlan$|BenchmarkStart$' -benchtime 1s \
+		./cluster/store/ ./cluster/scheduler/ ./runtime/container/) | grep '^Benchmark' >"$BENCH_ROOT/gobench.txt" || true
 	record "elapsed s=$(($(date +%s) - start))"
 	write_report "$LOG" "$REPO/docs/benchmarks.md"
 	log "wrote docs/benchmarks.md and $(basename "$LOG") in $(($(date +%s) - start)) s"
