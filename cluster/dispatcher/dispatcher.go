@@ -135,7 +135,7 @@ func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, nodeID string, update
 			for _, u := range updates {
 				t, err := tx.Task(u.TaskID)
 				if err != nil {
-					if isNotFound(err) {
+					if store.IsNotFound(err) {
 						continue
 					}
 					return err
@@ -155,9 +155,4 @@ func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, nodeID string, update
 		}
 	}
 	return err
-}
-
-func isNotFound(err error) bool {
-	var nf interface{ NotFound() bool }
-	return errors.As(err, &nf) && nf.NotFound()
 }

@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"errors"
 	"sort"
 	"time"
 
@@ -40,7 +39,7 @@ func (r *reconciliation) run(serviceID string) error {
 		return err
 	}
 	svc, err := r.tx.Service(serviceID)
-	if isNotFound(err) {
+	if store.IsNotFound(err) {
 		return r.retire(tasks)
 	}
 	if err != nil {
@@ -327,9 +326,4 @@ func keyOf(t *swarm.Task, svc *swarm.Service) slotKey {
 		return slotKey{service: t.ServiceID, node: t.NodeID}
 	}
 	return slotKey{service: t.ServiceID, slot: t.Slot}
-}
-
-func isNotFound(err error) bool {
-	var nf interface{ NotFound() bool }
-	return errors.As(err, &nf) && nf.NotFound()
 }

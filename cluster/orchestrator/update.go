@@ -98,7 +98,7 @@ func (u *updater) run(ctx context.Context) error {
 	for {
 		svc, stale, err := u.read()
 		if err != nil {
-			if isNotFound(err) {
+			if store.IsNotFound(err) {
 				return nil
 			}
 			return err

@@ -74,11 +74,11 @@ func lifecycle[T any](t *testing.T, s *Store, obj *T, ops kindOps[T]) {
 		_, err := ops.get(tx, rec.ID)
 		return err
 	})
-	if !isNotFound(err) {
+	if !IsNotFound(err) {
 		t.Errorf("read %s after delete: err = %v, want NotFound", rec.Kind, err)
 	}
 	err = s.Update(testContext(t), func(tx Tx) error { return ops.update(tx, got) })
-	if !isNotFound(err) {
+	if !IsNotFound(err) {
 		t.Errorf("update deleted %s: err = %v, want NotFound", rec.Kind, err)
 	}
 }
@@ -180,7 +180,7 @@ func TestLookupsByNameServiceAndNode(t *testing.T) {
 		if got.ID != web.ID {
 			t.Errorf("ServiceByName(web) = %s, want %s (names match case-insensitively)", got.ID, web.ID)
 		}
-		if _, err := tx.ServiceByName("nope"); !isNotFound(err) {
+		if _, err := tx.ServiceByName("nope"); !IsNotFound(err) {
 			t.Errorf("ServiceByName(nope): err = %v, want NotFound", err)
 		}
 		byService, err := tx.TasksByService(web.ID)

@@ -60,3 +60,10 @@ type invalidError struct{ msg string }
 
 func (e invalidError) Error() string          { return e.msg }
 func (e invalidError) InvalidParameter() bool { return true }
+
+// IsNotFound reports whether err says an object does not exist: the store's own
+// not-found errors, and any error of the NotFound class (a NotFound() bool method).
+func IsNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
+}

@@ -94,11 +94,6 @@ func getService(t testing.TB, s *Store, id string) *swarm.Service {
 	return svc
 }
 
-func isNotFound(err error) bool {
-	var e interface{ NotFound() bool }
-	return errors.As(err, &e) && e.NotFound()
-}
-
 func isConflict(err error) bool {
 	var e interface{ Conflict() bool }
 	return errors.As(err, &e) && e.Conflict()

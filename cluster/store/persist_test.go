@@ -20,7 +20,7 @@ func populate(t *testing.T, s *Store, name string) {
 	t.Helper()
 	svc := newService(name)
 	update(t, s, func(tx Tx) error {
-		if _, err := tx.Cluster(); isNotFound(err) {
+		if _, err := tx.Cluster(); IsNotFound(err) {
 			c := &swarm.Swarm{ClusterInfo: swarm.ClusterInfo{ID: NewID()}}
 			if err := tx.CreateCluster(c); err != nil {
 				return err
