@@ -10,7 +10,8 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -extldflags "-static"
 # seccomp: runc's libcontainer filters syscalls only when built with this tag,
 # cgo and libseccomp (linked statically from libseccomp-dev's libseccomp.a).
 GOTAGS    := netgo,osusergo,seccomp
-BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev
+# procps: the daemon runs ps for `docker top`.
+BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
 .PHONY: all build run test unit e2e deps builddeps bench clean

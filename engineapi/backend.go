@@ -63,6 +63,12 @@ type Containers interface {
 	Stop(ctx context.Context, idOrName string, timeout *time.Duration) error
 	Kill(ctx context.Context, idOrName string, sig syscall.Signal) error
 	Subscribe(ctx context.Context) <-chan ctr.Event
+	// Top lists the container's processes as the host's ps shows them with psArgs
+	// ("" means "-ef"); Conflict when the container is not running.
+	Top(ctx context.Context, idOrName, psArgs string) (container.TopResponse, error)
+	// Stats takes one sample of the container's resource usage, without the
+	// previous-sample fields; Conflict when the container is not running.
+	Stats(ctx context.Context, idOrName string) (container.StatsResponse, error)
 }
 
 // Images is the node's image store as the API sees it. *image.Store implements it.

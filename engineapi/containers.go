@@ -26,6 +26,8 @@ func (s *Server) registerContainerRoutes(r gin.IRouter) {
 	r.GET("/containers/json", s.listContainers)
 	r.GET("/containers/:id/json", s.inspectContainer)
 	r.GET("/containers/:id/logs", s.containerLogs)
+	r.GET("/containers/:id/top", s.containerTop)
+	r.GET("/containers/:id/stats", s.containerStats)
 	r.POST("/containers/:id/stop", s.stopContainer)
 	r.POST("/containers/:id/kill", s.killContainer)
 	r.POST("/containers/:id/exec", s.createExec)

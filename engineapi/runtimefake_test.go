@@ -37,6 +37,12 @@ type ctrFake struct {
 	killed    map[string]syscall.Signal
 	execs     []ctr.ExecConfig
 	logOpts   ctr.LogOptions
+
+	psArgs     string
+	statsCalls int
+	// stopAfterStats, when > 0, makes a running container exit after that many
+	// samples of its stats.
+	stopAfterStats int
 }
 
 func newCtrFake(list ...container.Summary) *ctrFake {
@@ -165,6 +171,64 @@ func (f *ctrFake) Kill(_ context.Context, ref string, sig syscall.Signal) error 
 }
 
 func (f *ctrFake) Subscribe(context.Context) <-chan ctr.Event { return make(chan ctr.Event) }
+
+// Top lists two processes of a running container; ps args "bogus" fail as ps does.
+func (f *ctrFake) Top(_ context.Context, ref, psArgs string) (container.TopResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.findLocked(ref)
+	if err != nil {
+		return container.TopResponse{}, err
+	}
+	f.psArgs = psArgs
+	if c.State != container.StateRunning {
+		return container.TopResponse{}, &svcFakeErr{clash: true, msg: "container " + c.ID + " is not running"}
+	}
+	if psArgs == "bogus" {
+		return container.TopResponse{}, fmt.Errorf("ps: error: garbage option")
+	}
+	return container.TopResponse{
+		Titles:    []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"},
+		Processes: [][]string{{"root", "4242", "4200", "0", "10:00", "?", "00:00:00", "sleep 1000"}},
+	}, nil
+}
+
+// Stats gives samples whose counters grow by a fixed step per call: 0.5 s of CPU
+// time and 1 s of host CPU time (two CPUs), 1 KiB received, 2 KiB sent.
+func (f *ctrFake) Stats(_ context.Context, ref string) (container.StatsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.findLocked(ref)
+	if err != nil {
+		return container.StatsResponse{}, err
+	}
+	if c.State != container.StateRunning {
+		return container.StatsResponse{}, &svcFakeErr{clash: true, msg: "container " + c.ID + " is not running"}
+	}
+	f.statsCalls++
+	n := uint64(f.statsCalls)
+	if f.stopAfterStats > 0 && f.statsCalls >= f.stopAfterStats {
+		for i := range f.list {
+			if f.list[i].ID == c.ID {
+				f.list[i].State = container.StateExited
+			}
+		}
+	}
+	return container.StatsResponse{
+		ID: c.ID, Name: c.Names[0], OSType: "linux", Read: time.Now(),
+		CPUStats: container.CPUStats{
+			CPUUsage:    container.CPUUsage{TotalUsage: n * 5e8, PercpuUsage: []uint64{n * 25e7, n * 25e7}},
+			SystemUsage: n * 1e9, OnlineCPUs: 2,
+		},
+		MemoryStats: container.MemoryStats{Usage: 20 << 20, Limit: 64 << 20,
+			Stats: map[string]uint64{"total_inactive_file": 4 << 20}},
+		PidsStats: container.PidsStats{Current: 2},
+		Networks:  map[string]container.NetworkStats{"eth0": {RxBytes: n * 1024, TxBytes: n * 2048}},
+		BlkioStats: container.BlkioStats{IoServiceBytesRecursive: []container.BlkioStatEntry{
+			{Major: 8, Minor: 0, Op: "Read", Value: 4096}, {Major: 8, Minor: 0, Op: "Write", Value: 8192},
+		}},
+	}, nil
+}
 
 // imageFake is an image store in memory. Load reads an "archive" that is a list of
 // references, one per line; Pull knows every reference but those starting with
