@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/image"
+	"github.com/shoal-project/shoal/runtime/volume"
 )
 
 // runDaemon wires the parts and serves the Engine API until ctx is done.
@@ -62,11 +63,28 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return fmt.Errorf("find the shoal binary (the containers' init): %w", err)
 	}
-	containers, err := container.New(ctx, container.Config{
+	// The store asks the container manager which containers use a volume; the
+	// manager is made after the store because it mounts volumes through it.
+	var containers *container.Manager
+	volumes, err := volume.Open(ctx, volume.Config{
+		Root: filepath.Join(cfg.DataRoot, "volumes"),
+		Users: func(name string) []string {
+			if containers == nil {
+				return nil
+			}
+			return containers.VolumeUsers(name)
+		},
+		Logger: log.With("component", "volume"),
+	})
+	if err != nil {
+		return err
+	}
+	containers, err = container.New(ctx, container.Config{
 		InitBinary:   self,
 		Root:         filepath.Join(cfg.DataRoot, "containers"),
 		StateRoot:    filepath.Join(cfg.ExecRoot, "runc"),
 		Images:       images,
+		Volumes:      volumes,
 		CgroupParent: cfg.CgroupParent,
 		Logger:       log.With("component", "container"),
 	})
@@ -92,6 +110,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Swarm:      cl,
 		Containers: containers,
 		Images:     images,
+		Volumes:    volumes,
 		Version:    version,
 		DataRoot:   cfg.DataRoot,
 		Logger:     log.With("component", "api"),

@@ -12,10 +12,12 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/volume"
 
 	"github.com/shoal-project/shoal/cluster"
 	ctr "github.com/shoal-project/shoal/runtime/container"
 	img "github.com/shoal-project/shoal/runtime/image"
+	vol "github.com/shoal-project/shoal/runtime/volume"
 )
 
 // Swarm is the control plane as the Engine API sees it. cluster.Cluster implements it.
@@ -82,4 +84,16 @@ type Images interface {
 	Distribution(ctx context.Context, ref string, auth *registry.AuthConfig) (registry.DistributionInspect, error)
 	// Login checks credentials against their registry (`docker login`).
 	Login(ctx context.Context, auth *registry.AuthConfig) error
+}
+
+// Volumes is the node's local volume store as the API sees it. *volume.Store
+// implements it.
+type Volumes interface {
+	Create(ctx context.Context, name string, labels, driverOpts map[string]string) (vol.Volume, error)
+	Get(ctx context.Context, name string) (vol.Volume, error)
+	List(ctx context.Context) ([]vol.Volume, error)
+	Remove(ctx context.Context, name string, force bool) error
+	Prune(ctx context.Context, opts vol.PruneOptions) (volume.PruneReport, error)
+	// Size is the bytes the volume's files take, for `docker system df`.
+	Size(ctx context.Context, name string) (int64, error)
 }

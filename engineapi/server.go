@@ -28,6 +28,8 @@ type Config struct {
 	Swarm      Swarm
 	Containers Containers
 	Images     Images
+	// Volumes is the node's local volumes; nil answers /volumes with an empty list.
+	Volumes Volumes
 	// Version is shoal's own version, shown by `docker version`.
 	Version string
 	// DataRoot is shown by `docker info` as Docker Root Dir.
@@ -71,6 +73,7 @@ func New(cfg Config) *Server {
 	s.registerTaskRoutes(s.router)
 	s.registerContainerRoutes(s.router)
 	s.registerImageRoutes(s.router)
+	s.registerVolumeRoutes(s.router)
 	return s
 }
 

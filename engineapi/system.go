@@ -232,7 +232,7 @@ func (s *Server) countContainers(ctx context.Context, info *system.Info) error {
 	return nil
 }
 
-// diskUsage answers `docker system df` with the image and container counts shoal
+// diskUsage answers `docker system df` with the images, containers and volumes shoal
 // knows; sizes it does not track are reported as zero.
 func (s *Server) diskUsage(c *gin.Context) {
 	ctx := c.Request.Context()
@@ -260,6 +260,14 @@ func (s *Server) diskUsage(c *gin.Context) {
 		for _, im := range imgs {
 			resp.Images = append(resp.Images, im.Summary())
 		}
+	}
+	vols, err := s.volumeUsage(ctx)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	for _, v := range vols {
+		resp.Volumes = append(resp.Volumes, v)
 	}
 	c.JSON(http.StatusOK, resp)
 }

@@ -24,6 +24,9 @@ type Config struct {
 	StateRoot string
 	// Images resolves image references and their layers.
 	Images ImageSource
+	// Volumes creates and finds the named volumes containers mount; nil keeps
+	// them as bare directories under <Root>/../volumes/<name>.
+	Volumes VolumeStore
 	// InitArgs is how libcontainer re-execs this binary to set up a container.
 	// libcontainer v1.5.2 always runs a sealed copy of /proc/self/exe with the
 	// argument "init", so only the default []string{"/proc/self/exe", "init"} is

@@ -175,6 +175,7 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
 		return fmt.Errorf("remove container %s: %w", rec.Name, err)
 	}
 	m.emit(c, "destroy", 0)
+	m.removeAnonymousVolumes(ctx, rec)
 	return nil
 }
 
