@@ -221,10 +221,9 @@ func withDefaults(spec *swarm.ServiceSpec) {
 	}
 	rp := tt.RestartPolicy
 	if rp.Condition == "" {
+		// swarmkit's default, shown for jobs too (whose completed tasks are not
+		// restarted whatever the condition).
 		rp.Condition = swarm.RestartPolicyConditionAny
-		if isJob(spec.Mode) {
-			rp.Condition = swarm.RestartPolicyConditionOnFailure
-		}
 	}
 	if rp.Delay == nil {
 		d := orchestrator.DefaultRestartDelay
@@ -240,12 +239,10 @@ func withDefaults(spec *swarm.ServiceSpec) {
 	if tt.Runtime == "" {
 		tt.Runtime = swarm.RuntimeContainer
 	}
-	if !isJob(spec.Mode) {
-		u := orchestrator.UpdateDefaults(spec.UpdateConfig)
-		spec.UpdateConfig = &u
-		r := orchestrator.UpdateDefaults(spec.RollbackConfig)
-		spec.RollbackConfig = &r
-	}
+	u := orchestrator.UpdateDefaults(spec.UpdateConfig)
+	spec.UpdateConfig = &u
+	r := orchestrator.UpdateDefaults(spec.RollbackConfig)
+	spec.RollbackConfig = &r
 	if spec.EndpointSpec == nil {
 		spec.EndpointSpec = &swarm.EndpointSpec{}
 	}

@@ -242,8 +242,12 @@ func (u *updater) setStatus(ctx context.Context, state swarm.UpdateState, msg st
 	return u.o.updateService(ctx, u.serviceID, func(svc *swarm.Service) {
 		now := u.o.now()
 		us := svc.UpdateStatus
-		if us == nil || !done {
+		starting := state == swarm.UpdateStateUpdating || state == swarm.UpdateStateRollbackStarted
+		if us == nil || starting {
 			us = &swarm.UpdateStatus{StartedAt: &now}
+		} else {
+			// A pause or completion keeps when the update started.
+			us = &swarm.UpdateStatus{StartedAt: us.StartedAt}
 		}
 		us.State, us.Message = state, msg
 		if done {

@@ -109,6 +109,12 @@ func TestServiceUpdateFailurePauses(t *testing.T) {
 	if got := runningImages(t, n, "web"); strings.Join(got, ",") != "busybox:latest" {
 		t.Fatalf("running images of a paused update = %v", got)
 	}
+	// The pause keeps when the update started: before its first new task.
+	for _, task := range apiTasks(t, n, "web") {
+		if task.Spec.ContainerSpec.Image == "busybox:nope" && !svc.UpdateStatus.StartedAt.Before(task.CreatedAt) {
+			t.Fatalf("UpdateStatus.StartedAt %s is not before the update's task (created %s)", svc.UpdateStatus.StartedAt, task.CreatedAt)
+		}
+	}
 }
 
 func mustJSON(t *testing.T, v any) string {
