@@ -66,6 +66,9 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 	if c.store != nil {
 		return "", unavailableError{msgInSwarm}
 	}
+	if req.AutoLockManagers {
+		return "", errAutolock
+	}
 	listen, err := listenAddr(req.ListenAddr)
 	if err != nil {
 		return "", err
@@ -398,6 +401,9 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 	if l := spec.Orchestration.TaskHistoryRetentionLimit; l != nil && *l < 0 {
 		return errInvalidf("invalid task history limit %d: must be 0 or more", *l)
 	}
+	if spec.EncryptionConfig.AutoLockManagers || flags.RotateManagerUnlockKey {
+		return errAutolock
+	}
 	return c.update(ctx, func(tx store.Tx) error {
 		cl, err := tx.Cluster()
 		if err != nil {
@@ -426,12 +432,17 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 	})
 }
 
-// UnlockKey returns the key that unlocks an autolocked swarm.
+// errAutolock refuses turning autolock on: the Raft store is encrypted at rest
+// under a key kept on the node, and locking it behind a user's key is not done yet.
+var errAutolock = errInvalidf("autolock is not supported by this shoal version yet: the swarm's state is encrypted at rest under a key kept on the node")
+
+// UnlockKey returns the key that unlocks an autolocked swarm; a swarm without
+// autolock has none, which dockerd answers with a 404.
 func (c *Cluster) UnlockKey(ctx context.Context) (string, error) {
 	if _, _, err := c.active(); err != nil {
 		return "", err
 	}
-	return "", unavailableError{"autolock is not supported by this shoal version yet"}
+	return "", errNotFoundf("no unlock key is set")
 }
 
 // listenAddr normalizes --listen-addr: host[:port], default 0.0.0.0:2377.
