@@ -62,10 +62,25 @@ func (s *Server) listTasks(c *gin.Context) {
 	for _, t := range tasks {
 		svc, ok := byID[t.ServiceID]
 		if q.matches(t, svc, ok) {
-			out = append(out, t)
+			out = append(out, apiTask(t))
 		}
 	}
 	respondJSON(c, http.StatusOK, out)
+}
+
+// apiTask is t as Docker shows it: a task's PortStatus lists only the ports it
+// publishes on its node (host mode). shoal also keeps the service's ingress ports
+// there, for the node that balances them; Docker shows those on the service's
+// Endpoint only, and `docker service ps` would print them as the task's.
+func apiTask(t swarm.Task) swarm.Task {
+	var host []swarm.PortConfig
+	for _, p := range t.Status.PortStatus.Ports {
+		if p.PublishMode == swarm.PortConfigPublishModeHost {
+			host = append(host, p)
+		}
+	}
+	t.Status.PortStatus.Ports = host
+	return t
 }
 
 // taskQuery is a task list filter with service and node names resolved to IDs.
@@ -167,7 +182,7 @@ func (s *Server) inspectTask(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	respondJSON(c, http.StatusOK, t)
+	respondJSON(c, http.StatusOK, apiTask(t))
 }
 
 func (s *Server) taskLogs(c *gin.Context) {

@@ -335,6 +335,11 @@ func TestRuntimePublishIngress(t *testing.T) {
 		seen := hostnames("http://127.0.0.1:18082/index.html", 6)
 		return len(seen) == 3, fmt.Sprint(seen)
 	})
+	// As under Docker, ingress ports are the service's, not its tasks': service ps
+	// shows no ports for them.
+	if ps := strings.TrimSpace(n.MustDocker("service", "ps", "--format", "{{.Ports}}", "web")); strings.Trim(ps, "\n") != "" {
+		t.Errorf("service ps ports of an ingress-published service = %q", ps)
+	}
 	var svc swarm.Service
 	inspect(t, n, "service", "web", &svc)
 	if ps := svc.Endpoint.Ports; len(ps) != 1 || ps[0].PublishedPort != 18082 || ps[0].TargetPort != 8080 || ps[0].PublishMode != swarm.PortConfigPublishModeIngress {
