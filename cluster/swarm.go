@@ -104,6 +104,7 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 		return fail(err)
 	}
 	node := c.describeNode(nodeID, advertise, req.Availability)
+	node.Description.TLSInfo = cl.TLSInfo
 	err = s.Update(ctx, func(tx store.Tx) error {
 		if err := tx.CreateCluster(cl); err != nil {
 			return err
@@ -299,6 +300,10 @@ func (c *Cluster) refreshNode(ctx context.Context, nodeID string) error {
 			return err
 		}
 		c.fillDescription(n, st.AdvertiseAddr)
+		// The node trusts the swarm's root CA, as `docker node inspect` shows.
+		if cl, err := tx.Cluster(); err == nil {
+			n.Description.TLSInfo = cl.TLSInfo
+		}
 		if n.ManagerStatus != nil {
 			n.ManagerStatus.Leader = true
 			n.ManagerStatus.Reachability = swarm.ReachabilityReachable

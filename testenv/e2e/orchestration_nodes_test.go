@@ -126,7 +126,8 @@ func TestNodeListInspectPs(t *testing.T) {
 
 	// The CLI aligns --pretty output with tabs and spaces; compare words.
 	pretty := strings.Join(strings.Fields(n.MustDocker("node", "inspect", "--pretty", "self")), " ")
-	for _, want := range []string{"Hostname: nodes", "Status: State: Ready Availability: Active Address: 127.0.0.1", "Manager Status: Address: 127.0.0.1:2377 Raft Status: Reachable Leader: Yes", "Platform: Operating System: linux"} {
+	for _, want := range []string{"Hostname: nodes", "Status: State: Ready Availability: Active Address: 127.0.0.1", "Manager Status: Address: 127.0.0.1:2377 Raft Status: Reachable Leader: Yes", "Platform: Operating System: linux",
+		"TLS Info: TrustRoot: -----BEGIN CERTIFICATE-----", "Issuer Subject: ", "Issuer Public Key: "} {
 		if !strings.Contains(pretty, want) {
 			t.Fatalf("node inspect --pretty lacks %q:\n%s", want, pretty)
 		}
