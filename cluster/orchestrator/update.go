@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -84,13 +85,24 @@ func (o *Orchestrator) startUpdater(serviceID string) {
 	}()
 }
 
-// updater replaces a service's out-of-date tasks batch by batch.
+// updater replaces a service's out-of-date tasks batch by batch. As swarmkit's,
+// it moves on to the next batch as soon as a batch runs, and watches the batches
+// it replaced for their monitor period meanwhile; the update completes once the
+// last batch has been watched for its monitor period.
 type updater struct {
 	o         *Orchestrator
 	serviceID string
 	total     int
 	failures  int
 	failed    map[string]bool
+	monitored []monitoredBatch
+}
+
+// monitoredBatch is a replaced batch whose new tasks are still watched.
+type monitoredBatch struct {
+	slots   []slotKey
+	started time.Time // the batch's new tasks were created after this
+	until   time.Time // the end of its monitor period
 }
 
 func (u *updater) run(ctx context.Context) error {
@@ -106,16 +118,39 @@ func (u *updater) run(ctx context.Context) error {
 		if svc.UpdateStatus != nil && (svc.UpdateStatus.State == swarm.UpdateStatePaused || svc.UpdateStatus.State == swarm.UpdateStateRollbackPaused) {
 			return nil
 		}
-		if len(stale) == 0 {
-			return u.finish(ctx, svc)
-		}
-		if err := u.begin(ctx, svc); err != nil {
-			return err
-		}
 		rollback := svc.UpdateStatus != nil && svc.UpdateStatus.State == swarm.UpdateStateRollbackStarted
 		cfg := UpdateDefaults(svc.Spec.UpdateConfig)
 		if rollback {
 			cfg = UpdateDefaults(svc.Spec.RollbackConfig)
+		}
+		failedTask, err := u.checkMonitored(svc)
+		if err != nil {
+			return err
+		}
+		if failedTask != "" {
+			u.failures++
+			if float32(u.failures) > cfg.MaxFailureRatio*float32(u.total) {
+				stop, err := u.fail(ctx, cfg, rollback, failedTask)
+				if err != nil || stop {
+					return err
+				}
+				continue
+			}
+		}
+		if len(stale) == 0 {
+			if left := u.monitorLeft(); left > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-events:
+				case <-time.After(left):
+				}
+				continue
+			}
+			return u.finish(ctx, svc)
+		}
+		if err := u.begin(ctx, svc); err != nil {
+			return err
 		}
 		u.total = max(u.total, len(stale))
 		n := int(cfg.Parallelism)
@@ -123,7 +158,7 @@ func (u *updater) run(ctx context.Context) error {
 			n = len(stale)
 		}
 		batch := stale[:n]
-		failedTask, err := u.replace(ctx, events, svc, batch, cfg)
+		failedTask, err = u.replace(ctx, events, svc, batch, cfg)
 		if err != nil {
 			return err
 		}
@@ -265,7 +300,7 @@ func (u *updater) fail(ctx context.Context, cfg swarm.UpdateConfig, rollback boo
 	case rollback:
 		return true, u.setStatus(ctx, swarm.UpdateStateRollbackPaused, "rollback paused due to failure or early termination of task "+taskID, false)
 	case cfg.FailureAction == swarm.UpdateFailureActionRollback:
-		u.total, u.failures, u.failed = 0, 0, map[string]bool{}
+		u.total, u.failures, u.failed, u.monitored = 0, 0, map[string]bool{}, nil
 		return false, u.o.updateService(ctx, u.serviceID, func(svc *swarm.Service) {
 			if svc.PreviousSpec == nil {
 				return
@@ -297,7 +332,6 @@ func (u *updater) replace(ctx context.Context, events <-chan store.Event, svc *s
 		return "", fmt.Errorf("replace tasks: %w", err)
 	}
 	u.o.markDirty(u.serviceID)
-	var runningSince time.Time
 	for {
 		state, failedTask, err := u.batchState(svc, batch, cfg.Order, started)
 		if err != nil {
@@ -307,27 +341,69 @@ func (u *updater) replace(ctx context.Context, events <-chan store.Event, svc *s
 			u.failures++
 			return failedTask, nil
 		}
-		if state == batchRunning && runningSince.IsZero() {
-			runningSince = u.o.now()
-		}
-		if state != batchRunning {
-			runningSince = time.Time{}
-		}
-		var timeout <-chan time.Time
-		if !runningSince.IsZero() {
-			left := cfg.Monitor - u.o.now().Sub(runningSince)
-			if left <= 0 {
-				return "", nil
-			}
-			timeout = time.After(left)
+		if state == batchRunning {
+			u.monitored = append(u.monitored, monitoredBatch{slots: batch, started: started, until: u.o.now().Add(cfg.Monitor)})
+			return "", nil
 		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-events:
-		case <-timeout:
 		}
 	}
+}
+
+// checkMonitored returns a task of a replaced batch that stopped within the
+// batch's monitor period, if one did, and forgets the batches watched long enough.
+func (u *updater) checkMonitored(svc *swarm.Service) (string, error) {
+	now := u.o.now()
+	var failed string
+	kept := u.monitored[:0]
+	for _, mb := range u.monitored {
+		if failed == "" {
+			id, err := u.stoppedTask(svc, mb.slots, mb.started)
+			if err != nil {
+				return "", err
+			}
+			failed = id
+		}
+		if now.Before(mb.until) {
+			kept = append(kept, mb)
+		}
+	}
+	u.monitored = kept
+	return failed, nil
+}
+
+// monitorLeft is how long the replaced batches are still to be watched.
+func (u *updater) monitorLeft() time.Duration {
+	var left time.Duration
+	now := u.o.now()
+	for _, mb := range u.monitored {
+		left = max(left, mb.until.Sub(now))
+	}
+	return left
+}
+
+// stoppedTask returns a new task of slots (created since started) that stopped
+// and was not counted yet.
+func (u *updater) stoppedTask(svc *swarm.Service, slots []slotKey, started time.Time) (string, error) {
+	var failed string
+	err := u.o.store.View(func(tx store.ReadTx) error {
+		tasks, err := tx.TasksByService(svc.ID)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			if failed == "" && slices.Contains(slots, keyOf(t, svc)) && upToDate(t, svc) && Terminal(t.Status.State) &&
+				!t.Meta.CreatedAt.Before(started) && !u.failed[t.ID] {
+				u.failed[t.ID] = true
+				failed = t.ID
+			}
+		}
+		return nil
+	})
+	return failed, err
 }
 
 // startSlot begins the replacement of a slot's old task: stop-first stops it (the

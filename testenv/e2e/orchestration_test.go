@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -192,6 +193,38 @@ func TestRollingUpdateStopFirst(t *testing.T) {
 	if svc.PreviousSpec == nil || svc.PreviousSpec.TaskTemplate.ContainerSpec.Image != "busybox:latest" {
 		t.Fatalf("PreviousSpec = %+v", svc.PreviousSpec)
 	}
+}
+
+// As swarmkit's, the updater moves on once a batch runs and watches the replaced
+// tasks for the monitor period meanwhile: three batches are replaced well within
+// one monitor period, and the update completes only after it.
+func TestRollingUpdateMonitorsWhileItGoesOn(t *testing.T) {
+	t.Parallel()
+	n := newSwarm(t, "upd-monitor")
+	n.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "3",
+		"--stop-grace-period", "1s", "--update-monitor", "20s", "busybox:latest", "sleep", "300")
+	waitRunning(t, n, "web", 3)
+	n.MustDocker("service", "update", "-d", "--env-add", "V=2", "web")
+	updated := func() int {
+		c := 0
+		for _, task := range apiTasks(t, n, "web") {
+			if task.Status.State == swarm.TaskStateRunning && slices.Contains(task.Spec.ContainerSpec.Env, "V=2") {
+				c++
+			}
+		}
+		return c
+	}
+	// With a 20 s monitor, waiting it out per batch would take a minute.
+	testenv.WaitFor(t, 15*time.Second, "all three replicas updated within one monitor period", func() (bool, string) {
+		c := updated()
+		return c == 3, fmt.Sprint(c, " updated")
+	})
+	var svc swarm.Service
+	inspect(t, n, "service", "web", &svc)
+	if svc.UpdateStatus == nil || svc.UpdateStatus.State != swarm.UpdateStateUpdating {
+		t.Fatalf("UpdateStatus while the last batch is monitored = %+v", svc.UpdateStatus)
+	}
+	waitUpdateState(t, n, "web", swarm.UpdateStateCompleted)
 }
 
 // A start-first rolling update never lets the running count drop below the replica
