@@ -111,6 +111,8 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Containers: containers,
 		Images:     images,
 		Volumes:    volumes,
+		Registry:   images.ServiceConfig(),
+		Bridge:     network,
 		Version:    version,
 		DataRoot:   cfg.DataRoot,
 		Logger:     log.With("component", "api"),

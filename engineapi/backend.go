@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/volume"
 
 	"github.com/shoal-project/shoal/cluster"
+	"github.com/shoal-project/shoal/netplane/bridge"
 	ctr "github.com/shoal-project/shoal/runtime/container"
 	img "github.com/shoal-project/shoal/runtime/image"
 	vol "github.com/shoal-project/shoal/runtime/volume"
@@ -71,6 +72,12 @@ type Containers interface {
 	// Stats takes one sample of the container's resource usage, without the
 	// previous-sample fields; Conflict when the container is not running.
 	Stats(ctx context.Context, idOrName string) (container.StatsResponse, error)
+	// Pause freezes a running container (docker pause); Unpause thaws it.
+	// Conflict when it is not running, already paused, or not paused.
+	Pause(ctx context.Context, idOrName string) error
+	Unpause(ctx context.Context, idOrName string) error
+	// Prune removes the containers that are not running and that opts selects.
+	Prune(ctx context.Context, opts ctr.PruneOptions) (container.PruneReport, error)
 }
 
 // Images is the node's image store as the API sees it. *image.Store implements it.
@@ -84,6 +91,8 @@ type Images interface {
 	Distribution(ctx context.Context, ref string, auth *registry.AuthConfig) (registry.DistributionInspect, error)
 	// Login checks credentials against their registry (`docker login`).
 	Login(ctx context.Context, auth *registry.AuthConfig) error
+	// Prune removes the unused images opts selects and the layers they alone used.
+	Prune(ctx context.Context, opts img.PruneOptions) (image.PruneReport, error)
 }
 
 // Volumes is the node's local volume store as the API sees it. *volume.Store
@@ -96,4 +105,11 @@ type Volumes interface {
 	Prune(ctx context.Context, opts vol.PruneOptions) (volume.PruneReport, error)
 	// Size is the bytes the volume's files take, for `docker system df`.
 	Size(ctx context.Context, name string) (int64, error)
+}
+
+// Bridge is the node-local bridge network every task container is attached to, as
+// the API shows it (`docker network inspect bridge`). *bridge.Network implements it.
+type Bridge interface {
+	// Info names the bridge device and its subnet and gateway.
+	Info() bridge.Info
 }

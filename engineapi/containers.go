@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/moby/moby/api/types/container"
+
+	ctr "github.com/shoal-project/shoal/runtime/container"
 )
 
 // errTasksOnly answers the container endpoints shoal does not offer: containers
@@ -75,7 +77,7 @@ func (s *Server) listContainers(c *gin.Context) {
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Created > list[j].Created })
 	out := make([]container.Summary, 0, len(list))
 	for _, ct := range list {
-		if !all && ct.State != container.StateRunning {
+		if !all && ct.State != container.StateRunning && ct.State != container.StatePaused {
 			continue
 		}
 		if !q.matches(ct) {
@@ -286,7 +288,12 @@ func (s *Server) inspectContainer(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	respondJSON(c, http.StatusOK, ins)
+	if sizer, ok := s.cfg.Containers.(containerSizer); ok && queryFlag(c, "size") {
+		if rw, rootFs, err := sizer.Size(c.Request.Context(), ins.ID); err == nil {
+			ins.SizeRw, ins.SizeRootFs = &rw, &rootFs
+		}
+	}
+	respondJSON(c, http.StatusOK, ctr.WithLegacyNetworkFields(ins))
 }
 
 func (s *Server) containerLogs(c *gin.Context) {

@@ -78,6 +78,8 @@ func (s *Server) postImages(c *gin.Context) {
 		s.loadImages(c)
 	case name == "" && action == "create":
 		s.pullImage(c)
+	case name == "" && action == "prune":
+		s.pruneImages(c)
 	case name != "" && action == "tag":
 		s.tagImage(c, name)
 	default:
@@ -391,28 +393,20 @@ func (s *Server) removeImage(c *gin.Context) {
 // Unlike dockerd, force does not untag an image a stopped container uses (the store
 // cannot untag without deleting the last tag), so that is refused as well.
 func (s *Server) checkImageUnused(ctx context.Context, name string, im img.Image, force bool) error {
-	byID := strings.HasPrefix(im.ID, name) || strings.HasPrefix(im.ID, "sha256:"+name)
-	if s.cfg.Containers == nil || (len(im.RepoTags) > 1 && !byID) {
+	if s.cfg.Containers == nil {
 		return nil
 	}
 	list, err := s.cfg.Containers.List(ctx, true)
 	if err != nil {
 		return fmt.Errorf("list containers using image %s: %w", name, err)
 	}
+	var users []img.ContainerUse
 	for _, ct := range list {
-		if ct.ImageID != im.ID {
-			continue
+		if ct.ImageID == im.ID {
+			users = append(users, img.ContainerUse{ID: ct.ID, Running: ct.State == "running" || ct.State == "restarting" || ct.State == "paused"})
 		}
-		how, why := "must be forced", "stopped"
-		if ct.State == "running" || ct.State == "restarting" || ct.State == "paused" {
-			how, why = "cannot be forced", "running"
-		} else if force {
-			how = "cannot be forced"
-		}
-		return conflictError(fmt.Sprintf("conflict: unable to delete %s (%s) - image is being used by %s container %s",
-			shortID(im.ID), how, why, shortID(ct.ID)))
 	}
-	return nil
+	return img.CheckInUse(name, im, users, force)
 }
 
 // shortID is the 12-hex-digit form docker prints.

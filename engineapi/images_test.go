@@ -99,7 +99,7 @@ func TestImagesWithDockerCLI(t *testing.T) {
 		t.Fatalf("docker image rm (last tag): %q", out)
 	}
 	_, errOut, err := api.docker(t, "", "image", "rm", "nginx:1")
-	if err == nil || !strings.Contains(errOut, "conflict: unable to delete 02ababababab (cannot be forced) - image is being used by running container d4d4d4d4d4d4") {
+	if err == nil || !strings.Contains(errOut, `conflict: unable to remove repository reference "nginx:1" (must force) - container d4d4d4d4d4d4 is using its referenced image 02ababababab`) {
 		t.Fatalf("docker image rm of a used image: err %v, stderr %q", err, errOut)
 	}
 	_, errOut, err = api.docker(t, "", "image", "inspect", "nope")

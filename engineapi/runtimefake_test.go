@@ -398,3 +398,82 @@ func (f *imageFake) Distribution(_ context.Context, ref string, _ *registry.Auth
 		Platforms:  []ocispec.Platform{{Architecture: "amd64", OS: "linux"}},
 	}, nil
 }
+
+// Pause marks a running container paused, as the runtime does, with its errors.
+func (f *ctrFake) Pause(_ context.Context, ref string) error {
+	return f.setPaused(ref, true)
+}
+
+// Unpause marks a paused container running again.
+func (f *ctrFake) Unpause(_ context.Context, ref string) error {
+	return f.setPaused(ref, false)
+}
+
+func (f *ctrFake) setPaused(ref string, pause bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.findLocked(ref)
+	if err != nil {
+		return err
+	}
+	from, to, msg := container.StateRunning, container.StatePaused, "Container %s is not running"
+	if !pause {
+		from, to, msg = container.StatePaused, container.StateRunning, "Container %s is not paused"
+	}
+	if pause && c.State == container.StatePaused {
+		msg = "Container %s is already paused"
+	}
+	if c.State != from {
+		return &svcFakeErr{clash: true, msg: fmt.Sprintf(msg, c.ID)}
+	}
+	for i := range f.list {
+		if f.list[i].ID == c.ID {
+			f.list[i].State = to
+		}
+	}
+	return nil
+}
+
+// Prune removes the containers that are neither running nor paused.
+func (f *ctrFake) Prune(_ context.Context, opts ctr.PruneOptions) (container.PruneReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rep := container.PruneReport{ContainersDeleted: []string{}}
+	kept := f.list[:0]
+	for _, c := range f.list {
+		stopped := c.State != container.StateRunning && c.State != container.StatePaused
+		if stopped && (opts.Until.IsZero() || time.Unix(c.Created, 0).Before(opts.Until)) &&
+			(opts.Match == nil || opts.Match(c.Labels)) {
+			rep.ContainersDeleted = append(rep.ContainersDeleted, c.ID)
+			rep.SpaceReclaimed += 100
+			continue
+		}
+		kept = append(kept, c)
+	}
+	f.list = kept
+	return rep, nil
+}
+
+// Prune removes the images opts selects, as the store does: untagged each
+// tag, then deleted; each image frees its Size.
+func (f *imageFake) Prune(_ context.Context, opts img.PruneOptions) (image.PruneReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rep := image.PruneReport{ImagesDeleted: []image.DeleteResponse{}}
+	kept := f.images[:0]
+	for _, im := range f.images {
+		if (!opts.All && len(im.RepoTags) > 0) || (opts.InUse != nil && opts.InUse(im.ID)) ||
+			(!opts.Until.IsZero() && !im.Created.Before(opts.Until)) ||
+			(opts.Match != nil && !opts.Match(im.Config.Config.Labels)) {
+			kept = append(kept, im)
+			continue
+		}
+		for _, t := range im.RepoTags {
+			rep.ImagesDeleted = append(rep.ImagesDeleted, image.DeleteResponse{Untagged: t})
+		}
+		rep.ImagesDeleted = append(rep.ImagesDeleted, image.DeleteResponse{Deleted: im.ID})
+		rep.SpaceReclaimed += uint64(im.Size)
+	}
+	f.images = kept
+	return rep, nil
+}

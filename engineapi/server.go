@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/moby/moby/api/types/registry"
 )
 
 // APIVersion is the highest Engine API version shoal speaks; MinAPIVersion the lowest.
@@ -30,6 +31,11 @@ type Config struct {
 	Images     Images
 	// Volumes is the node's local volumes; nil answers /volumes with an empty list.
 	Volumes Volumes
+	// Bridge is the node's bridge network; nil lists only the host and none networks.
+	Bridge Bridge
+	// Registry is the registry configuration `docker info` shows (mirrors,
+	// insecure registries); nil shows none.
+	Registry *registry.ServiceConfig
 	// Version is shoal's own version, shown by `docker version`.
 	Version string
 	// DataRoot is shown by `docker info` as Docker Root Dir.
@@ -60,9 +66,7 @@ func New(cfg Config) *Server {
 		s.log.Error("panic serving API request", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", rec)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"message": "internal error"})
 	}))
-	s.router.NoRoute(func(c *gin.Context) {
-		writeError(c, notFoundError("page not found"))
-	})
+	s.router.NoRoute(noRoute)
 	s.router.HandleMethodNotAllowed = false
 	s.events = newEventHub(cfg.Swarm, cfg.Containers, s.log)
 	s.execs = newExecTable()
@@ -74,6 +78,8 @@ func New(cfg Config) *Server {
 	s.registerContainerRoutes(s.router)
 	s.registerImageRoutes(s.router)
 	s.registerVolumeRoutes(s.router)
+	s.registerPauseAndPruneRoutes(s.router)
+	s.registerNetworkRoutes(s.router)
 	return s
 }
 

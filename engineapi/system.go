@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	ctr "github.com/shoal-project/shoal/runtime/container"
+	img "github.com/shoal-project/shoal/runtime/image"
 )
 
 // builderVersion is the Builder-Version the ping advertises: the classic builder, so
@@ -178,6 +179,7 @@ func (s *Server) systemInfo(ctx context.Context) (system.Info, error) {
 		DefaultRuntime:     "runc",
 		Swarm:              s.swarmInfo(ctx),
 		LiveRestoreEnabled: true,
+		RegistryConfig:     s.cfg.Registry,
 		Isolation:          "",
 		InitBinary:         "",
 		RuncCommit:         system.Commit{ID: moduleVersion("github.com/opencontainers/runc")},
@@ -232,8 +234,15 @@ func (s *Server) countContainers(ctx context.Context, info *system.Info) error {
 	return nil
 }
 
-// diskUsage answers `docker system df` with the images, containers and volumes shoal
-// knows; sizes it does not track are reported as zero.
+// containerSizer is what the node's runtime offers beyond Containers to size a
+// container's file system (*container.Manager implements it).
+type containerSizer interface {
+	Size(ctx context.Context, idOrName string) (rw, rootFs int64, err error)
+}
+
+// diskUsage answers `docker system df`: the images with the number of containers
+// using each and the bytes they share, the containers with the size of what they
+// wrote, and the volumes.
 func (s *Server) diskUsage(c *gin.Context) {
 	ctx := c.Request.Context()
 	resp := struct {
@@ -243,11 +252,23 @@ func (s *Server) diskUsage(c *gin.Context) {
 		Volumes    []any
 		BuildCache []any
 	}{Images: []image.Summary{}, Containers: []container.Summary{}, Volumes: []any{}, BuildCache: []any{}}
+	users := map[string]int{} // image ID -> containers using it
 	if s.cfg.Containers != nil {
 		list, err := s.cfg.Containers.List(ctx, true)
 		if err != nil {
 			writeError(c, fmt.Errorf("list containers: %w", err))
 			return
+		}
+		sizer, _ := s.cfg.Containers.(containerSizer)
+		for i := range list {
+			users[list[i].ImageID]++
+			if sizer == nil {
+				continue
+			}
+			// A container removed since the list is skipped, not an error.
+			if rw, rootFs, err := sizer.Size(ctx, list[i].ID); err == nil {
+				list[i].SizeRw, list[i].SizeRootFs = rw, rootFs
+			}
 		}
 		resp.Containers = list
 	}
@@ -257,9 +278,7 @@ func (s *Server) diskUsage(c *gin.Context) {
 			writeError(c, fmt.Errorf("list images: %w", err))
 			return
 		}
-		for _, im := range imgs {
-			resp.Images = append(resp.Images, im.Summary())
-		}
+		resp.LayersSize, resp.Images = img.DiskUsage(imgs, users)
 	}
 	vols, err := s.volumeUsage(ctx)
 	if err != nil {

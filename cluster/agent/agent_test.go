@@ -283,7 +283,7 @@ func TestMissingImageRejectsTask(t *testing.T) {
 func TestAdoptsRunningContainer(t *testing.T) {
 	f := newFakeNode()
 	as := assigned("t1", "busybox", swarm.TaskStateRunning)
-	req, err := createRequest(as, "n1", "/run/netns/t1", "172.30.0.2")
+	req, err := createRequest(as, "n1", bridge.Sandbox{NetNSPath: "/run/netns/t1", IP: netip.MustParseAddr("172.30.0.2")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,18 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
+	"net/netip"
 	"strings"
 	"time"
 
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
 )
 
@@ -16,6 +20,7 @@ import (
 const (
 	LabelServiceID   = "com.docker.swarm.service.id"
 	LabelServiceName = "com.docker.swarm.service.name"
+	LabelTask        = "com.docker.swarm.task" // empty: marks a task container
 	LabelTaskID      = "com.docker.swarm.task.id"
 	LabelTaskName    = "com.docker.swarm.task.name"
 	LabelNodeID      = "com.docker.swarm.node.id"
@@ -46,8 +51,9 @@ func ContainerName(serviceName string, t *swarm.Task) string {
 	return TaskName(serviceName, t) + "." + t.ID
 }
 
-// createRequest translates a task's container spec into a container to create.
-func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.CreateRequest, error) {
+// createRequest translates a task's container spec into a container to create in
+// the network sandbox sb.
+func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.CreateRequest, error) {
 	t := a.Task
 	if t.Spec.ContainerSpec == nil {
 		return container.CreateRequest{}, fmt.Errorf("task has no container spec")
@@ -63,6 +69,7 @@ func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.Create
 	}
 	labels[LabelServiceID] = t.ServiceID
 	labels[LabelServiceName] = a.ServiceName
+	labels[LabelTask] = ""
 	labels[LabelTaskID] = t.ID
 	labels[LabelTaskName] = name
 	labels[LabelNodeID] = nodeID
@@ -122,13 +129,33 @@ func createRequest(a Assignment, nodeID, netnsPath, ip string) (container.Create
 			host.MemoryReservation = res.MemoryBytes
 		}
 	}
-	return container.CreateRequest{
+	req := container.CreateRequest{
 		Name:       name,
 		Config:     cfg,
 		HostConfig: host,
-		NetNSPath:  netnsPath,
-		IPAddress:  ip,
-	}, nil
+		NetNSPath:  sb.NetNSPath,
+	}
+	if sb.IP.IsValid() {
+		req.IPAddress = sb.IP.String()
+		if sb.Prefix.IsValid() {
+			req.IPAddress = netip.PrefixFrom(sb.IP, sb.Prefix.Bits()).String()
+		}
+		req.NetworkID = bridgeNetworkID()
+		if sb.Gateway.IsValid() {
+			req.Gateway = sb.Gateway.String()
+		}
+		if len(sb.MAC) > 0 {
+			req.MacAddress = sb.MAC.String()
+		}
+	}
+	return req, nil
+}
+
+// bridgeNetworkID is the ID of the node's bridge network ("bridge"), the same on
+// every node: the one `docker network ls` shows (engineapi derives it the same way).
+func bridgeNetworkID() string {
+	sum := sha256.Sum256([]byte("shoal-network:bridge"))
+	return hex.EncodeToString(sum[:])
 }
 
 // securityOpt turns a service's privileges into the container's security

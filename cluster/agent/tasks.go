@@ -123,7 +123,7 @@ func (a *Agent) start(ctx context.Context, as Assignment) opResult {
 	if err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: err}
 	}
-	req, err := createRequest(as, a.cfg.NodeID, sb.NetNSPath, sb.IP.String())
+	req, err := createRequest(as, a.cfg.NodeID, sb)
 	if err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: err}
 	}

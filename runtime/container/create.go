@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,8 +28,15 @@ type CreateRequest struct {
 	HostConfig ctypes.HostConfig
 	// NetNSPath is a network namespace to join; "" means a new one with only lo.
 	NetNSPath string
-	// IPAddress is the container's address, for /etc/hosts and inspect.
+	// IPAddress is the container's address on its bridge, with the bridge's prefix
+	// length ("172.30.0.5/16") or without; for /etc/hosts and inspect.
 	IPAddress string
+	// Gateway is the bridge's address, the container's default route (inspect).
+	Gateway string
+	// MacAddress is the MAC of the container's interface (inspect).
+	MacAddress string
+	// NetworkID is the 64-hex ID inspect shows for the bridge network.
+	NetworkID string
 }
 
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
@@ -70,9 +78,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	rec := record{
 		ID: id, Name: name, Created: now(), Config: cfg, HostConfig: req.HostConfig,
 		ImageID: imageID, ImageArchitecture: img.Architecture, Path: argv[0], Args: argv[1:], NetNSPath: req.NetNSPath,
-		IPAddress: req.IPAddress, LowerDirs: lower,
-		State: runState{Status: statusCreated},
+		Gateway: req.Gateway, MacAddress: req.MacAddress, NetworkID: req.NetworkID,
+		LowerDirs: lower,
+		State:     runState{Status: statusCreated},
 	}
+	rec.IPAddress, rec.IPPrefixLen = splitAddress(req.IPAddress)
 	rec.HostConfig.Mounts = append([]mount.Mount(nil), req.HostConfig.Mounts...)
 	for i, mnt := range rec.HostConfig.Mounts {
 		if mnt.Type == mount.TypeVolume && mnt.Source == "" {
@@ -116,6 +126,15 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	}
 	m.emit(c, "create", 0)
 	return id, nil
+}
+
+// splitAddress splits "172.30.0.5/16" into the address and the prefix length; a
+// bare address has length 0.
+func splitAddress(s string) (string, int) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Addr().String(), p.Bits()
+	}
+	return s, 0
 }
 
 func validateCreate(req CreateRequest) error {

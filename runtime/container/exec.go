@@ -46,6 +46,9 @@ func (m *Manager) Exec(ctx context.Context, ref string, cfg ExecConfig, stdin io
 	if run == nil {
 		return -1, errConflictf("container %s is not running", rec.ID)
 	}
+	if run.paused() {
+		return -1, errConflictf("container %s is paused, unpause the container before exec", rec.ID)
+	}
 	userSpec := rec.Config.User
 	if cfg.User != "" {
 		userSpec = cfg.User
@@ -55,7 +58,7 @@ func (m *Manager) Exec(ctx context.Context, ref string, cfg ExecConfig, stdin io
 		workdir = cfg.WorkingDir
 	}
 	rootfs := filepath.Join(c.dir, "rootfs")
-	proc, err := processFor(rootfs, userSpec, workdir, mergeEnv(rec.Config.Env, cfg.Env), cfg.Cmd, rec.Config.Hostname)
+	proc, err := processFor(rootfs, userSpec, rec.HostConfig.GroupAdd, workdir, mergeEnv(rec.Config.Env, cfg.Env), cfg.Cmd, rec.Config.Hostname)
 	if err != nil {
 		return -1, err
 	}

@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/storage"
 )
 
 // Inspect returns the container as `docker inspect` shows it.
@@ -21,7 +21,7 @@ func (m *Manager) Inspect(ctx context.Context, ref string) (ctypes.InspectRespon
 		return ctypes.InspectResponse{}, err
 	}
 	m.mu.Lock()
-	rec := c.rec
+	rec, run := c.rec, c.run
 	st := rec.State
 	var health *ctypes.Health
 	if st.Health != nil {
@@ -30,19 +30,24 @@ func (m *Manager) Inspect(ctx context.Context, ref string) (ctypes.InspectRespon
 		health = &h
 	}
 	m.mu.Unlock()
+	paused := run != nil && run.paused()
 
-	var mps []ctypes.MountPoint
+	mps := []ctypes.MountPoint{}
 	for _, mp := range rec.Mounts {
 		mps = append(mps, mp.MountPoint)
 	}
-	cfg, hc := rec.Config, rec.HostConfig
+	cfg, hc := rec.Config, hostConfigView(rec.HostConfig)
+	ports := rec.HostConfig.PortBindings
+	if ports == nil {
+		ports = network.PortMap{}
+	}
 	return ctypes.InspectResponse{
 		ID:      rec.ID,
 		Created: rec.Created.Format(time.RFC3339Nano),
 		Path:    rec.Path,
 		Args:    rec.Args,
 		State: &ctypes.State{
-			Status: st.Status, Running: st.Status == statusRunning, Pid: st.Pid,
+			Status: shownStatus(st.Status, paused), Running: st.Status == statusRunning, Paused: paused, Pid: st.Pid,
 			ExitCode: st.ExitCode, OOMKilled: st.OOMKilled, Error: st.Error, Dead: false,
 			StartedAt: timeString(st.StartedAt), FinishedAt: timeString(st.FinishedAt), Health: health,
 		},
@@ -53,36 +58,95 @@ func (m *Manager) Inspect(ctx context.Context, ref string) (ctypes.InspectRespon
 		LogPath:        logPath(c.dir, rec.ID),
 		Name:           "/" + rec.Name,
 		RestartCount:   st.RestartCount,
-		Driver:         "overlay",
+		Driver:         graphDriver,
 		Platform:       "linux",
 		HostConfig:     &hc,
+		GraphDriver:    graphDriverData(c.dir, rec.LowerDirs),
 		Config:         &cfg,
 		Mounts:         mps,
 		NetworkSettings: &ctypes.NetworkSettings{
+			SandboxID:  sandboxID(rec.NetNSPath),
 			SandboxKey: rec.NetNSPath,
 			Networks:   endpoints(rec),
-			Ports:      rec.HostConfig.PortBindings,
+			Ports:      ports,
 		},
 	}, nil
+}
+
+// graphDriver is the storage driver name Docker gives the layout shoal uses: image
+// layers as overlayfs lower dirs, the container's changes in its upper dir.
+const graphDriver = "overlay2"
+
+// graphDriverData is inspect's GraphDriver: where the container's file system lives.
+func graphDriverData(dir string, lower []string) *storage.DriverData {
+	rev := make([]string, len(lower))
+	for i, l := range lower {
+		rev[len(lower)-1-i] = l
+	}
+	return &storage.DriverData{Name: graphDriver, Data: map[string]string{
+		"LowerDir":  strings.Join(rev, ":"),
+		"MergedDir": filepath.Join(dir, "rootfs"),
+		"UpperDir":  filepath.Join(dir, "upper"),
+		"WorkDir":   filepath.Join(dir, "work"),
+	}}
+}
+
+// hostConfigView is the host configuration inspect shows: what the container was
+// created with, and where that left a field unset, what the runtime applies.
+func hostConfigView(hc ctypes.HostConfig) ctypes.HostConfig {
+	if hc.LogConfig.Type == "" {
+		hc.LogConfig.Type = "json-file"
+	}
+	if hc.LogConfig.Config == nil {
+		hc.LogConfig.Config = map[string]string{}
+	}
+	if hc.NetworkMode == "" {
+		hc.NetworkMode = "default"
+	}
+	if hc.IpcMode == "" {
+		hc.IpcMode = "private" // every container gets its own IPC namespace
+	}
+	if hc.CgroupnsMode == "" {
+		hc.CgroupnsMode = "host" // no cgroup namespace is created
+	}
+	if hc.ShmSize <= 0 {
+		hc.ShmSize = defaultShmSize
+	}
+	if hc.Runtime == "" {
+		hc.Runtime = "runc"
+	}
+	if hc.MaskedPaths == nil {
+		hc.MaskedPaths = slices.Clone(defaultMaskedPaths)
+	}
+	if hc.ReadonlyPaths == nil {
+		hc.ReadonlyPaths = slices.Clone(defaultReadonlyPaths)
+	}
+	if hc.PortBindings == nil {
+		hc.PortBindings = network.PortMap{}
+	}
+	return hc
 }
 
 // List returns `docker ps` rows, newest first; all includes stopped containers.
 func (m *Manager) List(ctx context.Context, all bool) ([]ctypes.Summary, error) {
 	m.mu.Lock()
 	recs := make([]record, 0, len(m.byID))
+	runs := map[string]*running{}
 	for _, c := range m.byID {
 		if all || c.rec.State.Status == statusRunning {
 			recs = append(recs, c.rec)
+			runs[c.rec.ID] = c.run
 		}
 	}
 	m.mu.Unlock()
 	slices.SortFunc(recs, func(a, b record) int { return b.Created.Compare(a.Created) })
 	out := make([]ctypes.Summary, 0, len(recs))
 	for _, rec := range recs {
+		paused := runs[rec.ID] != nil && runs[rec.ID].paused()
 		s := ctypes.Summary{
 			ID: rec.ID, Names: []string{"/" + rec.Name}, Image: rec.Config.Image, ImageID: rec.ImageID,
 			Command: commandLine(rec), Created: rec.Created.Unix(), Labels: rec.Config.Labels,
-			State: rec.State.Status, Status: statusLine(rec.State, time.Now()),
+			State: shownStatus(rec.State.Status, paused), Status: statusLine(rec.State, time.Now()),
 			NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: endpoints(rec)},
 			Ports:           portSummaries(rec.HostConfig.PortBindings),
 		}
@@ -90,26 +154,12 @@ func (m *Manager) List(ctx context.Context, all bool) ([]ctypes.Summary, error) 
 		if h := rec.State.Health; h != nil {
 			s.Health = &ctypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
 		}
+		if paused {
+			s.Status = pausedStatusLine(rec.State, time.Now())
+		}
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func endpoints(rec record) map[string]*network.EndpointSettings {
-	if rec.IPAddress == "" {
-		return map[string]*network.EndpointSettings{}
-	}
-	ep := &network.EndpointSettings{}
-	if p, err := netip.ParsePrefix(rec.IPAddress); err == nil {
-		ep.IPAddress, ep.IPPrefixLen = p.Addr(), p.Bits()
-	} else if a, err := netip.ParseAddr(rec.IPAddress); err == nil {
-		ep.IPAddress = a
-	}
-	name := string(rec.HostConfig.NetworkMode)
-	if name == "" {
-		name = "default"
-	}
-	return map[string]*network.EndpointSettings{name: ep}
 }
 
 // portSummaries are the PORTS column of `docker ps` for the published ports the
@@ -126,8 +176,17 @@ func portSummaries(pm network.PortMap) []ctypes.PortSummary {
 	return out
 }
 
+// commandLine is the COMMAND column of `docker ps`: as dockerd writes it, an
+// argument holding a space is put in single quotes.
 func commandLine(rec record) string {
-	return strings.Join(append([]string{rec.Path}, rec.Args...), " ")
+	parts := []string{rec.Path}
+	for _, a := range rec.Args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }
 
 func timeString(t time.Time) string {

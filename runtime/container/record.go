@@ -33,7 +33,11 @@ type record struct {
 	Path              string
 	Args              []string
 	NetNSPath         string `json:",omitempty"`
-	IPAddress         string `json:",omitempty"`
+	IPAddress         string `json:",omitempty"` // the address alone: /etc/hosts uses it
+	IPPrefixLen       int    `json:",omitempty"`
+	Gateway           string `json:",omitempty"`
+	MacAddress        string `json:",omitempty"`
+	NetworkID         string `json:",omitempty"`
 	LowerDirs         []string
 	Mounts            []mountPoint // resolved Binds, Mounts and Tmpfs
 	State             runState

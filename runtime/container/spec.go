@@ -34,6 +34,10 @@ var (
 	}
 )
 
+// defaultShmSize is the size of /dev/shm when HostConfig.ShmSize is unset (64 MiB,
+// as dockerd's).
+const defaultShmSize = 64 << 20
+
 // cpuPeriod is the CFS period used to express NanoCPUs as a quota (as dockerd does).
 const cpuPeriod = 100000
 
@@ -91,7 +95,7 @@ func (m *Manager) runtimeConfig(c *container, rootfs string, mounts []mountPoint
 func systemMounts(shmSize int64) []*configs.Mount {
 	const common = unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV
 	if shmSize <= 0 {
-		shmSize = 64 << 20
+		shmSize = defaultShmSize
 	}
 	return []*configs.Mount{
 		{Source: "proc", Destination: "/proc", Device: "proc", Flags: common},

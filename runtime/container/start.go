@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -115,7 +116,7 @@ func (m *Manager) launch(c *container, rec record) (*running, *libcontainer.Proc
 	if wantsInit(rec) {
 		argv = append([]string{initPath, "--"}, argv...)
 	}
-	proc, err := processFor(rootfs, rec.Config.User, rec.Config.WorkingDir, rec.Config.Env, argv, rec.Config.Hostname)
+	proc, err := processFor(rootfs, rec.Config.User, rec.HostConfig.GroupAdd, rec.Config.WorkingDir, rec.Config.Env, argv, rec.Config.Hostname)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,8 +145,9 @@ func (m *Manager) launch(c *container, rec record) (*running, *libcontainer.Proc
 }
 
 // processFor builds a process running argv as userSpec in the container whose
-// root is rootfs.
-func processFor(rootfs, userSpec, workdir string, env, argv []string, hostname string) (*libcontainer.Process, error) {
+// root is rootfs, with the user's groups and groupAdd (HostConfig.GroupAdd) as
+// supplementary groups.
+func processFor(rootfs, userSpec string, groupAdd []string, workdir string, env, argv []string, hostname string) (*libcontainer.Process, error) {
 	passwd, err := securejoin.SecureJoin(rootfs, "/etc/passwd")
 	if err != nil {
 		return nil, err
@@ -158,6 +160,10 @@ func processFor(rootfs, userSpec, workdir string, env, argv []string, hostname s
 	if err != nil {
 		return nil, errInvalidf("unable to find user %s: %v", userSpec, err)
 	}
+	sgids, err := supplementaryGroups(eu, groupAdd, group)
+	if err != nil {
+		return nil, err
+	}
 	if workdir == "" {
 		workdir = "/"
 	}
@@ -169,8 +175,30 @@ func processFor(rootfs, userSpec, workdir string, env, argv []string, hostname s
 	env = processEnv(env, hostname, eu.Home)
 	return &libcontainer.Process{
 		Args: argv, Env: env, UID: eu.Uid, GID: eu.Gid,
-		AdditionalGroups: eu.Sgids, Cwd: workdir,
+		AdditionalGroups: sgids, Cwd: workdir,
 	}, nil
+}
+
+// supplementaryGroups are the groups a container process holds besides its primary
+// group, as dockerd sets them: the primary group itself first (so `id` lists it
+// under groups=), then the user's groups from the image's /etc/group, then groupAdd
+// (names or IDs).
+func supplementaryGroups(eu *user.ExecUser, groupAdd []string, groupPath string) ([]int, error) {
+	out := []int{eu.Gid}
+	add := eu.Sgids
+	if len(groupAdd) > 0 {
+		extra, err := user.GetAdditionalGroupsPath(groupAdd, groupPath)
+		if err != nil {
+			return nil, errInvalidf("unable to find groups %v: %v", groupAdd, err)
+		}
+		add = append(slices.Clone(add), extra...)
+	}
+	for _, g := range add {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
 }
 
 func processEnv(env []string, hostname, home string) []string {

@@ -59,6 +59,9 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *time.Duration) 
 	if err := run.lc.Signal(sig); err == nil {
 		m.emitSignal(c, "kill", sig)
 	}
+	if err := run.thawAfterSignal(); err != nil {
+		m.log.Warn("thaw paused container to stop it", "id", rec.ID, "err", err)
+	}
 	var expired <-chan time.Time
 	if grace >= 0 {
 		t := time.NewTimer(grace)

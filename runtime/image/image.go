@@ -15,9 +15,12 @@ type Image struct {
 	RepoTags    []string // "busybox:latest" (familiar form, docker.io/library/ stripped)
 	RepoDigests []string // "busybox@sha256:..." when known (pulled)
 	Created     time.Time
-	Size        int64 // sum of uncompressed layer sizes
+	Size        int64 // sum of LayerSizes
 	Config      dockerspec.DockerOCIImage
 	DiffIDs     []string
+	// LayerSizes are the sizes of the unpacked layers, by DiffIDs index, counted as
+	// dockerd's overlay2 driver counts them: file sizes, a hard-linked file once.
+	LayerSizes []int64
 
 	lastTagTime time.Time
 }
@@ -74,6 +77,7 @@ func (e *entry) image() Image {
 		Size:        e.rec.Size,
 		Config:      e.configCopy(),
 		DiffIDs:     append([]string(nil), e.rec.DiffIDs...),
+		LayerSizes:  append([]int64(nil), e.rec.LayerSizes...),
 		lastTagTime: e.rec.LastTagTime,
 	}
 	if img.Config.Created != nil {

@@ -53,12 +53,14 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, refs []string, onLayer
 	defer s.unpin(diffIDs)
 
 	var size int64
+	sizes := make([]int64, 0, len(diffIDs))
 	for i, diffID := range diffIDs {
 		n, err := s.ensureLayer(ctx, img, i, diffID, onLayer)
 		if err != nil {
 			return ingestResult{}, err
 		}
 		size += n
+		sizes = append(sizes, n)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,7 +71,7 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, refs []string, onLayer
 	}
 	e, existed := s.images[id]
 	if !existed {
-		e, err = newEntry(record{ID: id, DiffIDs: diffIDs, Size: size}, raw)
+		e, err = newEntry(record{ID: id, DiffIDs: diffIDs, Size: size, LayerSizes: sizes}, raw)
 		if err != nil {
 			return ingestResult{}, err
 		}

@@ -16,28 +16,56 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sizeFile sits next to a layer's diff directory and records its uncompressed size.
-const sizeFile = "size"
+// Files next to a layer's diff directory. diffSizeFile records the layer's size as
+// dockerd's overlay2 driver counts it (see diskSize); a layer is complete once
+// either file exists. legacySizeFile, the uncompressed tar size, is what layers
+// unpacked by earlier versions have: their diffSizeFile is computed on first use.
+const (
+	diffSizeFile   = "diffsize"
+	legacySizeFile = "size"
+)
 
-// layerSize returns the recorded size of an unpacked layer, and false when the
-// layer is not unpacked.
+// layerSize returns the size of an unpacked layer, and false when the layer is not
+// unpacked.
 func (s *Store) layerSize(diffID string) (int64, bool, error) {
-	data, err := os.ReadFile(filepath.Join(s.layerDir(diffID), sizeFile))
+	n, ok, err := readSize(filepath.Join(s.layerDir(diffID), diffSizeFile))
+	if err != nil || ok {
+		return n, ok, err
+	}
+	if _, err := os.Stat(filepath.Join(s.layerDir(diffID), legacySizeFile)); errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, fmt.Errorf("read size of layer %s: %w", diffID, err)
+	}
+	n, err = diskSize(s.layerDiffDir(diffID))
+	if err != nil {
+		return 0, false, fmt.Errorf("size of layer %s: %w", diffID, err)
+	}
+	// Best effort: without the file, the next call computes it again.
+	if err := writeFileAtomic(filepath.Join(s.layerDir(diffID), diffSizeFile), []byte(strconv.FormatInt(n, 10))); err != nil {
+		s.log.Warn("record layer size", "layer", diffID, "err", err)
+	}
+	return n, true, nil
+}
+
+// readSize reads a size file; false when there is none.
+func readSize(path string) (int64, bool, error) {
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read size of layer %s: %w", diffID, err)
+		return 0, false, fmt.Errorf("read layer size: %w", err)
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("read size of layer %s: %w", diffID, err)
+		return 0, false, fmt.Errorf("read layer size %s: %w", path, err)
 	}
 	return n, true, nil
 }
 
 // unpack extracts the uncompressed layer stream r into the layer directory for
-// diffID and returns its size. The content is checked against diffID, and the layer
+// diffID and returns its size (as layerSize counts it). The content is checked against diffID, and the layer
 // only appears under its name once complete. If another load got there first, its
 // copy is kept.
 func (s *Store) unpack(ctx context.Context, diffID string, r io.Reader) (int64, error) {
@@ -66,7 +94,11 @@ func (s *Store) unpack(ctx context.Context, diffID string, r io.Reader) (int64, 
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
 		return 0, fmt.Errorf("unpack layer %s: content has digest %s", diffID, got)
 	}
-	if err := os.WriteFile(filepath.Join(work, sizeFile), []byte(strconv.FormatInt(counted.n, 10)), 0o600); err != nil {
+	size, err := diskSize(diff)
+	if err != nil {
+		return 0, fmt.Errorf("unpack layer %s: size: %w", diffID, err)
+	}
+	if err := os.WriteFile(filepath.Join(work, diffSizeFile), []byte(strconv.FormatInt(size, 10)), 0o600); err != nil {
 		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	// One syncfs instead of an fsync per file: the layer must be on disk before
@@ -83,7 +115,7 @@ func (s *Store) unpack(ctx context.Context, diffID string, r io.Reader) (int64, 
 	if err := syncDir(s.layersDir()); err != nil {
 		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
-	return counted.n, nil
+	return size, nil
 }
 
 // countingReader counts the bytes read through it.

@@ -31,7 +31,7 @@ func (s *Store) Login(ctx context.Context, auth *registry.AuthConfig) error {
 	var opts []name.Option
 	rt := http.RoundTripper(s.secureTransport)
 	scheme := "https"
-	if s.insecure[host] {
+	if s.isInsecure(host) {
 		opts = append(opts, name.Insecure)
 		rt, scheme = s.insecureTransport, "http"
 	}

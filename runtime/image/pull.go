@@ -197,12 +197,12 @@ func (s *Store) endpoints(named reference.Named) []endpoint {
 			host := hostOf(m)
 			eps = append(eps, endpoint{
 				host:     host,
-				insecure: strings.HasPrefix(m, "http://") || s.insecure[host],
+				insecure: strings.HasPrefix(m, "http://") || s.isInsecure(host),
 				mirror:   true,
 			})
 		}
 	}
-	return append(eps, endpoint{host: domain, insecure: s.insecure[domain]})
+	return append(eps, endpoint{host: domain, insecure: s.isInsecure(domain)})
 }
 
 // resolveRemote fetches the manifest descriptor of named from the first endpoint

@@ -13,7 +13,7 @@ import (
 // Remove untags ref; when no tag is left, deletes the image and any layer no other image
 // uses. Returns the DeleteResponse items Docker returns (Untagged / Deleted). Conflict
 // error when the image has other tags and ref is an ID without force. (Images used by
-// containers are checked by the caller, not here.)
+// containers are checked by the caller, with CheckInUse.)
 func (s *Store) Remove(ctx context.Context, ref string, force bool) ([]imagetypes.DeleteResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

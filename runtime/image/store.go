@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,10 +39,11 @@ type Options struct {
 
 // Store is the image store of one node. It is safe for concurrent use.
 type Store struct {
-	root     string
-	mirrors  []string
-	insecure map[string]bool
-	log      *slog.Logger
+	root          string
+	mirrors       []string
+	insecure      map[string]bool // --insecure-registry hosts
+	insecureCIDRs []netip.Prefix  // --insecure-registry CIDRs, and 127.0.0.0/8
+	log           *slog.Logger
 
 	secureTransport   *http.Transport
 	insecureTransport *http.Transport
@@ -64,7 +66,8 @@ type record struct {
 	ID          string    `json:"id"`
 	Refs        []string  `json:"refs,omitempty"` // fully qualified tags and digest references
 	DiffIDs     []string  `json:"diffIDs"`
-	Size        int64     `json:"size"`
+	Size        int64     `json:"size"`                 // sum of LayerSizes
+	LayerSizes  []int64   `json:"layerSizes,omitempty"` // by DiffIDs index; missing in older stores
 	LastTagTime time.Time `json:"lastTagTime,omitempty"`
 }
 
@@ -92,9 +95,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		refs:     make(map[string]string),
 		pins:     make(map[string]int),
 	}
-	for _, host := range opts.Insecure {
-		s.insecure[hostOf(host)] = true
-	}
+	s.insecure, s.insecureCIDRs = insecureRegistries(opts.Insecure)
 	s.secureTransport = newTransport(false)
 	s.insecureTransport = newTransport(true)
 
@@ -110,6 +111,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open image store %s: %w", s.root, err)
 	}
 	if err := s.removeOrphanLayers(ctx); err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", s.root, err)
+	}
+	if err := s.refreshSizes(); err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", s.root, err)
 	}
 	return s, nil

@@ -67,6 +67,10 @@ func TestAPIErrors(t *testing.T) {
 	if out, err := n.Docker("swarm", "unlock-key"); err == nil || !strings.Contains(out, "no unlock key is set") {
 		t.Errorf("swarm unlock-key: %v %q", err, out)
 	}
+	// Like dockerd, registries on the node itself need no TLS.
+	if info := n.MustDocker("info"); !strings.Contains(info, "Insecure Registries:\n  127.0.0.0/8") {
+		t.Errorf("docker info lacks the insecure loopback registries:\n%s", info)
+	}
 
 	// Unknown service.
 	if out, err := n.Docker("service", "inspect", "nope"); err == nil || !strings.Contains(out, "no such service: nope") {

@@ -117,7 +117,7 @@ func TestRuntimeImagesLocal(t *testing.T) {
 	if out, err := n.Docker("image", "rm", img.ID); err == nil || !strings.Contains(out, "image is referenced in multiple repositories") {
 		t.Fatalf("image rm by ID of an image with two tags: %v %q", err, out)
 	}
-	if out, err := n.Docker("image", "rm", "oci/box:1"); err == nil || !strings.Contains(out, "conflict") || !strings.Contains(out, "is being used by running container") {
+	if out, err := n.Docker("image", "rm", "oci/box:1"); err == nil || !strings.Contains(out, `conflict: unable to remove repository reference "oci/box:1" (must force) - container `) {
 		t.Fatalf("image rm of an image in use: %v %q", err, out)
 	}
 

@@ -65,6 +65,9 @@ func TestServiceLifecycle(t *testing.T) {
 			t.Fatalf("label %s missing: %v", l, ctr.Config.Labels)
 		}
 	}
+	if v, ok := ctr.Config.Labels["com.docker.swarm.task"]; !ok || v != "" {
+		t.Fatalf("label com.docker.swarm.task (empty, as Docker sets it) missing: %v", ctr.Config.Labels)
+	}
 	var ip string
 	for _, nw := range ctr.NetworkSettings.Networks {
 		ip = nw.IPAddress

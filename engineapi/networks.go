@@ -1,0 +1,335 @@
+package engineapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/moby/moby/api/types/network"
+)
+
+// The predefined networks of a node, as dockerd names them. Overlay networks (and
+// with them Docker's swarm "ingress" network) come in a later shoal version: published
+// ports are balanced by nftables on each node, not by an overlay, so no ingress
+// network is listed.
+const (
+	bridgeNetwork = "bridge"
+	hostNetwork   = "host"
+	noneNetwork   = "none"
+)
+
+// Refusals of the network operations shoal does not have; 501 as dockerd answers
+// what it does not implement.
+var (
+	errOverlayUnavailable = &apiError{status: http.StatusNotImplemented,
+		msg: "overlay networks are not available in this shoal version yet: task containers use each node's bridge network"}
+	errNoConnect = &apiError{status: http.StatusNotImplemented,
+		msg: "shoal runs containers only as swarm tasks: they cannot be connected to or disconnected from networks by hand"}
+)
+
+// networkAPI serves /networks. created is when the predefined networks came up with
+// the server, shown as their Created time.
+type networkAPI struct {
+	s       *Server
+	created time.Time
+}
+
+// registerNetworkRoutes serves /networks: the node's predefined networks (bridge,
+// host, none), read only, with Docker's refusals for everything that would change them.
+func (s *Server) registerNetworkRoutes(r gin.IRouter) {
+	n := &networkAPI{s: s, created: time.Now().UTC()}
+	r.GET("/networks", n.list)
+	r.POST("/networks/create", n.create)
+	r.POST("/networks/prune", n.prune)
+	r.GET("/networks/:id", n.inspect)
+	r.DELETE("/networks/:id", n.remove)
+	r.POST("/networks/:id/connect", n.refuseConnect)
+	r.POST("/networks/:id/disconnect", n.refuseConnect)
+}
+
+// networkID is the stable ID of a predefined network: the same on every node and
+// across restarts, 64 hex digits like dockerd's.
+func networkID(name string) string {
+	sum := sha256.Sum256([]byte("shoal-network:" + name))
+	return hex.EncodeToString(sum[:])
+}
+
+// isPredefined reports whether name is one of the networks every node has.
+func isPredefined(name string) bool {
+	return name == bridgeNetwork || name == hostNetwork || name == noneNetwork
+}
+
+// predefined is the node's networks, sorted by name, without their containers.
+func (n *networkAPI) predefined() []network.Inspect {
+	base := func(name, driver string) network.Inspect {
+		return network.Inspect{Network: network.Network{
+			Name: name, ID: networkID(name), Created: n.created, Scope: "local", Driver: driver,
+			EnableIPv4: true, IPAM: network.IPAM{Driver: "default", Config: []network.IPAMConfig{}},
+			Options: map[string]string{}, Labels: map[string]string{},
+		}, Containers: map[string]network.EndpointResource{}}
+	}
+	var out []network.Inspect
+	if br := n.s.cfg.Bridge; br != nil {
+		info := br.Info()
+		nw := base(bridgeNetwork, "bridge")
+		nw.IPAM.Config = []network.IPAMConfig{{Subnet: info.Subnet, Gateway: info.Gateway}}
+		nw.Options = map[string]string{
+			"com.docker.network.bridge.name":                 info.BridgeName,
+			"com.docker.network.bridge.default_bridge":       "true",
+			"com.docker.network.bridge.enable_ip_masquerade": "true",
+		}
+		out = append(out, nw)
+	}
+	return append(out, base(hostNetwork, "host"), base(noneNetwork, "null"))
+}
+
+func (n *networkAPI) list(c *gin.Context) {
+	f, err := parseFilters(c.Query("filters"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	match, err := newNetworkQuery(f)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	out := []network.Summary{}
+	for _, nw := range n.predefined() {
+		if match(nw) {
+			out = append(out, network.Summary{Network: nw.Network})
+		}
+	}
+	respondJSON(c, http.StatusOK, out)
+}
+
+// newNetworkQuery parses the filters of `docker network ls` into a predicate, with
+// dockerd's rules: name and id are regular expressions matched anywhere, driver and
+// scope match exactly, predefined networks are never dangling and are "builtin".
+func newNetworkQuery(f filters) (func(network.Inspect) bool, error) {
+	if err := f.validate("dangling", "driver", "id", "label", "name", "scope", "type"); err != nil {
+		return nil, err
+	}
+	var dangling *bool
+	switch vs := f["dangling"]; {
+	case len(vs) > 1:
+		return nil, badRequest(`got more than one value for filter key "dangling"`)
+	case len(vs) == 1:
+		var want bool
+		switch vs[0] {
+		case "1", "true":
+			want = true
+		case "0", "false":
+		default:
+			return nil, badRequest(`invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")`)
+		}
+		dangling = &want
+	}
+	for _, t := range f["type"] {
+		if t != "builtin" && t != "custom" {
+			return nil, badRequest(fmt.Sprintf("invalid filter: 'type'='%s'", t))
+		}
+	}
+	names, ids := compileAll(f["name"]), compileAll(f["id"])
+	return func(nw network.Inspect) bool {
+		if (f.has("name") && !anyMatch(names, nw.Name)) || (f.has("id") && !anyMatch(ids, nw.ID)) {
+			return false
+		}
+		if !f.match("driver", nw.Driver) || !f.match("scope", nw.Scope) || !f.matchLabels("label", nw.Labels) {
+			return false
+		}
+		builtin := isPredefined(nw.Name)
+		if dangling != nil && *dangling == (builtin || len(nw.Containers) > 0) {
+			return false
+		}
+		kind := "custom"
+		if builtin {
+			kind = "builtin"
+		}
+		return !f.has("type") || slices.Contains(f["type"], kind)
+	}, nil
+}
+
+// compileAll compiles the filter values that are valid regular expressions; dockerd
+// ignores the others.
+func compileAll(values []string) []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, v := range values {
+		if re, err := regexp.Compile(v); err == nil {
+			out = append(out, re)
+		}
+	}
+	return out
+}
+
+// find resolves a network by ID, name or unique ID prefix, as dockerd does. scope
+// narrows the search as the CLI's `--scope` (and `service create`, which asks for
+// swarm networks) does: every predefined network is local.
+func (n *networkAPI) find(term, scope string) (network.Inspect, error) {
+	switch scope {
+	case "", "local", "swarm", "global":
+	default:
+		return network.Inspect{}, badRequest("invalid scope value: " + scope)
+	}
+	var candidates []network.Inspect
+	for _, nw := range n.predefined() {
+		if scope == "" || nw.Scope == scope {
+			candidates = append(candidates, nw)
+		}
+	}
+	var byPrefix []network.Inspect
+	for _, nw := range candidates {
+		if nw.ID == term || nw.Name == term {
+			return nw, nil
+		}
+		if term != "" && strings.HasPrefix(nw.ID, term) {
+			byPrefix = append(byPrefix, nw)
+		}
+	}
+	switch len(byPrefix) {
+	case 0:
+		return network.Inspect{}, notFoundError(fmt.Sprintf("network %s not found", term))
+	case 1:
+		return byPrefix[0], nil
+	}
+	return network.Inspect{}, badRequest(fmt.Sprintf("network %s is ambiguous (%d matches found based on ID prefix)", term, len(byPrefix)))
+}
+
+// inspect answers `docker network inspect`; verbose only adds swarm service details
+// in dockerd, which predefined networks do not have.
+func (n *networkAPI) inspect(c *gin.Context) {
+	nw, err := n.find(c.Param("id"), c.Query("scope"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if nw.Name == bridgeNetwork && n.s.cfg.Containers != nil {
+		if nw.Containers, err = n.bridgeEndpoints(c.Request.Context()); err != nil {
+			writeError(c, err)
+			return
+		}
+	}
+	respondJSON(c, http.StatusOK, nw)
+}
+
+// bridgeEndpoints is every running container attached to the bridge, keyed by
+// container ID: task containers have one endpoint, whatever the runtime names it.
+func (n *networkAPI) bridgeEndpoints(ctx context.Context) (map[string]network.EndpointResource, error) {
+	list, err := n.s.cfg.Containers.List(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("list containers on the bridge network: %w", err)
+	}
+	bits := 0
+	if br := n.s.cfg.Bridge; br != nil {
+		bits = br.Info().Subnet.Bits()
+	}
+	out := map[string]network.EndpointResource{}
+	for _, sum := range list {
+		if sum.NetworkSettings == nil || len(sum.NetworkSettings.Networks) != 1 {
+			continue
+		}
+		for _, ep := range sum.NetworkSettings.Networks {
+			if ep == nil || !ep.IPAddress.Is4() {
+				continue
+			}
+			res := network.EndpointResource{Name: containerName(sum.Names, sum.ID),
+				EndpointID: ep.EndpointID, MacAddress: ep.MacAddress}
+			if res.EndpointID == "" {
+				h := sha256.Sum256([]byte("shoal-endpoint:" + sum.ID))
+				res.EndpointID = hex.EncodeToString(h[:])
+			}
+			prefixLen := ep.IPPrefixLen
+			if prefixLen == 0 {
+				prefixLen = bits
+			}
+			res.IPv4Address = netip.PrefixFrom(ep.IPAddress, prefixLen)
+			out[sum.ID] = res
+		}
+	}
+	return out, nil
+}
+
+// containerName is a container's name without the leading slash, or its short ID.
+func containerName(names []string, id string) string {
+	if len(names) > 0 {
+		return strings.TrimPrefix(names[0], "/")
+	}
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// create refuses `docker network create` with dockerd's answers for predefined
+// names and single-instance drivers, and says why for the drivers shoal lacks.
+func (n *networkAPI) create(c *gin.Context) {
+	var req network.CreateRequest
+	if err := decodeJSONBody(c, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	if isPredefined(req.Name) {
+		writeError(c, &apiError{status: http.StatusForbidden,
+			msg: fmt.Sprintf("operation is not permitted on predefined %s network", req.Name)})
+		return
+	}
+	switch driver := req.Driver; driver {
+	case "overlay":
+		writeError(c, errOverlayUnavailable)
+	case "", "bridge", "macvlan", "ipvlan":
+		if driver == "" {
+			driver = "bridge"
+		}
+		writeError(c, &apiError{status: http.StatusNotImplemented, msg: fmt.Sprintf(
+			"network driver %q is not supported: shoal's task containers use the node's predefined bridge network", driver)})
+	case "host", "null":
+		writeError(c, &apiError{status: http.StatusForbidden,
+			msg: fmt.Sprintf("only one instance of %q network is allowed", driver)})
+	default:
+		writeError(c, notFoundError(fmt.Sprintf("plugin %q not found", driver)))
+	}
+}
+
+// remove refuses `docker network rm`: every network a node has is predefined.
+func (n *networkAPI) remove(c *gin.Context) {
+	nw, err := n.find(c.Param("id"), "")
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	writeError(c, &apiError{status: http.StatusForbidden,
+		msg: fmt.Sprintf("%s is a pre-defined network and cannot be removed", nw.Name)})
+}
+
+// refuseConnect answers `docker network connect|disconnect` for a known network:
+// a task's networks are its service's to decide.
+func (n *networkAPI) refuseConnect(c *gin.Context) {
+	if _, err := n.find(c.Param("id"), ""); err != nil {
+		writeError(c, err)
+		return
+	}
+	writeError(c, errNoConnect)
+}
+
+// prune answers `docker network prune` (and the network part of `docker system
+// prune`): predefined networks are never pruned, so nothing is deleted.
+func (n *networkAPI) prune(c *gin.Context) {
+	f, err := parseFilters(c.Query("filters"))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if err := f.validate("until", "label", "label!"); err != nil {
+		writeError(c, err)
+		return
+	}
+	respondJSON(c, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
+}

@@ -1,0 +1,125 @@
+package container
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"net/netip"
+
+	ctypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+)
+
+// bridgeNetwork is the endpoint name of a container on the node's bridge: Docker
+// calls its default network "bridge", whatever the host's interface is named.
+const bridgeNetwork = "bridge"
+
+// endpoints are the container's network endpoints as inspect and `docker ps` show
+// them; a container with no address has none.
+func endpoints(rec record) map[string]*network.EndpointSettings {
+	if rec.IPAddress == "" {
+		return map[string]*network.EndpointSettings{}
+	}
+	ep := &network.EndpointSettings{
+		NetworkID:   rec.NetworkID,
+		EndpointID:  endpointID(rec.ID),
+		IPPrefixLen: rec.IPPrefixLen,
+	}
+	if a, err := netip.ParseAddr(rec.IPAddress); err == nil {
+		ep.IPAddress = a
+	}
+	if g, err := netip.ParseAddr(rec.Gateway); err == nil {
+		ep.Gateway = g
+	}
+	if mac, err := net.ParseMAC(rec.MacAddress); err == nil {
+		ep.MacAddress = network.HardwareAddr(mac)
+	}
+	name := string(rec.HostConfig.NetworkMode)
+	if name == "" || name == "default" {
+		name = bridgeNetwork
+	}
+	return map[string]*network.EndpointSettings{name: ep}
+}
+
+// endpointID is a stable 64-hex ID for the container's endpoint (the one the
+// network API shows for it too).
+func endpointID(containerID string) string {
+	sum := sha256.Sum256([]byte("shoal-endpoint:" + containerID))
+	return hex.EncodeToString(sum[:])
+}
+
+// sandboxID is a stable 64-hex ID for the network namespace at path; "" for none.
+func sandboxID(netnsPath string) string {
+	if netnsPath == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("sandbox/" + netnsPath))
+	return hex.EncodeToString(sum[:])
+}
+
+// LegacyInspectResponse is a container as `docker inspect` shows it to clients of
+// API versions before 1.52: with the bridge endpoint's fields repeated at the top of
+// NetworkSettings, where scripts still read {{.NetworkSettings.IPAddress}}. moby's
+// API module dropped those fields; this type puts them back in the JSON.
+type LegacyInspectResponse struct {
+	ctypes.InspectResponse
+	NetworkSettings *LegacyNetworkSettings
+}
+
+// LegacyNetworkSettings is NetworkSettings with the deprecated top-level fields of
+// the default network's endpoint.
+type LegacyNetworkSettings struct {
+	ctypes.NetworkSettings
+	Bridge                 string
+	HairpinMode            bool
+	LinkLocalIPv6Address   string
+	LinkLocalIPv6PrefixLen int
+	SecondaryIPAddresses   []LegacyAddress
+	SecondaryIPv6Addresses []LegacyAddress
+	EndpointID             string
+	Gateway                string
+	GlobalIPv6Address      string
+	GlobalIPv6PrefixLen    int
+	IPAddress              string
+	IPPrefixLen            int
+	IPv6Gateway            string
+	MacAddress             string
+}
+
+// LegacyAddress is an address with its prefix length, as the deprecated
+// SecondaryIPAddresses list holds them.
+type LegacyAddress struct {
+	Addr      string
+	PrefixLen int
+}
+
+// WithLegacyNetworkFields returns resp with the deprecated top-level
+// NetworkSettings fields filled from its "bridge" endpoint, as dockerd fills them
+// for API versions before 1.52.
+func WithLegacyNetworkFields(resp ctypes.InspectResponse) LegacyInspectResponse {
+	out := LegacyInspectResponse{InspectResponse: resp}
+	if resp.NetworkSettings == nil {
+		return out
+	}
+	ns := &LegacyNetworkSettings{NetworkSettings: *resp.NetworkSettings}
+	if ep := resp.NetworkSettings.Networks[bridgeNetwork]; ep != nil {
+		ns.EndpointID = ep.EndpointID
+		ns.IPPrefixLen = ep.IPPrefixLen
+		ns.GlobalIPv6PrefixLen = ep.GlobalIPv6PrefixLen
+		ns.MacAddress = ep.MacAddress.String()
+		if ep.IPAddress.IsValid() {
+			ns.IPAddress = ep.IPAddress.String()
+		}
+		if ep.Gateway.IsValid() {
+			ns.Gateway = ep.Gateway.String()
+		}
+		if ep.GlobalIPv6Address.IsValid() {
+			ns.GlobalIPv6Address = ep.GlobalIPv6Address.String()
+		}
+		if ep.IPv6Gateway.IsValid() {
+			ns.IPv6Gateway = ep.IPv6Gateway.String()
+		}
+	}
+	out.NetworkSettings = ns
+	return out
+}
