@@ -51,6 +51,13 @@
 // none (Config.Tty: Create returns InvalidParameter), since the daemon would
 // have to hold its master side across restarts.
 //
+// # Debugging and housekeeping
+//
+// Top lists a container's processes with the host's ps (those of its cgroup);
+// Stats samples its cgroup, the host's CPU time and its interfaces. Pause and
+// Unpause freeze and thaw its cgroup; the paused state is read from the freezer
+// when needed, so it survives a daemon restart. Prune removes stopped containers.
+//
 // # Not supported yet
 //
 // AppArmor profiles and SELinux labels (accepted in SecurityOpt, without effect),
