@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/shoal-project/shoal/cluster/agent"
 	"github.com/shoal-project/shoal/cluster/dispatcher"
 	"github.com/shoal-project/shoal/cluster/orchestrator"
@@ -121,11 +123,10 @@ func writeNodeState(path string, st *nodeState) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	if err := renameio.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("write swarm node state: %w", err)
 	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 func (c *Cluster) openStore(ctx context.Context, nodeID string) (*store.Store, error) {

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/google/renameio/v2"
 )
 
 // KeySize is the size in bytes of the key-encryption key and of the data
@@ -114,24 +116,8 @@ func loadDEK(dir string, kek []byte) ([]byte, error) {
 	return dek, nil
 }
 
-// writeFileSync writes a 0600 file through a temporary name, so that a crash
+// writeFileSync replaces path with data (mode 0600), synced, so that a crash
 // never leaves a truncated key behind.
 func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return renameio.WriteFile(path, data, 0o600)
 }

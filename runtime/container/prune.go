@@ -10,6 +10,8 @@ import (
 	"time"
 
 	ctypes "github.com/moby/moby/api/types/container"
+
+	"github.com/shoal-project/shoal/runtime/diskusage"
 )
 
 // PruneOptions selects what [Manager.Prune] removes.
@@ -31,7 +33,7 @@ func (m *Manager) Prune(ctx context.Context, opts PruneOptions) (ctypes.PruneRep
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("prune containers: %w", err)
 		}
-		size, err := diskSize(ctx, filepath.Join(c.dir, "upper"))
+		size, err := diskusage.Dir(ctx, filepath.Join(c.dir, "upper"))
 		if err != nil {
 			m.log.Warn("size of container to prune", "id", c.rec.ID, "err", err)
 		}

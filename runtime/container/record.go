@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/runc/libcontainer"
 )
@@ -101,27 +102,7 @@ func readRecord(dir string) (record, error) {
 // writeFileAtomic replaces path with data so that a crash leaves either the old
 // or the new content.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return renameio.WriteFile(path, data, perm)
 }
 
 // persistLocked writes c's record; callers hold Manager.mu.

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-project/shoal/runtime/diskusage"
 )
 
 // Files next to a layer's diff directory. diffSizeFile records the layer's size as
@@ -37,7 +39,7 @@ func (s *Store) layerSize(diffID string) (int64, bool, error) {
 	} else if err != nil {
 		return 0, false, fmt.Errorf("read size of layer %s: %w", diffID, err)
 	}
-	n, err = diskSize(s.layerDiffDir(diffID))
+	n, err = diskusage.Dir(context.Background(), s.layerDiffDir(diffID))
 	if err != nil {
 		return 0, false, fmt.Errorf("size of layer %s: %w", diffID, err)
 	}
@@ -94,7 +96,7 @@ func (s *Store) unpack(ctx context.Context, diffID string, r io.Reader) (int64, 
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
 		return 0, fmt.Errorf("unpack layer %s: content has digest %s", diffID, got)
 	}
-	size, err := diskSize(diff)
+	size, err := diskusage.Dir(context.Background(), diff)
 	if err != nil {
 		return 0, fmt.Errorf("unpack layer %s: size: %w", diffID, err)
 	}

@@ -2,41 +2,9 @@ package image
 
 import (
 	"errors"
-	"io/fs"
-	"path/filepath"
-	"syscall"
 
 	imagetypes "github.com/moby/moby/api/types/image"
 )
-
-// diskSize is the size of an unpacked layer as dockerd's overlay2 driver reports
-// it (its DiffSize): the sizes of everything under dir but directories, each
-// inode once, so that busybox's hundreds of hard links count as one file.
-func diskSize(dir string) (int64, error) {
-	seen := map[uint64]bool{}
-	var total int64
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Size() == 0 {
-			return nil
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		total += info.Size()
-		return nil
-	})
-	return total, err
-}
 
 // refreshSizes brings the recorded sizes of images stored by earlier versions (the
 // tar sizes of their layers, no per-layer sizes) to the sizes dockerd reports,

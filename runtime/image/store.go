@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
 
@@ -211,29 +212,9 @@ func (s *Store) saveLocked() error {
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either the old or
-// the new content, never a mix.
+// the new content, never a mix, and makes the rename durable.
 func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := renameio.WriteFile(path, data, 0o600); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))

@@ -9,8 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/shoal-project/shoal/runtime/diskusage"
 )
 
 // meta is what <Root>/.meta/<name>.json holds.
@@ -40,27 +43,10 @@ func writeMeta(path string, m meta) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := renameio.WriteFile(path, data, 0o600); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
+	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
@@ -75,40 +61,12 @@ func metaName(file string) (string, bool) {
 	return name, ok && validName.MatchString(name)
 }
 
-// dirSize adds up the sizes of the files under dir (not of directories), each
-// inode once.
-func dirSize(ctx context.Context, dir string) (int64, error) {
-	seen := map[uint64]bool{}
-	var size int64
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil // removed while walking
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			if st.Nlink > 1 {
-				if seen[st.Ino] {
-					return nil
-				}
-				seen[st.Ino] = true
-			}
-		}
-		if !d.IsDir() {
-			size += info.Size()
-		}
-		return nil
-	})
-	if err != nil {
-		return size, fmt.Errorf("size of %s: %w", dir, err)
+// volumeSize is the data size of a volume's directory; a volume whose directory
+// is gone holds nothing.
+func volumeSize(ctx context.Context, dir string) (int64, error) {
+	n, err := diskusage.Dir(ctx, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
 	}
-	return size, nil
+	return n, err
 }

@@ -308,7 +308,7 @@ func (s *Store) Prune(ctx context.Context, opts PruneOptions) (volumetypes.Prune
 		if len(v.UsedBy) > 0 || (!opts.All && !v.Anonymous()) || (opts.Match != nil && !opts.Match(v)) {
 			continue
 		}
-		size, err := dirSize(ctx, v.Mountpoint)
+		size, err := volumeSize(ctx, v.Mountpoint)
 		if err != nil {
 			s.log.Warn("size of volume to prune", "volume", name, "err", err)
 		}
@@ -328,7 +328,7 @@ func (s *Store) Size(ctx context.Context, name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return dirSize(ctx, v.Mountpoint)
+	return volumeSize(ctx, v.Mountpoint)
 }
 
 // volume is m as a Volume, with its current users. Called with mu held.
