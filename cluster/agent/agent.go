@@ -80,6 +80,7 @@ type taskState struct {
 	a           Assignment
 	containerID string
 	busy        bool // an operation is in flight
+	prepared    bool // a prepare was attempted (desired ready)
 	started     bool // a start was attempted
 	exited      bool // the container stopped
 	exitCode    int

@@ -391,3 +391,20 @@ func TestJobTaskRunsToCompletion(t *testing.T) {
 		t.Fatalf("completion report %+v", done.Status)
 	}
 }
+
+// A task desired ready is prepared (its image checked or pulled) and reported
+// ready, without a container; desired running, it starts.
+func TestReadyTaskIsPreparedThenStarted(t *testing.T) {
+	f := newFakeNode()
+	startAgent(t, f)
+	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateReady)}}
+	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady)
+	f.mu.Lock()
+	n := len(f.containers)
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d containers created for a task desired ready", n)
+	}
+	f.sets <- AssignmentSet{Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
+	expect(t, f, "t1", swarm.TaskStateStarting, swarm.TaskStateRunning)
+}

@@ -26,7 +26,8 @@ func terminal(s swarm.TaskState) bool { return taskstate.Terminal(s) }
 type opKind int
 
 const (
-	opStart opKind = iota
+	opPrepare opKind = iota
+	opStart
 	opStop
 	opRemove
 	opProgress
@@ -56,10 +57,20 @@ func (a *Agent) reconcile(ctx context.Context, t *taskState) {
 	case t.removed:
 		a.launch(ctx, t, opRemove)
 	case taskstate.Wanted(task.DesiredState):
-		if !t.started && !terminal(t.reported) && task.NodeID != "" {
-			t.started = true
-			a.launch(ctx, t, opStart)
+		if t.started || terminal(t.reported) || task.NodeID == "" {
+			break
 		}
+		if task.DesiredState == swarm.TaskStateReady {
+			// A replacement waiting for its slot's old task to stop (a stop-first
+			// update): its image is pulled meanwhile; it starts once desired running.
+			if !t.prepared {
+				t.prepared = true
+				a.launch(ctx, t, opPrepare)
+			}
+			break
+		}
+		t.started = true
+		a.launch(ctx, t, opStart)
 	default:
 		if t.containerID != "" && !t.exited {
 			a.launch(ctx, t, opStop)
@@ -79,6 +90,8 @@ func (a *Agent) launch(ctx context.Context, t *taskState, kind opKind) {
 		defer a.ops.Done()
 		var r opResult
 		switch kind {
+		case opPrepare:
+			r = a.prepare(ctx, as)
 		case opStart:
 			r = a.start(ctx, as)
 		case opStop:
@@ -102,18 +115,36 @@ func (a *Agent) progress(ctx context.Context, taskID string, state swarm.TaskSta
 	}
 }
 
-// start prepares and starts a task's container.
-func (a *Agent) start(ctx context.Context, as Assignment) opResult {
+// prepare readies a task that may not start yet: its image is on the node.
+func (a *Agent) prepare(ctx context.Context, as Assignment) opResult {
+	if r, ok := a.pullImage(ctx, as); !ok {
+		return r
+	}
+	return opResult{state: swarm.TaskStateReady}
+}
+
+// pullImage reports the task accepted and preparing, and makes sure its image is
+// on the node; when it cannot, ok is false and r rejects the task.
+func (a *Agent) pullImage(ctx context.Context, as Assignment) (r opResult, ok bool) {
 	task := as.Task
 	a.progress(ctx, task.ID, swarm.TaskStateAccepted, "accepted")
 	a.progress(ctx, task.ID, swarm.TaskStatePreparing, "preparing")
 	cs := task.Spec.ContainerSpec
 	if cs == nil || cs.Image == "" {
-		return opResult{state: swarm.TaskStateRejected, err: errors.New("task has no container image")}
+		return opResult{state: swarm.TaskStateRejected, err: errors.New("task has no container image")}, false
 	}
 	if err := a.ensureImage(ctx, cs.Image, as.RegistryAuth); err != nil {
 		a.log.Warn("pull task image", "task", task.ID, "image", cs.Image, "err", err)
-		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("No such image: %s", cs.Image)}
+		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("No such image: %s", cs.Image)}, false
+	}
+	return opResult{}, true
+}
+
+// start prepares and starts a task's container.
+func (a *Agent) start(ctx context.Context, as Assignment) opResult {
+	task := as.Task
+	if r, ok := a.pullImage(ctx, as); !ok {
+		return r
 	}
 	sb, err := a.cfg.Network.CreateSandbox(ctx, task.ID)
 	if err != nil {
@@ -265,6 +296,12 @@ func (a *Agent) onResult(ctx context.Context, r opResult) {
 		t.ports = r.ports
 	}
 	switch r.kind {
+	case opPrepare:
+		if r.err != nil {
+			a.report(t, r.state, "", r.err.Error())
+			break
+		}
+		a.report(t, swarm.TaskStateReady, "prepared", "")
 	case opStart:
 		if r.err != nil {
 			a.report(t, r.state, "", r.err.Error())

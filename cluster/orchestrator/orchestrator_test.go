@@ -219,3 +219,37 @@ func TestJobTasksAreDesiredComplete(t *testing.T) {
 		t.Fatalf("completed job tasks changed: %s", describe(ts))
 	}
 }
+
+// A stop-first update creates the replacement desired ready while the old task
+// stops (so the worker can pull its image meanwhile), and starts it once the old
+// one has stopped.
+func TestStopFirstUpdateReadiesTheReplacement(t *testing.T) {
+	l := newLab(t)
+	id := l.createService(replicated(1))
+	first := l.waitTasks(id, "first task", func(ts []*swarm.Task) bool { return len(ts) == 1 })[0]
+	l.report(first.ID, swarm.TaskStateRunning)
+	err := l.store.Update(l.ctx, func(tx store.Tx) error {
+		svc, err := tx.Service(id)
+		if err != nil {
+			return err
+		}
+		svc.Spec.TaskTemplate.ContainerSpec.Env = []string{"V=2"}
+		return tx.UpdateService(svc)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := l.waitTasks(id, "the replacement desired ready", func(ts []*swarm.Task) bool {
+		return len(ts) == 2 && ts[0].DesiredState == swarm.TaskStateShutdown && ts[1].DesiredState == swarm.TaskStateReady
+	})
+	l.report(ts[1].ID, swarm.TaskStateReady)
+	// Still ready while the old task has not stopped.
+	time.Sleep(200 * time.Millisecond) // give a wrong promotion the chance to happen
+	if got := l.tasks(id); got[1].DesiredState != swarm.TaskStateReady {
+		t.Fatalf("replacement promoted before the old task stopped: %s", describe(got))
+	}
+	l.report(ts[0].ID, swarm.TaskStateShutdown)
+	l.waitTasks(id, "the replacement desired running", func(ts []*swarm.Task) bool {
+		return len(ts) == 2 && ts[1].DesiredState == swarm.TaskStateRunning
+	})
+}

@@ -163,6 +163,9 @@ func (r *reconciliation) settle(key slotKey, ts slotTasks) (bool, error) {
 			}
 		}
 	}
+	if err := r.promoteReady(ts); err != nil {
+		return false, err
+	}
 	if ts.hasActive() {
 		return false, nil
 	}
@@ -184,6 +187,30 @@ func (r *reconciliation) settle(key slotKey, ts slotTasks) (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// promoteReady starts a slot's replacement that waits (desired ready, made by a
+// stop-first update) once no other task of the slot runs or is still stopping.
+func (r *reconciliation) promoteReady(ts slotTasks) error {
+	var ready *swarm.Task
+	for _, t := range ts {
+		if t.DesiredState == swarm.TaskStateReady && !Terminal(t.Status.State) {
+			ready = t
+		}
+	}
+	if ready == nil {
+		return nil
+	}
+	for _, t := range ts {
+		if t == ready {
+			continue
+		}
+		if (active(t) && !Terminal(t.Status.State)) || (stopping(t) && !r.nodeDown(t.NodeID)) {
+			return nil
+		}
+	}
+	ready.DesiredState = swarm.TaskStateRunning
+	return r.tx.UpdateTask(ready)
 }
 
 // create adds a new task for key.

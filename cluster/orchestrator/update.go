@@ -220,9 +220,10 @@ func (u *updater) read() (*swarm.Service, []slotKey, error) {
 }
 
 // emptyStaleSlots are the slots of a replicated service that have no active task
-// and whose last task stopped running an old spec (a task that failed and waits
-// for its restart delay). As in swarmkit, the update replaces them at once, so an
-// update or rollback completes only once they run the current spec.
+// and whose last task ran an old spec: a task that failed and waits for its restart
+// delay, or (in a rollback) a replacement that failed while the task it replaced
+// still stops. As in swarmkit, the update replaces them at once, so an update or
+// rollback completes only once they run the current spec.
 func emptyStaleSlots(svc *swarm.Service, tasks []*swarm.Task) []slotKey {
 	m := svc.Spec.Mode.Replicated
 	if m == nil {
@@ -235,7 +236,7 @@ func emptyStaleSlots(svc *swarm.Service, tasks []*swarm.Task) []slotKey {
 	last := map[int]*swarm.Task{}
 	busy := map[int]bool{}
 	for _, t := range tasks {
-		if active(t) || stopping(t) {
+		if active(t) {
 			busy[t.Slot] = true
 		}
 		if l := last[t.Slot]; l == nil || t.Meta.CreatedAt.After(l.Meta.CreatedAt) {
@@ -406,9 +407,10 @@ func (u *updater) stoppedTask(svc *swarm.Service, slots []slotKey, started time.
 	return failed, err
 }
 
-// startSlot begins the replacement of a slot's old task: stop-first stops it (the
-// reconciler then fills the slot with the new spec); start-first starts the new task
-// next to it.
+// startSlot begins the replacement of a slot's old task. Start-first starts the new
+// task next to it. Stop-first stops it and creates the new task desired ready, as
+// swarmkit does: the worker pulls its image while the old task stops, and the
+// reconciler starts it once the old one has stopped.
 func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order swarm.UpdateOrder) error {
 	tasks, err := tx.TasksByService(svc.ID)
 	if err != nil {
@@ -423,6 +425,7 @@ func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order sw
 			return nil
 		}
 	}
+	var old []*swarm.Task
 	for _, t := range tasks {
 		if keyOf(t, svc) != k || !active(t) {
 			continue
@@ -430,15 +433,22 @@ func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order sw
 		if upToDate(t, svc) {
 			return nil // already replaced
 		}
-		if order == swarm.UpdateOrderStartFirst {
-			return tx.CreateTask(newTask(svc, k.slot, k.node, now))
-		}
-		t.DesiredState = swarm.TaskStateShutdown
-		if err := tx.UpdateTask(t); err != nil {
-			return err
-		}
+		old = append(old, t)
 	}
-	return nil
+	if len(old) == 0 {
+		return nil
+	}
+	next := newTask(svc, k.slot, k.node, now)
+	if order != swarm.UpdateOrderStartFirst {
+		for _, t := range old {
+			t.DesiredState = swarm.TaskStateShutdown
+			if err := tx.UpdateTask(t); err != nil {
+				return err
+			}
+		}
+		next.DesiredState = swarm.TaskStateReady
+	}
+	return tx.CreateTask(next)
 }
 
 type batchProgress int

@@ -227,6 +227,27 @@ func TestRollingUpdateMonitorsWhileItGoesOn(t *testing.T) {
 	waitUpdateState(t, n, "web", swarm.UpdateStateCompleted)
 }
 
+// While a stop-first update waits for the old task to stop, its replacement is
+// already there, desired Ready and prepared, as under Docker.
+func TestStopFirstReplacementWaitsReady(t *testing.T) {
+	t.Parallel()
+	n := newSwarm(t, "upd-ready")
+	// sleep ignores SIGTERM: the old task takes its whole 5 s grace period to stop.
+	n.MustDocker("service", "create", "-d", "--name", "web", "--stop-grace-period", "5s", "busybox:latest", "sleep", "300")
+	waitRunning(t, n, "web", 1)
+	n.MustDocker("service", "update", "-d", "--env-add", "V=2", "web")
+	testenv.WaitFor(t, 30*time.Second, "the replacement desired and prepared Ready next to the stopping task", func() (bool, string) {
+		rows := serviceTasks(t, n, "web")
+		var ready, stopping bool
+		for _, r := range rows {
+			ready = ready || (r.DesiredState == "Ready" && strings.HasPrefix(r.CurrentState, "Ready"))
+			stopping = stopping || (r.DesiredState == "Shutdown" && strings.HasPrefix(r.CurrentState, "Running"))
+		}
+		return ready && stopping, fmt.Sprintf("%+v", rows)
+	})
+	waitUpdateState(t, n, "web", swarm.UpdateStateCompleted)
+}
+
 // A start-first rolling update never lets the running count drop below the replica
 // count.
 func TestRollingUpdateStartFirst(t *testing.T) {
