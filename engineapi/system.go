@@ -181,7 +181,7 @@ func (s *Server) systemInfo(ctx context.Context) (system.Info, error) {
 		LiveRestoreEnabled: true,
 		RegistryConfig:     s.cfg.Registry,
 		Isolation:          "",
-		InitBinary:         "",
+		InitBinary:         "docker-init", // the shoal binary itself, bound into containers started with --init
 		RuncCommit:         system.Commit{ID: moduleVersion("github.com/opencontainers/runc")},
 		// The seccomp filter task containers get by default, if compiled in.
 		SecurityOptions: securityOptions(),
