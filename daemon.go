@@ -59,35 +59,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer network.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find the shoal binary (the containers' init): %w", err)
-	}
-	// The store asks the container manager which containers use a volume; the
-	// manager is made after the store because it mounts volumes through it.
-	var containers *container.Manager
-	volumes, err := volume.Open(ctx, volume.Config{
-		Root: filepath.Join(cfg.DataRoot, "volumes"),
-		Users: func(name string) []string {
-			if containers == nil {
-				return nil
-			}
-			return containers.VolumeUsers(name)
-		},
-		Logger: log.With("component", "volume"),
-	})
-	if err != nil {
-		return err
-	}
-	containers, err = container.New(ctx, container.Config{
-		InitBinary:   self,
-		Root:         filepath.Join(cfg.DataRoot, "containers"),
-		StateRoot:    filepath.Join(cfg.ExecRoot, "runc"),
-		Images:       images,
-		Volumes:      volumes,
-		CgroupParent: cfg.CgroupParent,
-		Logger:       log.With("component", "container"),
-	})
+	volumes, containers, err := openContainers(ctx, cfg, images, log)
 	if err != nil {
 		return err
 	}
@@ -119,6 +91,43 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	})
 	defer api.Close()
 	return serve(ctx, cfg, api, log, started)
+}
+
+// openContainers opens the node's volume store and its container runtime. The
+// store asks the runtime which containers use a volume; the runtime is made after
+// the store because it mounts volumes through it.
+func openContainers(ctx context.Context, cfg daemonConfig, images *image.Store, log *slog.Logger) (*volume.Store, *container.Manager, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("find the shoal binary (the containers' init): %w", err)
+	}
+	var containers *container.Manager
+	volumes, err := volume.Open(ctx, volume.Config{
+		Root: filepath.Join(cfg.DataRoot, "volumes"),
+		Users: func(name string) []string {
+			if containers == nil {
+				return nil
+			}
+			return containers.VolumeUsers(name)
+		},
+		Logger: log.With("component", "volume"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	containers, err = container.New(ctx, container.Config{
+		InitBinary:   self,
+		Root:         filepath.Join(cfg.DataRoot, "containers"),
+		StateRoot:    filepath.Join(cfg.ExecRoot, "runc"),
+		Images:       images,
+		Volumes:      volumes,
+		CgroupParent: cfg.CgroupParent,
+		Logger:       log.With("component", "container"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return volumes, containers, nil
 }
 
 // serve listens on every -H address and serves the API until ctx is done.

@@ -28,7 +28,34 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 	if tt.PluginSpec != nil || tt.NetworkAttachmentSpec != nil {
 		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: only container tasks are supported")
 	}
-	cs := tt.ContainerSpec
+	if err := validateContainerSpec(tt.ContainerSpec); err != nil {
+		return err
+	}
+	if err := validateResources(tt.Resources); err != nil {
+		return err
+	}
+	if err := validateRestartPolicy(tt.RestartPolicy); err != nil {
+		return err
+	}
+	if err := validatePlacement(tt.Placement); err != nil {
+		return err
+	}
+	if len(tt.Networks) > 0 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: networks: overlay networks are not available in this shoal version yet")
+	}
+	if err := validateMode(spec.Mode); err != nil {
+		return err
+	}
+	if err := validateUpdateConfig("update", spec.UpdateConfig); err != nil {
+		return err
+	}
+	if err := validateUpdateConfig("rollback", spec.RollbackConfig); err != nil {
+		return err
+	}
+	return validateEndpoint(spec.EndpointSpec)
+}
+
+func validateContainerSpec(cs *swarm.ContainerSpec) error {
 	if cs == nil {
 		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: missing ContainerSpec")
 	}
@@ -55,69 +82,70 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: Healthcheck %s needs a command", hc.Test[0])
 		}
 	}
-	if err := validateResources(tt.Resources); err != nil {
-		return err
+	return nil
+}
+
+func validateRestartPolicy(rp *swarm.RestartPolicy) error {
+	if rp == nil {
+		return nil
 	}
-	if rp := tt.RestartPolicy; rp != nil {
-		switch rp.Condition {
-		case "", swarm.RestartPolicyConditionNone, swarm.RestartPolicyConditionOnFailure, swarm.RestartPolicyConditionAny:
-		default:
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid RestartPolicy.Condition %q", rp.Condition)
-		}
-		if rp.Delay != nil && *rp.Delay < 0 {
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: restart-delay cannot be negative")
-		}
-		if rp.Window != nil && *rp.Window < 0 {
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: restart-window cannot be negative")
-		}
+	switch rp.Condition {
+	case "", swarm.RestartPolicyConditionNone, swarm.RestartPolicyConditionOnFailure, swarm.RestartPolicyConditionAny:
+	default:
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid RestartPolicy.Condition %q", rp.Condition)
 	}
-	if p := tt.Placement; p != nil {
-		for _, c := range p.Constraints {
-			key, _, _, err := scheduler.ParseConstraint(c)
-			if err != nil || !scheduler.ValidConstraintKey(key) {
-				return errInvalidf("rpc error: code = InvalidArgument desc = invalid constraint %q", c)
-			}
-		}
-		for _, pref := range p.Preferences {
-			if pref.Spread == nil || !scheduler.ValidConstraintKey(pref.Spread.SpreadDescriptor) {
-				return errInvalidf("rpc error: code = InvalidArgument desc = invalid placement preference: spread descriptor must name a node label")
-			}
-		}
+	if rp.Delay != nil && *rp.Delay < 0 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: restart-delay cannot be negative")
 	}
-	if len(tt.Networks) > 0 {
-		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: networks: overlay networks are not available in this shoal version yet")
+	if rp.Window != nil && *rp.Window < 0 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: restart-window cannot be negative")
 	}
-	if err := validateMode(spec.Mode); err != nil {
-		return err
+	return nil
+}
+
+func validatePlacement(p *swarm.Placement) error {
+	if p == nil {
+		return nil
 	}
-	for _, u := range []struct {
-		name string
-		cfg  *swarm.UpdateConfig
-	}{{"update", spec.UpdateConfig}, {"rollback", spec.RollbackConfig}} {
-		if u.cfg == nil {
-			continue
-		}
-		if u.cfg.Delay < 0 {
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-delay cannot be negative", u.name)
-		}
-		if u.cfg.Monitor < 0 {
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-monitor cannot be negative", u.name)
-		}
-		if u.cfg.MaxFailureRatio < 0 || u.cfg.MaxFailureRatio > 1 {
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-maxfailureratio cannot be less than 0 or bigger than 1", u.name)
-		}
-		switch u.cfg.FailureAction {
-		case "", swarm.UpdateFailureActionPause, swarm.UpdateFailureActionContinue, swarm.UpdateFailureActionRollback:
-		default:
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s FailureAction %q", u.name, u.cfg.FailureAction)
-		}
-		switch u.cfg.Order {
-		case "", swarm.UpdateOrderStopFirst, swarm.UpdateOrderStartFirst:
-		default:
-			return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s Order %q", u.name, u.cfg.Order)
+	for _, c := range p.Constraints {
+		key, _, _, err := scheduler.ParseConstraint(c)
+		if err != nil || !scheduler.ValidConstraintKey(key) {
+			return errInvalidf("rpc error: code = InvalidArgument desc = invalid constraint %q", c)
 		}
 	}
-	return validateEndpoint(spec.EndpointSpec)
+	for _, pref := range p.Preferences {
+		if pref.Spread == nil || !scheduler.ValidConstraintKey(pref.Spread.SpreadDescriptor) {
+			return errInvalidf("rpc error: code = InvalidArgument desc = invalid placement preference: spread descriptor must name a node label")
+		}
+	}
+	return nil
+}
+
+// validateUpdateConfig checks an update or rollback config (name says which).
+func validateUpdateConfig(name string, cfg *swarm.UpdateConfig) error {
+	if cfg == nil {
+		return nil
+	}
+	if cfg.Delay < 0 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-delay cannot be negative", name)
+	}
+	if cfg.Monitor < 0 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-monitor cannot be negative", name)
+	}
+	if cfg.MaxFailureRatio < 0 || cfg.MaxFailureRatio > 1 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: %s-maxfailureratio cannot be less than 0 or bigger than 1", name)
+	}
+	switch cfg.FailureAction {
+	case "", swarm.UpdateFailureActionPause, swarm.UpdateFailureActionContinue, swarm.UpdateFailureActionRollback:
+	default:
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s FailureAction %q", name, cfg.FailureAction)
+	}
+	switch cfg.Order {
+	case "", swarm.UpdateOrderStopFirst, swarm.UpdateOrderStartFirst:
+	default:
+		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s Order %q", name, cfg.Order)
+	}
+	return nil
 }
 
 func validateMode(m swarm.ServiceMode) error {

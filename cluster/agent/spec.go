@@ -63,17 +63,6 @@ func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.Cr
 		return container.CreateRequest{}, err
 	}
 	name := ContainerName(a.ServiceName, t)
-	labels := maps.Clone(cs.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[LabelServiceID] = t.ServiceID
-	labels[LabelServiceName] = a.ServiceName
-	labels[LabelTask] = ""
-	labels[LabelTaskID] = t.ID
-	labels[LabelTaskName] = name
-	labels[LabelNodeID] = nodeID
-
 	graceSeconds := int(stopGrace(t) / time.Second)
 	cfg := ctypes.Config{
 		Hostname:    cs.Hostname,
@@ -82,7 +71,7 @@ func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.Cr
 		Cmd:         cs.Args,
 		Entrypoint:  cs.Command,
 		Image:       cs.Image,
-		Labels:      labels,
+		Labels:      taskLabels(a, cs, name, nodeID),
 		WorkingDir:  cs.Dir,
 		StopSignal:  cs.StopSignal,
 		StopTimeout: &graceSeconds,
@@ -90,6 +79,34 @@ func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.Cr
 		Tty:         cs.TTY,
 		OpenStdin:   cs.OpenStdin,
 	}
+	req := container.CreateRequest{
+		Name:       name,
+		Config:     cfg,
+		HostConfig: hostConfig(cs, t.Spec.Resources),
+		NetNSPath:  sb.NetNSPath,
+	}
+	attachSandbox(&req, sb)
+	return req, nil
+}
+
+// taskLabels are the container's labels: the service's container labels and
+// Docker's com.docker.swarm.* ones.
+func taskLabels(a Assignment, cs *swarm.ContainerSpec, name, nodeID string) map[string]string {
+	labels := maps.Clone(cs.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelServiceID] = a.Task.ServiceID
+	labels[LabelServiceName] = a.ServiceName
+	labels[LabelTask] = ""
+	labels[LabelTaskID] = a.Task.ID
+	labels[LabelTaskName] = name
+	labels[LabelNodeID] = nodeID
+	return labels
+}
+
+// hostConfig is the node-side configuration of a task's container.
+func hostConfig(cs *swarm.ContainerSpec, r *swarm.ResourceRequirements) ctypes.HostConfig {
 	host := ctypes.HostConfig{
 		Mounts:         cs.Mounts,
 		ReadonlyRootfs: cs.ReadOnly,
@@ -116,7 +133,7 @@ func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.Cr
 		host.DNSSearch = d.Search
 		host.DNSOptions = d.Options
 	}
-	if r := t.Spec.Resources; r != nil {
+	if r != nil {
 		if l := r.Limits; l != nil {
 			host.Memory = l.MemoryBytes
 			host.NanoCPUs = l.NanoCPUs
@@ -129,26 +146,25 @@ func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.Cr
 			host.MemoryReservation = res.MemoryBytes
 		}
 	}
-	req := container.CreateRequest{
-		Name:       name,
-		Config:     cfg,
-		HostConfig: host,
-		NetNSPath:  sb.NetNSPath,
+	return host
+}
+
+// attachSandbox records the task's network endpoint (address, gateway, MAC) in req.
+func attachSandbox(req *container.CreateRequest, sb bridge.Sandbox) {
+	if !sb.IP.IsValid() {
+		return
 	}
-	if sb.IP.IsValid() {
-		req.IPAddress = sb.IP.String()
-		if sb.Prefix.IsValid() {
-			req.IPAddress = netip.PrefixFrom(sb.IP, sb.Prefix.Bits()).String()
-		}
-		req.NetworkID = bridgeNetworkID()
-		if sb.Gateway.IsValid() {
-			req.Gateway = sb.Gateway.String()
-		}
-		if len(sb.MAC) > 0 {
-			req.MacAddress = sb.MAC.String()
-		}
+	req.IPAddress = sb.IP.String()
+	if sb.Prefix.IsValid() {
+		req.IPAddress = netip.PrefixFrom(sb.IP, sb.Prefix.Bits()).String()
 	}
-	return req, nil
+	req.NetworkID = bridgeNetworkID()
+	if sb.Gateway.IsValid() {
+		req.Gateway = sb.Gateway.String()
+	}
+	if len(sb.MAC) > 0 {
+		req.MacAddress = sb.MAC.String()
+	}
 }
 
 // bridgeNetworkID is the ID of the node's bridge network ("bridge"), the same on

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,6 +62,21 @@ func (c *Console) attach(master *os.File) {
 	if c.size.Row != 0 || c.size.Col != 0 {
 		_ = setWinsize(master, c.size)
 	}
+}
+
+// wire gives proc a terminal of the console's size: libcontainer's init creates it
+// and sends its master side over the returned socket pair's parent end. The
+// caller closes both ends once the process runs.
+func (c *Console) wire(proc *libcontainer.Process) (parent, child *os.File, err error) {
+	parent, child, err = utils.NewSockPair("console")
+	if err != nil {
+		return nil, nil, fmt.Errorf("create console socket: %w", err)
+	}
+	proc.ConsoleSocket = child
+	c.mu.Lock()
+	proc.ConsoleHeight, proc.ConsoleWidth = c.size.Row, c.size.Col
+	c.mu.Unlock()
+	return parent, child, nil
 }
 
 // detach forgets the master side (the process ended).

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
-	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,35 +49,19 @@ func (m *Manager) Exec(ctx context.Context, ref string, cfg ExecConfig, stdin io
 	if run.paused() {
 		return -1, errConflictf("container %s is paused, unpause the container before exec", rec.ID)
 	}
-	userSpec := rec.Config.User
-	if cfg.User != "" {
-		userSpec = cfg.User
-	}
-	workdir := rec.Config.WorkingDir
-	if cfg.WorkingDir != "" {
-		workdir = cfg.WorkingDir
-	}
-	rootfs := filepath.Join(c.dir, "rootfs")
-	proc, err := processFor(rootfs, userSpec, rec.HostConfig.GroupAdd, workdir, mergeEnv(rec.Config.Env, cfg.Env), cfg.Cmd, rec.Config.Hostname)
+	proc, err := execProcess(filepath.Join(c.dir, "rootfs"), rec, cfg)
 	if err != nil {
 		return -1, err
 	}
-	if cfg.Privileged {
-		all := allCaps()
-		proc.Capabilities = &configs.Capabilities{Bounding: all, Effective: all, Permitted: all}
-	}
 	var consoleSocket *os.File
 	if cfg.Console != nil {
-		parent, child, err := utils.NewSockPair("console")
+		parent, child, err := cfg.Console.wire(proc)
 		if err != nil {
-			return 126, fmt.Errorf("exec in %s: create console socket: %w", rec.Name, err)
+			return 126, fmt.Errorf("exec in %s: %w", rec.Name, err)
 		}
 		defer parent.Close()
 		defer child.Close()
-		consoleSocket, proc.ConsoleSocket = parent, child
-		cfg.Console.mu.Lock()
-		proc.ConsoleHeight, proc.ConsoleWidth = cfg.Console.size.Row, cfg.Console.size.Col
-		cfg.Console.mu.Unlock()
+		consoleSocket = parent
 	} else {
 		proc.Stdin, proc.Stdout, proc.Stderr = stdin, stdout, stderr
 	}
@@ -120,4 +104,27 @@ func (m *Manager) Exec(ctx context.Context, ref string, cfg ExecConfig, stdin io
 		return code, fmt.Errorf("exec in %s: %w", rec.Name, ctx.Err())
 	}
 	return code, nil
+}
+
+// execProcess is the process cfg asks for in container rec (whose rootfs is
+// mounted at rootfs): its user, working dir and environment default to the
+// container's.
+func execProcess(rootfs string, rec record, cfg ExecConfig) (*libcontainer.Process, error) {
+	userSpec := rec.Config.User
+	if cfg.User != "" {
+		userSpec = cfg.User
+	}
+	workdir := rec.Config.WorkingDir
+	if cfg.WorkingDir != "" {
+		workdir = cfg.WorkingDir
+	}
+	proc, err := processFor(rootfs, userSpec, rec.HostConfig.GroupAdd, workdir, mergeEnv(rec.Config.Env, cfg.Env), cfg.Cmd, rec.Config.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Privileged {
+		all := allCaps()
+		proc.Capabilities = &configs.Capabilities{Bounding: all, Effective: all, Permitted: all}
+	}
+	return proc, nil
 }
