@@ -78,6 +78,14 @@ type Containers interface {
 	Unpause(ctx context.Context, idOrName string) error
 	// Prune removes the containers that are not running and that opts selects.
 	Prune(ctx context.Context, opts ctr.PruneOptions) (container.PruneReport, error)
+	// StatPath describes a path in the container as docker cp sees it (a final
+	// symlink is not followed); NotFound when the container lacks it.
+	StatPath(ctx context.Context, idOrName, path string) (container.PathStat, error)
+	// ArchivePath is a tar archive of a path in the container and its
+	// description; the caller closes the archive.
+	ArchivePath(ctx context.Context, idOrName, path string) (io.ReadCloser, container.PathStat, error)
+	// ExtractToDir unpacks a tar archive into a directory of the container.
+	ExtractToDir(ctx context.Context, idOrName, dir string, content io.Reader, opts ctr.ExtractOptions) error
 }
 
 // Images is the node's image store as the API sees it. *image.Store implements it.

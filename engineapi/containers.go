@@ -33,6 +33,7 @@ func (s *Server) registerContainerRoutes(r gin.IRouter) {
 	r.POST("/containers/:id/stop", s.stopContainer)
 	r.POST("/containers/:id/kill", s.killContainer)
 	r.POST("/containers/:id/exec", s.createExec)
+	s.registerArchiveRoutes(r)
 	tasksOnly := func(c *gin.Context) { writeError(c, errTasksOnly) }
 	r.POST("/containers/create", tasksOnly)
 	r.POST("/containers/:id/start", tasksOnly)

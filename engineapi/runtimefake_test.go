@@ -1,10 +1,16 @@
 package engineapi
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,11 +49,16 @@ type ctrFake struct {
 	// stopAfterStats, when > 0, makes a running container exit after that many
 	// samples of its stats.
 	stopAfterStats int
+
+	// files is every container's filesystem for docker cp: absolute path ->
+	// content, directories implied by the paths below them.
+	files map[string]string
 }
 
 func newCtrFake(list ...container.Summary) *ctrFake {
 	return &ctrFake{list: list, tty: map[string]bool{}, logs: map[string][]ctr.LogEntry{},
-		hostname: "web-host", killed: map[string]syscall.Signal{}}
+		hostname: "web-host", killed: map[string]syscall.Signal{},
+		files: map[string]string{"/etc/hostname": "web-host\n", "/etc/os-release": "ID=busybox\n", "/tmp/.keep": ""}}
 }
 
 func (f *ctrFake) findLocked(ref string) (container.Summary, error) {
@@ -476,4 +487,106 @@ func (f *imageFake) Prune(_ context.Context, opts img.PruneOptions) (image.Prune
 	}
 	f.images = kept
 	return rep, nil
+}
+
+// StatPath describes a file or an implied directory of the fake filesystem.
+func (f *ctrFake) StatPath(_ context.Context, ref, p string) (container.PathStat, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.findLocked(ref); err != nil {
+		return container.PathStat{}, err
+	}
+	return f.statLocked(ref, p)
+}
+
+func (f *ctrFake) statLocked(ref, p string) (container.PathStat, error) {
+	abs := path.Clean("/" + p)
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if data, ok := f.files[abs]; ok {
+		return container.PathStat{Name: path.Base(abs), Size: int64(len(data)), Mode: 0o644, Mtime: mtime}, nil
+	}
+	for name := range f.files {
+		if abs == "/" || strings.HasPrefix(name, abs+"/") {
+			return container.PathStat{Name: path.Base(abs), Size: 4096, Mode: os.ModeDir | 0o755, Mtime: mtime}, nil
+		}
+	}
+	return container.PathStat{}, &svcFakeErr{notFound: true, msg: fmt.Sprintf("Could not find the file %s in container %s", p, ref)}
+}
+
+// ArchivePath archives a file, or a directory with everything below it.
+func (f *ctrFake) ArchivePath(ctx context.Context, ref, p string) (io.ReadCloser, container.PathStat, error) {
+	st, err := f.StatPath(ctx, ref, p)
+	if err != nil {
+		return nil, st, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	abs := path.Clean("/" + p)
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if !st.Mode.IsDir() {
+		data := f.files[abs]
+		_ = tw.WriteHeader(&tar.Header{Name: st.Name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data)), ModTime: st.Mtime})
+		_, _ = io.WriteString(tw, data)
+	} else {
+		_ = tw.WriteHeader(&tar.Header{Name: st.Name + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: st.Mtime})
+		names := slices.Sorted(maps.Keys(f.files))
+		dirs := map[string]bool{}
+		for _, name := range names {
+			rel, ok := strings.CutPrefix(name, abs+"/")
+			if !ok {
+				continue
+			}
+			for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {
+				dirs[d] = true
+				_ = tw.WriteHeader(&tar.Header{Name: st.Name + "/" + d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: st.Mtime})
+			}
+			_ = tw.WriteHeader(&tar.Header{Name: st.Name + "/" + rel, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.files[name])), ModTime: st.Mtime})
+			_, _ = io.WriteString(tw, f.files[name])
+		}
+	}
+	_ = tw.Close()
+	return io.NopCloser(&b), st, nil
+}
+
+// ExtractToDir stores the archive's regular files below dir, which must be a directory.
+func (f *ctrFake) ExtractToDir(_ context.Context, ref, dir string, content io.Reader, _ ctr.ExtractOptions) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.findLocked(ref); err != nil {
+		return err
+	}
+	st, err := f.statLocked(ref, dir)
+	if err != nil {
+		return err
+	}
+	if !st.Mode.IsDir() {
+		return &svcFakeErr{invalid: true, msg: "extraction point is not a directory"}
+	}
+	tr := tar.NewReader(content)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return &svcFakeErr{invalid: true, msg: err.Error()}
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return err
+		}
+		f.files[path.Join("/", dir, hdr.Name)] = string(data)
+	}
+}
+
+// file returns what the fake filesystem holds at p.
+func (f *ctrFake) file(p string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data, ok := f.files[p]
+	return data, ok
 }

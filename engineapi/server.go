@@ -110,7 +110,8 @@ func (s *Server) Close() { s.events.close() }
 
 // isStreamingUpload reports whether the request body is an archive, not JSON.
 func isStreamingUpload(r *http.Request) bool {
-	return r.Method == http.MethodPost && (r.URL.Path == "/images/load" || r.URL.Path == "/build")
+	return (r.Method == http.MethodPost && (r.URL.Path == "/images/load" || r.URL.Path == "/build")) ||
+		(r.Method == http.MethodPut && archiveRoute.MatchString(r.URL.Path))
 }
 
 // versionLess compares two "major.minor" API versions.

@@ -372,6 +372,18 @@ func (f *systemContainersFake) Exec(context.Context, string, ctr.ExecConfig, io.
 
 func (f *systemContainersFake) Stop(context.Context, string, *time.Duration) error { return nil }
 
+func (f *systemContainersFake) StatPath(context.Context, string, string) (container.PathStat, error) {
+	return container.PathStat{}, errors.New("no files in the fake")
+}
+
+func (f *systemContainersFake) ArchivePath(context.Context, string, string) (io.ReadCloser, container.PathStat, error) {
+	return nil, container.PathStat{}, errors.New("no files in the fake")
+}
+
+func (f *systemContainersFake) ExtractToDir(context.Context, string, string, io.Reader, ctr.ExtractOptions) error {
+	return errors.New("no files in the fake")
+}
+
 func (f *systemContainersFake) Kill(context.Context, string, syscall.Signal) error { return nil }
 
 func (f *systemContainersFake) Subscribe(context.Context) <-chan ctr.Event {

@@ -18,7 +18,7 @@ var unsupported = []struct {
 	{regexp.MustCompile(`^/configs(/|$)`), "docker config is not supported by this shoal version yet"},
 	{regexp.MustCompile(`^/plugins(/|$)`), "plugins are not supported by shoal"},
 	{regexp.MustCompile(`^/(build|session)(/|$)`), "shoal does not build images: build them elsewhere, then docker load them or push them to a registry"},
-	{regexp.MustCompile(`^/containers/[^/]+/(attach|archive|changes|export|update|rename|resize|wait)$`),
+	{regexp.MustCompile(`^/containers/[^/]+/(attach|changes|export|update|rename|resize|wait)$`),
 		"this container operation is not supported by shoal: task containers are read and debugged with docker ps, inspect, logs, exec, top and stats"},
 }
 

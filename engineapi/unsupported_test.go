@@ -19,7 +19,7 @@ func TestUnsupportedEndpoints(t *testing.T) {
 		{"POST", "/v1.50/configs/create", http.StatusNotImplemented, "docker config is not supported"},
 		{"GET", "/plugins", http.StatusNotImplemented, "plugins are not supported"},
 		{"POST", "/v1.50/build", http.StatusNotImplemented, "shoal does not build images"},
-		{"GET", "/v1.50/containers/web.1.task1/archive", http.StatusNotImplemented, "not supported by shoal"},
+		{"GET", "/v1.50/containers/web.1.task1/changes", http.StatusNotImplemented, "not supported by shoal"},
 		{"POST", "/v1.50/containers/web.1.task1/wait", http.StatusNotImplemented, "not supported by shoal"},
 		{"GET", "/v1.50/nothing/here", http.StatusNotFound, "page not found"},
 	} {
