@@ -203,3 +203,29 @@ func TestPausedContainerStaysPausedAcrossRestart(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "the re-adopted ticker to tick", func() bool { return tick(t, env, id) != before })
 }
+
+// docker kill with the container's stop signal thaws a paused container, so the
+// signal is acted on, as dockerd does.
+func TestKillPausedContainerWithItsStopSignal(t *testing.T) {
+	env := newTestEnv(t)
+	m := env.open()
+	cleanupContainers(t, m)
+	id := run(t, m, CreateRequest{Name: "paused-term", Config: ctypes.Config{
+		StopSignal: "SIGUSR1",
+		Cmd:        []string{"sh", "-c", `trap "exit 7" USR1; echo trapped; while :; do sleep 0.1; done`},
+	}})
+	killOnCleanup(t, env, id)
+	eventually(t, 10*time.Second, "the trap installed", func() bool {
+		text, _ := logText(t, m, id, LogOptions{})
+		return strings.Contains(text, "trapped")
+	})
+	if err := m.Pause(ctxT(t), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Kill(ctxT(t), id, unix.SIGUSR1); err != nil {
+		t.Fatalf("kill a paused container with its stop signal: %v", err)
+	}
+	if e := waitExit(t, m, id); e.Code != 7 {
+		t.Fatalf("exit after the stop signal = %+v, want 7 (the trap ran)", e)
+	}
+}

@@ -96,7 +96,7 @@ func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 		sig = unix.SIGKILL
 	}
 	m.mu.Lock()
-	run, name := c.run, c.rec.Name
+	run, name, stopSignal := c.run, c.rec.Name, c.rec.Config.StopSignal
 	if run != nil {
 		c.stopped = true
 	}
@@ -109,6 +109,13 @@ func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) erro
 			return errConflictf("cannot kill container: %s: container %s is not running", ref, c.rec.ID)
 		}
 		return fmt.Errorf("kill container %s: %w", name, err)
+	}
+	// A paused container acts on its stop signal or SIGKILL once thawed, as
+	// dockerd thaws it for them; other signals wait for docker unpause.
+	if stop, err := parseSignal(stopSignal); sig == unix.SIGKILL || (err == nil && sig == stop) {
+		if err := run.thawAfterSignal(); err != nil {
+			m.log.Warn("thaw killed container", "id", c.rec.ID, "err", err)
+		}
 	}
 	m.emitSignal(c, "kill", sig)
 	return nil
