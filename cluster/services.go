@@ -30,7 +30,7 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	}
 	svc := &swarm.Service{ID: store.NewID(), Spec: spec}
 	if isJob(spec.Mode) {
-		svc.JobStatus = &swarm.JobStatus{JobIteration: swarm.Version{Index: 1}, LastExecution: time.Now().UTC()}
+		svc.JobStatus = &swarm.JobStatus{LastExecution: time.Now().UTC()}
 	}
 	err := c.update(ctx, func(tx store.Tx) error {
 		if _, err := tx.ServiceByName(spec.Name); err == nil {
