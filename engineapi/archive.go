@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/moby/moby/api/types/container"
@@ -30,6 +31,10 @@ func archivePath(c *gin.Context) (string, bool) {
 	p := c.Query("path")
 	if p == "" {
 		writeError(c, badRequest("bad parameter: 'path' cannot be empty"))
+		return "", false
+	}
+	if strings.ContainsRune(p, 0) {
+		writeError(c, badRequest("bad parameter: 'path' cannot contain a NUL byte"))
 		return "", false
 	}
 	return p, true

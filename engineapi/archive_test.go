@@ -48,6 +48,7 @@ func TestContainerArchiveHTTP(t *testing.T) {
 	}{
 		{"GET", "/containers/web.1.task1/archive?path=/nope", 404, "Could not find the file /nope in container web.1.task1"},
 		{"GET", "/containers/web.1.task1/archive", 400, "bad parameter: 'path' cannot be empty"},
+		{"GET", "/containers/web.1.task1/archive?path=%2Fetc%00x", 400, "bad parameter: 'path' cannot contain a NUL byte"},
 		{"GET", "/containers/ghost/archive?path=/etc", 404, "No such container: ghost"},
 		{"PUT", "/containers/web.1.task1/archive?path=/etc/hostname", 400, "extraction point is not a directory"},
 	} {

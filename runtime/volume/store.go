@@ -31,6 +31,9 @@ const AnonymousLabel = "com.docker.volume.anonymous"
 // DriverName is the only volume driver shoal has.
 const DriverName = "local"
 
+// maxNameLen bounds a volume name: it is a directory name on the node.
+const maxNameLen = 255
+
 // validName is the local driver's rule for volume names.
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
@@ -196,6 +199,9 @@ func (s *Store) Create(ctx context.Context, name string, labels, driverOpts map[
 			labels = map[string]string{}
 		}
 		labels[AnonymousLabel] = ""
+	}
+	if len(name) > maxNameLen {
+		return Volume{}, errInvalidf("create %.20s...: a volume name may have at most %d characters", name, maxNameLen)
 	}
 	if !validName.MatchString(name) {
 		return Volume{}, errInvalidf("create %s: %q includes invalid characters for a local volume name, only %q are allowed. If you intended to pass a host directory, use absolute path",

@@ -112,6 +112,7 @@ func TestCreateRefuses(t *testing.T) {
 		{"one char", "a", nil, `create a: "a" includes invalid characters for a local volume name`},
 		{"slash", "x/y", nil, `"x/y" includes invalid characters`},
 		{"leading dot", ".meta", nil, "invalid characters"},
+		{"too long", strings.Repeat("v", 256), nil, "a volume name may have at most 255 characters"},
 		{"driver options", "nfs", map[string]string{"type": "nfs", "o": "addr=1.2.3.4"}, `create nfs: invalid option(s) ["o" "type"]`},
 	}
 	for _, tc := range tests {
