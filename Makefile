@@ -20,7 +20,7 @@ all: build
 
 # One static binary: CGO for libcontainer's nsenter and libseccomp, linked statically.
 build: builddeps
-	CGO_ENABLED=1 $(GO) build -tags $(GOTAGS) -ldflags '$(LDFLAGS)' -o $(BIN) .
+	CGO_ENABLED=1 $(GO) build -buildvcs=auto -tags $(GOTAGS) -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 # A single-node shoal on $(SOCKET), in the foreground (Ctrl-C stops the daemon;
 # task containers keep running and are re-adopted on the next start).

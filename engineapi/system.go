@@ -100,8 +100,14 @@ func (s *Server) version(c *gin.Context) {
 		"Experimental":  "false",
 	}
 	c.JSON(http.StatusOK, system.VersionResponse{
-		Platform:      system.PlatformInfo{Name: "shoal"},
-		Components:    []system.ComponentVersion{{Name: "Engine", Version: s.cfg.Version, Details: details}},
+		Platform: system.PlatformInfo{Name: "shoal"},
+		Components: []system.ComponentVersion{
+			{Name: "Engine", Version: s.cfg.Version, Details: details},
+			// What runs the containers, in dockerd's words: runc (as a library,
+			// no containerd) and docker-init (the shoal binary itself).
+			{Name: "runc", Version: moduleVersion("github.com/opencontainers/runc"), Details: map[string]string{"GitCommit": moduleVersion("github.com/opencontainers/runc")}},
+			{Name: "docker-init", Version: s.cfg.Version, Details: map[string]string{"GitCommit": buildCommit()}},
+		},
 		Version:       s.cfg.Version,
 		APIVersion:    APIVersion,
 		MinAPIVersion: MinAPIVersion,
