@@ -73,7 +73,16 @@ func newEventHub(sw Swarm, ct Containers, log *slog.Logger) *eventHub {
 		go func() {
 			defer h.wg.Done()
 			pumpEvents(ctx, h, "containers", ct.Subscribe, func(ev ctr.Event) {
-				h.publish(h.containerMessage(ctx, ev, images))
+				msg := h.containerMessage(ctx, ev, images)
+				// As dockerd's, a task container joins its network as it starts
+				// and leaves it once it died.
+				if events.Action(ev.Action) == events.ActionStart {
+					h.publishNetwork(ev, events.ActionConnect)
+				}
+				h.publish(msg)
+				if events.Action(ev.Action) == events.ActionDie {
+					h.publishNetwork(ev, events.ActionDisconnect)
+				}
 			}, nil)
 		}()
 	}
@@ -209,6 +218,26 @@ func (h *eventHub) containerMessage(ctx context.Context, ev ctr.Event, images ma
 		Time:     at.Unix(),
 		TimeNano: at.UnixNano(),
 	}
+}
+
+// publishNetwork publishes the bridge network's connect or disconnect event for a
+// task container (every task container has an endpoint on the node's bridge).
+func (h *eventHub) publishNetwork(ev ctr.Event, action events.Action) {
+	if ev.Labels["com.docker.swarm.task.id"] == "" {
+		return
+	}
+	at := ev.Time
+	if at.IsZero() {
+		at = time.Now()
+	}
+	h.publish(events.Message{
+		Type:     events.NetworkEventType,
+		Action:   action,
+		Actor:    events.Actor{ID: networkID(bridgeNetwork), Attributes: map[string]string{"container": ev.ID, "name": bridgeNetwork, "type": "bridge"}},
+		Scope:    "local",
+		Time:     at.Unix(),
+		TimeNano: at.UnixNano(),
+	})
 }
 
 // containerImage looks up the image a container was created from; "" if unknown.

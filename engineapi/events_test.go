@@ -293,3 +293,31 @@ func TestParseEventTime(t *testing.T) {
 		}
 	}
 }
+
+// A task container's start and death come with the bridge network's connect and
+// disconnect events, in dockerd's order; a container outside the swarm has none.
+func TestTaskContainerNetworkEvents(t *testing.T) {
+	ct := &systemContainersFake{image: map[string]string{"c0ffee000111": "busybox:latest", "beef00000222": "busybox:latest"}}
+	h := newEventHub(nil, ct, nil)
+	t.Cleanup(h.close)
+	sysWaitFor(t, "the hub to subscribe to the containers", func() bool { return ct.subscribers() == 1 })
+	start := time.Now().Add(-time.Second)
+	task := map[string]string{"com.docker.swarm.task.id": "task1"}
+	ct.emit(ctr.Event{ID: "c0ffee000111", Name: "/web.1.task1", Action: "start", Labels: task, Time: time.Now()})
+	ct.emit(ctr.Event{ID: "c0ffee000111", Name: "/web.1.task1", Action: "die", Labels: task, Time: time.Now()})
+	ct.emit(ctr.Event{ID: "beef00000222", Name: "/loose", Action: "start", Time: time.Now()})
+	var got []string
+	sysWaitFor(t, "five events", func() bool {
+		past, _, cancel := h.subscribe(start, time.Now().Add(time.Second), func(events.Message) bool { return true })
+		cancel()
+		got = got[:0]
+		for _, ev := range past {
+			got = append(got, fmt.Sprintf("%s %s %s", ev.Type, ev.Action, ev.Actor.Attributes["container"]))
+		}
+		return len(got) == 5
+	})
+	want := []string{"network connect c0ffee000111", "container start ", "container die ", "network disconnect c0ffee000111", "container start "}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+}
