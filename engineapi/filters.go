@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/gin-gonic/gin"
 )
 
 // filters is the parsed `filters` query parameter: a map of filter names to the values
@@ -97,4 +99,18 @@ func (f filters) matchLabels(key string, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// queryFilters parses the request's filters query and refuses a filter outside
+// allowed; on error it has answered the request and ok is false.
+func queryFilters(c *gin.Context, allowed ...string) (f filters, ok bool) {
+	f, err := parseFilters(c.Query("filters"))
+	if err == nil {
+		err = f.validate(allowed...)
+	}
+	if err != nil {
+		writeError(c, err)
+		return nil, false
+	}
+	return f, true
 }

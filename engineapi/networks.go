@@ -322,13 +322,8 @@ func (n *networkAPI) refuseConnect(c *gin.Context) {
 // prune answers `docker network prune` (and the network part of `docker system
 // prune`): predefined networks are never pruned, so nothing is deleted.
 func (n *networkAPI) prune(c *gin.Context) {
-	f, err := parseFilters(c.Query("filters"))
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	if err := f.validate("until", "label", "label!"); err != nil {
-		writeError(c, err)
+	_, ok := queryFilters(c, "until", "label", "label!")
+	if !ok {
 		return
 	}
 	respondJSON(c, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})

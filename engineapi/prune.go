@@ -44,13 +44,8 @@ func (s *Server) unpauseContainer(c *gin.Context) {
 // pruneContainers answers `docker container prune`: every container that is
 // not running, filtered by until, label and label!.
 func (s *Server) pruneContainers(c *gin.Context) {
-	f, err := parseFilters(c.Query("filters"))
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	if err := f.validate("until", "label", "label!"); err != nil {
-		writeError(c, err)
+	f, ok := queryFilters(c, "until", "label", "label!")
+	if !ok {
 		return
 	}
 	until, err := pruneUntil(f, time.Now())

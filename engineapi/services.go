@@ -43,13 +43,8 @@ func (s *Server) createService(c *gin.Context) {
 }
 
 func (s *Server) listServices(c *gin.Context) {
-	f, err := parseFilters(c.Query("filters"))
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	if err := f.validate("id", "label", "mode", "name", "runtime"); err != nil {
-		writeError(c, err)
+	f, ok := queryFilters(c, "id", "label", "mode", "name", "runtime")
+	if !ok {
 		return
 	}
 	services, err := s.cfg.Swarm.Services(c.Request.Context(), queryFlag(c, "status"))

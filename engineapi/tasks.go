@@ -30,13 +30,8 @@ var taskStates = []swarm.TaskState{
 
 func (s *Server) listTasks(c *gin.Context) {
 	ctx := c.Request.Context()
-	f, err := parseFilters(c.Query("filters"))
-	if err != nil {
-		writeError(c, err)
-		return
-	}
-	if err := f.validate("id", "name", "label", "service", "node", "desired-state", "_up-to-date", "runtime"); err != nil {
-		writeError(c, err)
+	f, ok := queryFilters(c, "id", "name", "label", "service", "node", "desired-state", "_up-to-date", "runtime")
+	if !ok {
 		return
 	}
 	q, err := s.resolveTaskFilters(ctx, f)
