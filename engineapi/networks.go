@@ -2,8 +2,6 @@ package engineapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -14,6 +12,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/moby/moby/api/types/network"
+
+	"github.com/shoal-project/shoal/netplane/bridge"
+	ctr "github.com/shoal-project/shoal/runtime/container"
 )
 
 // The predefined networks of a node, as dockerd names them. Overlay networks (and
@@ -21,7 +22,7 @@ import (
 // ports are balanced by nftables on each node, not by an overlay, so no ingress
 // network is listed.
 const (
-	bridgeNetwork = "bridge"
+	bridgeNetwork = bridge.NetworkName
 	hostNetwork   = "host"
 	noneNetwork   = "none"
 )
@@ -55,12 +56,9 @@ func (s *Server) registerNetworkRoutes(r gin.IRouter) {
 	r.POST("/networks/:id/disconnect", n.refuseConnect)
 }
 
-// networkID is the stable ID of a predefined network: the same on every node and
-// across restarts, 64 hex digits like dockerd's.
-func networkID(name string) string {
-	sum := sha256.Sum256([]byte("shoal-network:" + name))
-	return hex.EncodeToString(sum[:])
-}
+// networkID is the stable ID of a predefined network (netplane/bridge derives it,
+// so that containers' endpoints carry the same one).
+func networkID(name string) string { return bridge.NetworkID(name) }
 
 // isPredefined reports whether name is one of the networks every node has.
 func isPredefined(name string) bool {
@@ -243,8 +241,7 @@ func (n *networkAPI) bridgeEndpoints(ctx context.Context) (map[string]network.En
 			res := network.EndpointResource{Name: containerName(sum.Names, sum.ID),
 				EndpointID: ep.EndpointID, MacAddress: ep.MacAddress}
 			if res.EndpointID == "" {
-				h := sha256.Sum256([]byte("shoal-endpoint:" + sum.ID))
-				res.EndpointID = hex.EncodeToString(h[:])
+				res.EndpointID = ctr.EndpointID(sum.ID)
 			}
 			prefixLen := ep.IPPrefixLen
 			if prefixLen == 0 {
@@ -262,10 +259,7 @@ func containerName(names []string, id string) string {
 	if len(names) > 0 {
 		return strings.TrimPrefix(names[0], "/")
 	}
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
+	return shortID(id)
 }
 
 // create refuses `docker network create` with dockerd's answers for predefined

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -158,20 +156,13 @@ func attachSandbox(req *container.CreateRequest, sb bridge.Sandbox) {
 	if sb.Prefix.IsValid() {
 		req.IPAddress = netip.PrefixFrom(sb.IP, sb.Prefix.Bits()).String()
 	}
-	req.NetworkID = bridgeNetworkID()
+	req.NetworkID = bridge.NetworkID(bridge.NetworkName)
 	if sb.Gateway.IsValid() {
 		req.Gateway = sb.Gateway.String()
 	}
 	if len(sb.MAC) > 0 {
 		req.MacAddress = sb.MAC.String()
 	}
-}
-
-// bridgeNetworkID is the ID of the node's bridge network ("bridge"), the same on
-// every node: the one `docker network ls` shows (engineapi derives it the same way).
-func bridgeNetworkID() string {
-	sum := sha256.Sum256([]byte("shoal-network:bridge"))
-	return hex.EncodeToString(sum[:])
 }
 
 // securityOpt turns a service's privileges into the container's security

@@ -22,7 +22,7 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 	}
 	ep := &network.EndpointSettings{
 		NetworkID:   rec.NetworkID,
-		EndpointID:  endpointID(rec.ID),
+		EndpointID:  EndpointID(rec.ID),
 		IPPrefixLen: rec.IPPrefixLen,
 	}
 	if a, err := netip.ParseAddr(rec.IPAddress); err == nil {
@@ -41,9 +41,9 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 	return map[string]*network.EndpointSettings{name: ep}
 }
 
-// endpointID is a stable 64-hex ID for the container's endpoint (the one the
-// network API shows for it too).
-func endpointID(containerID string) string {
+// EndpointID is the stable 64-hex ID of a container's endpoint on the node's
+// bridge, as inspect and the network API show it.
+func EndpointID(containerID string) string {
 	sum := sha256.Sum256([]byte("shoal-endpoint:" + containerID))
 	return hex.EncodeToString(sum[:])
 }
