@@ -69,6 +69,9 @@ type Containers interface {
 	// Top lists the container's processes as the host's ps shows them with psArgs
 	// ("" means "-ef"); Conflict when the container is not running.
 	Top(ctx context.Context, idOrName, psArgs string) (container.TopResponse, error)
+	// Size is the bytes the container wrote (rw) and those plus its image's
+	// (rootFs), for `docker inspect -s` and `docker system df`.
+	Size(ctx context.Context, idOrName string) (rw, rootFs int64, err error)
 	// Stats takes one sample of the container's resource usage, without the
 	// previous-sample fields; Conflict when the container is not running.
 	Stats(ctx context.Context, idOrName string) (container.StatsResponse, error)

@@ -289,8 +289,8 @@ func (s *Server) inspectContainer(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	if sizer, ok := s.cfg.Containers.(containerSizer); ok && queryFlag(c, "size") {
-		if rw, rootFs, err := sizer.Size(c.Request.Context(), ins.ID); err == nil {
+	if queryFlag(c, "size") {
+		if rw, rootFs, err := s.cfg.Containers.Size(c.Request.Context(), ins.ID); err == nil {
 			ins.SizeRw, ins.SizeRootFs = &rw, &rootFs
 		}
 	}

@@ -1,7 +1,6 @@
 package engineapi
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,17 +9,6 @@ import (
 
 	img "github.com/shoal-project/shoal/runtime/image"
 )
-
-// sizedContainers adds the runtime's Size to the containers fake.
-type sizedContainers struct {
-	*systemContainersFake
-	sizes map[string][2]int64 // ID -> rw, root fs
-}
-
-func (f sizedContainers) Size(_ context.Context, id string) (int64, int64, error) {
-	s := f.sizes[id]
-	return s[0], s[1], nil
-}
 
 // docker system df with one task running on busybox: the image is active, the
 // images' size is their layers' and the container's the bytes it wrote.
@@ -33,10 +21,10 @@ func TestSystemDFCountsImageUseAndSizes(t *testing.T) {
 		ID: "sha256:" + strings.Repeat("b0", 32), RepoTags: []string{"other:1"},
 		DiffIDs: []string{busybox.DiffIDs[0], "sha256:" + strings.Repeat("2", 64)}, LayerSizes: []int64{1984241, 1000}, Size: 1985241,
 	}
-	ct := sizedContainers{
-		systemContainersFake: &systemContainersFake{list: []container.Summary{{
+	ct := &systemContainersFake{
+		list: []container.Summary{{
 			ID: strings.Repeat("c", 64), Names: []string{"/pi.1.x"}, Image: "busybox:latest", ImageID: busybox.ID, State: container.StateRunning,
-		}}},
+		}},
 		sizes: map[string][2]int64{strings.Repeat("c", 64): {5000, 5000 + 1984241}},
 	}
 	api := startSystemAPI(t, Config{Containers: ct, Images: &imageFake{images: []img.Image{busybox, unused}}})

@@ -590,3 +590,8 @@ func (f *ctrFake) file(p string) (string, bool) {
 	data, ok := f.files[p]
 	return data, ok
 }
+
+// Size: the fake records no file system, so it has no sizes to give.
+func (f *ctrFake) Size(_ context.Context, id string) (int64, int64, error) {
+	return 0, 0, notFoundError("No such container: " + id)
+}

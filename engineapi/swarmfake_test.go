@@ -334,8 +334,17 @@ func (f *swarmFake) TaskLogs(context.Context, string, cluster.LogOptions) (<-cha
 type systemContainersFake struct {
 	mu    sync.Mutex
 	list  []container.Summary
-	image map[string]string // container ID -> image
+	image map[string]string   // container ID -> image
+	sizes map[string][2]int64 // container ID -> rw, root fs
 	subs  []chan ctr.Event
+}
+
+func (f *systemContainersFake) Size(_ context.Context, id string) (int64, int64, error) {
+	s, ok := f.sizes[id]
+	if !ok {
+		return 0, 0, notFoundError("No such container: " + id)
+	}
+	return s[0], s[1], nil
 }
 
 func (f *systemContainersFake) emit(ev ctr.Event) {

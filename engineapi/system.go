@@ -240,12 +240,6 @@ func (s *Server) countContainers(ctx context.Context, info *system.Info) error {
 	return nil
 }
 
-// containerSizer is what the node's runtime offers beyond Containers to size a
-// container's file system (*container.Manager implements it).
-type containerSizer interface {
-	Size(ctx context.Context, idOrName string) (rw, rootFs int64, err error)
-}
-
 // diskUsage answers `docker system df`: the images with the number of containers
 // using each and the bytes they share, the containers with the size of what they
 // wrote, and the volumes.
@@ -265,14 +259,10 @@ func (s *Server) diskUsage(c *gin.Context) {
 			writeError(c, fmt.Errorf("list containers: %w", err))
 			return
 		}
-		sizer, _ := s.cfg.Containers.(containerSizer)
 		for i := range list {
 			users[list[i].ImageID]++
-			if sizer == nil {
-				continue
-			}
 			// A container removed since the list is skipped, not an error.
-			if rw, rootFs, err := sizer.Size(ctx, list[i].ID); err == nil {
+			if rw, rootFs, err := s.cfg.Containers.Size(ctx, list[i].ID); err == nil {
 				list[i].SizeRw, list[i].SizeRootFs = rw, rootFs
 			}
 		}
