@@ -58,6 +58,9 @@ type change struct {
 	index  uint64
 	data   json.RawMessage // new value; the old one for remove
 	old    json.RawMessage // previous value for update
+	// node and oldNode are the task's node after and before the change, so
+	// that a watch of one node's tasks skips others' without decoding them.
+	node, oldNode string
 }
 
 // applier applies ops to a memdb write transaction. The FSM uses it with
@@ -107,8 +110,12 @@ func (a *applier) apply(o op) (change, error) {
 	if a.touched != nil {
 		a.touched[key] = true
 	}
+	if cur != nil {
+		c.oldNode = cur.NodeID
+	}
 	if o.Action == ActionRemove {
 		c.data = cur.Data
+		c.node = cur.NodeID
 		if err := a.txn.Delete(string(o.Kind), cur); err != nil {
 			return c, fmt.Errorf("remove %s %s: %w", o.Kind, o.ID, err)
 		}
@@ -122,6 +129,7 @@ func (a *applier) apply(o op) (change, error) {
 		return c, fmt.Errorf("write %s %s: %w", o.Kind, o.ID, err)
 	}
 	c.data = rec.Data
+	c.node = rec.NodeID
 	if cur != nil {
 		c.old = cur.Data
 	}

@@ -20,9 +20,44 @@ type fsm struct {
 	log  *slog.Logger
 	feed *feed
 
-	mu    sync.RWMutex
-	db    *memdb.MemDB
+	mu      sync.RWMutex
+	db      *memdb.MemDB
+	index   uint64
+	waiters []indexWaiter // woken once index reaches theirs
+}
+
+// indexWaiter is someone waiting for the state to reach an index.
+type indexWaiter struct {
 	index uint64
+	ch    chan struct{}
+}
+
+// notify returns a channel closed once the state has applied index.
+func (f *fsm) notify(index uint64) <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan struct{})
+	if f.index >= index {
+		close(ch)
+		return ch
+	}
+	f.waiters = append(f.waiters, indexWaiter{index: index, ch: ch})
+	return ch
+}
+
+// advance sets the applied index and wakes who waited for it. Callers hold mu.
+func (f *fsm) advance(index uint64) {
+	f.index = index
+	kept := f.waiters[:0]
+	for _, w := range f.waiters {
+		if w.index <= index {
+			close(w.ch)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(f.waiters[len(kept):])
+	f.waiters = kept
 }
 
 func newFSM(log *slog.Logger, f *feed) (*fsm, error) {
@@ -80,7 +115,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	txn.Commit()
-	f.index = l.Index
+	f.advance(l.Index)
 	f.feed.publish(changes)
 	return nil
 }
@@ -88,7 +123,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 func (f *fsm) setIndex(index uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.index = index
+	f.advance(index)
 }
 
 // snapshotFile is the plaintext form of a snapshot.
@@ -164,7 +199,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	f.db, f.index = db, file.Index
+	f.db = db
+	f.advance(file.Index)
 	f.feed.publish(changes)
 	return nil
 }
@@ -185,14 +221,14 @@ func diff(from, to *memdb.Txn, index uint64) ([]change, error) {
 			prev, ok := old[id]
 			switch {
 			case !ok:
-				changes = append(changes, change{kind: k, action: ActionCreate, id: id, index: index, data: rec.Data})
+				changes = append(changes, change{kind: k, action: ActionCreate, id: id, index: index, data: rec.Data, node: rec.NodeID})
 			case prev.Index != rec.Index || !bytes.Equal(prev.Data, rec.Data):
-				changes = append(changes, change{kind: k, action: ActionUpdate, id: id, index: index, data: rec.Data, old: prev.Data})
+				changes = append(changes, change{kind: k, action: ActionUpdate, id: id, index: index, data: rec.Data, old: prev.Data, node: rec.NodeID, oldNode: prev.NodeID})
 			}
 		}
 		for id, prev := range old {
 			if _, ok := cur[id]; !ok {
-				changes = append(changes, change{kind: k, action: ActionRemove, id: id, index: index, data: prev.Data})
+				changes = append(changes, change{kind: k, action: ActionRemove, id: id, index: index, data: prev.Data, node: prev.NodeID, oldNode: prev.NodeID})
 			}
 		}
 	}

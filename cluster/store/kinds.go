@@ -21,7 +21,20 @@ const (
 	KindNetwork Kind = "network"
 	KindSecret  Kind = "secret"
 	KindConfig  Kind = "config"
+	// KindPeer holds how to reach a node (*Peer): store-only, never shown by
+	// the API.
+	KindPeer Kind = "peer"
 )
+
+// Peer is what nodes need to reach one another, kept for every node beside its
+// node object. The API never shows it.
+type Peer struct {
+	ID string // the node's ID
+	swarm.Meta
+	// ControlAddr is the host:port of the node's control port, where its logs
+	// and images are served.
+	ControlAddr string
+}
 
 // Action says what a change did to an object.
 type Action string
@@ -35,7 +48,7 @@ const (
 
 // kinds lists every kind, in the order snapshots are written.
 func kinds() []Kind {
-	return []Kind{KindCluster, KindNode, KindService, KindTask, KindNetwork, KindSecret, KindConfig}
+	return []Kind{KindCluster, KindNode, KindService, KindTask, KindNetwork, KindSecret, KindConfig, KindPeer}
 }
 
 // named reports whether objects of kind k must have unique names.
@@ -103,6 +116,8 @@ func describe(obj any) (record, *swarm.Meta, error) {
 		return record{Kind: KindSecret, ID: o.ID, Name: o.Spec.Name}, &o.Meta, nil
 	case *swarm.Config:
 		return record{Kind: KindConfig, ID: o.ID, Name: o.Spec.Name}, &o.Meta, nil
+	case *Peer:
+		return record{Kind: KindPeer, ID: o.ID}, &o.Meta, nil
 	}
 	return record{}, nil, invalidError{msg: fmt.Sprintf("store: unsupported object type %T", obj)}
 }
@@ -124,6 +139,8 @@ func newObject(k Kind) (any, error) {
 		return new(swarm.Secret), nil
 	case KindConfig:
 		return new(swarm.Config), nil
+	case KindPeer:
+		return new(Peer), nil
 	}
 	return nil, invalidError{msg: fmt.Sprintf("store: unknown kind %q", k)}
 }

@@ -38,7 +38,7 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 	if err := a.AddVoter(testContext(t), cfgB.NodeID, addrB); err != nil {
 		t.Fatalf("AddVoter: %v", err)
 	}
-	restored := receive(t, events, 7) // one object of each kind
+	restored := receive(t, events, len(kinds())) // one object of each kind
 	seen := make(map[Kind]bool)
 	for _, ev := range restored {
 		if ev.Action != ActionCreate {
@@ -47,7 +47,7 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 		seen[ev.Kind] = true
 	}
 	if len(seen) != len(kinds()) {
-		t.Errorf("restore reported kinds %v, want all seven", seen)
+		t.Errorf("restore reported kinds %v, want all %d", seen, len(kinds()))
 	}
 
 	// Writes after the join reach the follower through the log.
@@ -64,6 +64,6 @@ func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
 	}
 	err = b.Update(testContext(t), func(tx Tx) error { return tx.CreateService(newService("x")) })
 	if !errors.Is(err, ErrNotLeader) {
-		t.Errorf("Update on a follower: err = %v, want ErrNotLeader", err)
+		t.Errorf("Update on a follower without a forwarder: err = %v, want ErrNotLeader", err)
 	}
 }

@@ -26,7 +26,11 @@ func populate(t *testing.T, s *Store, name string) {
 				return err
 			}
 		}
-		if err := tx.CreateNode(&swarm.Node{ID: NewID()}); err != nil {
+		node := &swarm.Node{ID: NewID()}
+		if err := tx.CreateNode(node); err != nil {
+			return err
+		}
+		if err := tx.CreatePeer(&Peer{ID: node.ID, ControlAddr: "10.0.0.1:2377"}); err != nil {
 			return err
 		}
 		if err := tx.CreateService(svc); err != nil {

@@ -6,6 +6,8 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -13,14 +15,40 @@ import (
 // raftLogger routes hashicorp/raft's hclog output to slog. Only warnings and
 // errors are forwarded by default: raft is chatty at info.
 type raftLogger struct {
-	log   *slog.Logger
-	name  string
-	args  []any
-	level hclog.Level
+	log     *slog.Logger
+	name    string
+	args    []any
+	level   hclog.Level
+	limiter *repeatLimiter
 }
 
 func newRaftLogger(l *slog.Logger) hclog.Logger {
-	return &raftLogger{log: l, name: "raft", level: hclog.Warn}
+	return &raftLogger{log: l, name: "raft", level: hclog.Warn, limiter: &repeatLimiter{last: map[string]time.Time{}}}
+}
+
+// repeatWindow is how long a warning raft repeats (a peer down is retried
+// several times a second) stays at debug level after it was logged once.
+const repeatWindow = time.Minute
+
+// repeatLimiter remembers when each message was last logged as a warning.
+type repeatLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// first reports whether msg was not logged within the window, and notes it.
+func (r *repeatLimiter) first(msg string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if t, ok := r.last[msg]; ok && now.Sub(t) < repeatWindow {
+		return false
+	}
+	if len(r.last) > 256 {
+		clear(r.last)
+	}
+	r.last[msg] = now
+	return true
 }
 
 func slogLevel(l hclog.Level) slog.Level {
@@ -40,7 +68,11 @@ func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	all := append([]any{"logger", r.name}, r.args...)
-	r.log.Log(context.Background(), slogLevel(level), msg, append(all, args...)...)
+	lvl := slogLevel(level)
+	if lvl >= slog.LevelWarn && !r.limiter.first(msg) {
+		lvl = slog.LevelDebug
+	}
+	r.log.Log(context.Background(), lvl, msg, append(all, args...)...)
 }
 
 func (r *raftLogger) Trace(msg string, args ...any) { r.Log(hclog.Trace, msg, args...) }

@@ -40,10 +40,17 @@ type Config struct {
 	// Transport carries Raft traffic; nil means an in-memory transport,
 	// enough for a one-member cluster.
 	Transport raft.Transport
+	// Forward carries writes and read barriers to the leader when this member
+	// follows; nil means a follower refuses writes with ErrNotLeader.
+	Forward Forwarder
 	// KEK is the 32-byte key-encryption key; nil means a key generated and
 	// kept in Dir/kek (mode 0600) until autolock replaces it.
 	KEK    []byte
 	Logger *slog.Logger
+
+	// LeaderWait is how long a write waits for a leader to be elected before
+	// it fails with ErrNoLeader; zero means 5 s (a failover takes about one).
+	LeaderWait time.Duration
 
 	// Raft timings; zero means the Default* value.
 	HeartbeatTimeout   time.Duration
@@ -122,6 +129,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.SnapshotThreshold == 0 {
 		cfg.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if cfg.LeaderWait == 0 {
+		cfg.LeaderWait = defaultLeaderWait
 	}
 	if cfg.TrailingLogs == 0 {
 		cfg.TrailingLogs = defaultTrailingLogs
@@ -306,6 +316,11 @@ func (s *Store) Close() error {
 			errs = append(errs, fmt.Errorf("stop raft: %w", err))
 		}
 		s.feed.close()
+		if c, ok := s.trans.(raft.WithClose); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close raft transport: %w", err))
+			}
+		}
 		if err := s.bolt.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft log: %w", err))
 		}
@@ -336,4 +351,52 @@ func proposeTimeout(ctx context.Context) time.Duration {
 		return max(time.Until(d), time.Millisecond)
 	}
 	return defaultPropose
+}
+
+// recoverCluster makes the store in cfg.Dir a one-voter cluster of itself.
+func recoverCluster(cfg Config, self raft.ServerAddress) error {
+	sealer, err := openKeys(cfg)
+	if err != nil {
+		return fmt.Errorf("recover cluster: %w", err)
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger, feed: newFeed()}
+	defer s.feed.close()
+	s.bolt, err = raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(cfg.Dir, boltFile),
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if err != nil {
+		return fmt.Errorf("recover cluster: open raft log: %w", err)
+	}
+	defer s.bolt.Close()
+	logs := &sealedLogStore{LogStore: s.bolt, sealer: sealer}
+	hlog := newRaftLogger(s.log)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsKept, hlog.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("recover cluster: open snapshot store: %w", err)
+	}
+	fsm, err := newFSM(s.log, s.feed)
+	if err != nil {
+		return err
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	_, trans := raft.NewInmemTransport(self)
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(cfg.NodeID), Address: self}}}
+	if err := raft.RecoverCluster(rc, fsm, logs, s.bolt, &sealedSnapshotStore{SnapshotStore: snaps, sealer: sealer}, trans, conf); err != nil {
+		return fmt.Errorf("recover cluster: %w", err)
+	}
+	return nil
+}
+
+// NetworkTransport carries Raft traffic over stream (the control port's Raft
+// protocol), logging through log.
+func NetworkTransport(stream raft.StreamLayer, log *slog.Logger) raft.Transport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  newRaftLogger(log).Named("net"),
+	})
 }

@@ -33,6 +33,8 @@ type ReadTx interface {
 	Config(id string) (*swarm.Config, error)
 	ConfigByName(name string) (*swarm.Config, error)
 	Configs() ([]*swarm.Config, error)
+	Peer(nodeID string) (*Peer, error)
+	Peers() ([]*Peer, error)
 	// Index is the last Raft index applied when the snapshot was taken.
 	Index() uint64
 }
@@ -63,6 +65,9 @@ type Tx interface {
 	CreateConfig(c *swarm.Config) error
 	UpdateConfig(c *swarm.Config) error
 	DeleteConfig(id string) error
+	CreatePeer(p *Peer) error
+	UpdatePeer(p *Peer) error
+	DeletePeer(nodeID string) error
 }
 
 // readTx implements ReadTx on a memdb transaction.
@@ -174,6 +179,14 @@ func (r *readTx) Configs() ([]*swarm.Config, error) {
 	return all[swarm.Config](r.txn, KindConfig, "id_prefix", "")
 }
 
+func (r *readTx) Peer(nodeID string) (*Peer, error) {
+	return one[Peer](r.txn, KindPeer, "id", nodeID)
+}
+
+func (r *readTx) Peers() ([]*Peer, error) {
+	return all[Peer](r.txn, KindPeer, "id_prefix", "")
+}
+
 // writeTx implements Tx: it applies each write to a private copy of the
 // state and records it as an op of the batch Update proposes.
 type writeTx struct {
@@ -243,3 +256,6 @@ func (t *writeTx) DeleteSecret(id string) error         { return t.remove(KindSe
 func (t *writeTx) CreateConfig(c *swarm.Config) error   { return t.write(ActionCreate, c) }
 func (t *writeTx) UpdateConfig(c *swarm.Config) error   { return t.write(ActionUpdate, c) }
 func (t *writeTx) DeleteConfig(id string) error         { return t.remove(KindConfig, id) }
+func (t *writeTx) CreatePeer(p *Peer) error             { return t.write(ActionCreate, p) }
+func (t *writeTx) UpdatePeer(p *Peer) error             { return t.write(ActionUpdate, p) }
+func (t *writeTx) DeletePeer(nodeID string) error       { return t.remove(KindPeer, nodeID) }

@@ -18,10 +18,14 @@ func (s *Store) View(fn func(tx ReadTx) error) error {
 // Update runs fn against the current state; the writes fn makes are
 // proposed as one batch through Raft and applied atomically. Reads inside fn
 // see fn's own writes. Update returns fn's error; or ErrOutOfSequence, or an
-// error with Conflict() or NotFound(), when the batch is refused on apply;
-// or ErrNotLeader when this node is not the leader. If fn writes nothing,
-// nothing is proposed. On success, the Meta of every object passed to a
-// Create or Update method is set to what the store recorded.
+// error with Conflict() or NotFound(), when the batch is refused on apply; or
+// ErrNoLeader when no leader is elected within a few seconds. If fn writes
+// nothing, nothing is proposed. On success, the Meta of every object passed to
+// a Create or Update method is set to what the store recorded.
+//
+// On a follower, fn runs on state brought up to date with the leader's first
+// (Sync), and the batch is forwarded to the leader; Update returns once the
+// follower has applied it too, so a read after it sees the write.
 //
 // ctx bounds how long Raft may take to accept the proposal; once accepted,
 // Update waits for it to commit or for leadership to be lost. As with any
@@ -31,8 +35,9 @@ func (s *Store) Update(ctx context.Context, fn func(tx Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !s.IsLeader() {
-		return ErrNotLeader
+	leader, err := s.syncLeader(ctx)
+	if err != nil {
+		return err
 	}
 	db, index := s.fsm.fork()
 	txn := db.Txn(true)
@@ -49,21 +54,39 @@ func (s *Store) Update(ctx context.Context, fn func(tx Tx) error) error {
 	if err != nil {
 		return err
 	}
+	var applied uint64
+	if leader == "" {
+		applied, err = s.apply(ctx, data)
+	} else {
+		applied, err = s.forward(ctx, leader, data)
+	}
+	if err != nil {
+		return err
+	}
+	s.stamp(tx, b.Time, applied)
+	return nil
+}
+
+// apply proposes an encoded batch on the leader and returns the index it was
+// applied at, or the error that refused it.
+func (s *Store) apply(ctx context.Context, data []byte) (uint64, error) {
+	if !s.IsLeader() {
+		return 0, ErrNotLeader
+	}
 	f := s.raft.Apply(data, proposeTimeout(ctx))
 	if err := f.Error(); err != nil {
 		if isLeadershipError(err) {
-			return fmt.Errorf("%w: %w", ErrNotLeader, err)
+			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		if errors.Is(err, raft.ErrEnqueueTimeout) {
-			return unavailableError{msg: "propose update: raft is too busy to accept it"}
+			return 0, unavailableError{msg: "propose update: raft is too busy to accept it"}
 		}
-		return fmt.Errorf("propose update: %w", err)
+		return 0, fmt.Errorf("propose update: %w", err)
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
-		return err
+		return 0, err
 	}
-	s.stamp(tx, b.Time, f.Index())
-	return nil
+	return f.Index(), nil
 }
 
 // stamp sets the Meta of the caller's objects as the FSM set it.
@@ -89,7 +112,7 @@ func (s *Store) stamp(tx *writeTx, now time.Time, index uint64) {
 // changes of those kinds are sent. A slow reader never slows the store: its
 // changes queue up in memory.
 func (s *Store) Watch(ctx context.Context, kinds ...Kind) <-chan Event {
-	ch, _ := s.feed.subscribe(ctx, kinds)
+	ch, _ := s.feed.subscribe(ctx, "", kinds)
 	return ch
 }
 
@@ -100,7 +123,23 @@ func (s *Store) Watch(ctx context.Context, kinds ...Kind) <-chan Event {
 func (s *Store) ViewAndWatch(ctx context.Context, fn func(tx ReadTx) error, kinds ...Kind) (<-chan Event, error) {
 	var ch <-chan Event
 	var stop func()
-	txn, index := s.fsm.readAnd(func() { ch, stop = s.feed.subscribe(ctx, kinds) })
+	txn, index := s.fsm.readAnd(func() { ch, stop = s.feed.subscribe(ctx, "", kinds) })
+	if err := fn(&readTx{txn: txn, index: index}); err != nil {
+		stop()
+		return nil, err
+	}
+	return ch, nil
+}
+
+// ViewAndWatchNode is ViewAndWatch limited to what concerns one node: the tasks
+// assigned to it (before or after a change) and its own node and peer objects;
+// changes of other kinds asked for come in full. Changes of other nodes are
+// skipped before they are decoded, so a node's session costs nothing for the
+// rest of the cluster's churn.
+func (s *Store) ViewAndWatchNode(ctx context.Context, nodeID string, fn func(tx ReadTx) error, kinds ...Kind) (<-chan Event, error) {
+	var ch <-chan Event
+	var stop func()
+	txn, index := s.fsm.readAnd(func() { ch, stop = s.feed.subscribe(ctx, nodeID, kinds) })
 	if err := fn(&readTx{txn: txn, index: index}); err != nil {
 		stop()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 )
@@ -271,7 +272,9 @@ func TestNoWritesProposesNothing(t *testing.T) {
 
 func TestUpdateNeedsLeadership(t *testing.T) {
 	ctx := testContext(t)
-	s, err := Open(ctx, testConfig(t, t.TempDir()))
+	cfg := testConfig(t, t.TempDir())
+	cfg.LeaderWait = 50 * time.Millisecond
+	s, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,8 +283,8 @@ func TestUpdateNeedsLeadership(t *testing.T) {
 		t.Fatal("a new store reports Raft state")
 	}
 	err = s.Update(ctx, func(tx Tx) error { return tx.CreateService(newService("web")) })
-	if !errors.Is(err, ErrNotLeader) || !isUnavailable(err) {
-		t.Fatalf("Update before bootstrap: err = %v, want ErrNotLeader", err)
+	if !errors.Is(err, ErrNoLeader) || !isUnavailable(err) {
+		t.Fatalf("Update before bootstrap: err = %v, want ErrNoLeader", err)
 	}
 	if err := s.Bootstrap(ctx); err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ func newFeed() *feed {
 
 type subscriber struct {
 	kinds map[Kind]bool // nil: every kind
+	node  string        // non-empty: only this node's tasks and node object
 	out   chan Event
 
 	mu    sync.Mutex
@@ -49,8 +50,8 @@ type subscriber struct {
 // what "after" means: the FSM publishes under its lock, so subscribing under
 // that lock pins the subscription to a snapshot.
 // The returned function cancels the subscription.
-func (f *feed) subscribe(ctx context.Context, kinds []Kind) (<-chan Event, func()) {
-	s := &subscriber{out: make(chan Event), wake: make(chan struct{}, 1), stop: make(chan struct{})}
+func (f *feed) subscribe(ctx context.Context, node string, kinds []Kind) (<-chan Event, func()) {
+	s := &subscriber{node: node, out: make(chan Event), wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	cancel := func() { s.stopOnce.Do(func() { close(s.stop) }) }
 	if len(kinds) > 0 {
 		s.kinds = make(map[Kind]bool, len(kinds))
@@ -86,7 +87,7 @@ func (s *subscriber) enqueue(changes []change) {
 	s.mu.Lock()
 	n := len(s.queue)
 	for _, c := range changes {
-		if s.kinds == nil || s.kinds[c.kind] {
+		if s.wants(c) {
 			s.queue = append(s.queue, c)
 		}
 	}
@@ -98,6 +99,24 @@ func (s *subscriber) enqueue(changes []change) {
 		default:
 		}
 	}
+}
+
+// wants reports whether the subscriber asked for change c; it looks only at
+// the change's keys, never at the encoded object.
+func (s *subscriber) wants(c change) bool {
+	if s.kinds != nil && !s.kinds[c.kind] {
+		return false
+	}
+	if s.node == "" {
+		return true
+	}
+	switch c.kind {
+	case KindTask:
+		return c.node == s.node || c.oldNode == s.node
+	case KindNode, KindPeer:
+		return c.id == s.node
+	}
+	return true
 }
 
 func (s *subscriber) take() []change {
