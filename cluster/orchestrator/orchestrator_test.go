@@ -253,3 +253,49 @@ func TestStopFirstUpdateReadiesTheReplacement(t *testing.T) {
 		return len(ts) == 2 && ts[1].DesiredState == swarm.TaskStateRunning
 	})
 }
+
+// setNodeState plays the dispatcher: marks node n1 ready or down.
+func (l *lab) setNodeState(state swarm.NodeState) {
+	l.t.Helper()
+	err := l.store.Update(l.ctx, func(tx store.Tx) error {
+		n, err := tx.Node("n1")
+		if err != nil {
+			return err
+		}
+		n.Status.State = state
+		return tx.UpdateNode(n)
+	})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// A running task whose node goes down is replaced at once (no restart delay:
+// it did not fail), unless its restart policy never replaces tasks.
+func TestTaskOnDownNodeIsReplaced(t *testing.T) {
+	l := newLab(t)
+	id := l.createService(replicated(1))
+	ts := l.waitTasks(id, "one task", func(ts []*swarm.Task) bool { return len(ts) == 1 })
+	l.report(ts[0].ID, swarm.TaskStateRunning)
+	never := replicated(1)
+	never.Annotations.Name = "never"
+	never.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+	nid := l.createService(never)
+	nts := l.waitTasks(nid, "one task", func(ts []*swarm.Task) bool { return len(ts) == 1 })
+	l.report(nts[0].ID, swarm.TaskStateRunning)
+
+	start := time.Now()
+	l.setNodeState(swarm.NodeStateDown)
+	ts = l.waitTasks(id, "a replacement", func(ts []*swarm.Task) bool {
+		return len(ts) == 2 && ts[0].DesiredState == swarm.TaskStateShutdown && active(ts[1])
+	})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("replacement made after %s: the restart delay (5 s) must not apply", took)
+	}
+	if ts[1].Slot != ts[0].Slot {
+		t.Errorf("replacement in slot %d, want the lost task's slot %d", ts[1].Slot, ts[0].Slot)
+	}
+	if got := l.tasks(nid); len(got) != 1 || !active(got[0]) {
+		t.Errorf("a task with restart condition none was touched: %s", describe(got))
+	}
+}

@@ -99,6 +99,18 @@ func (r *reconciliation) retire(tasks []*swarm.Task) error {
 	return nil
 }
 
+// restartCondition is when t's restart policy replaces it: its condition, or
+// the default (any; on-failure for jobs).
+func (r *reconciliation) restartCondition(t *swarm.Task) swarm.RestartPolicyCondition {
+	if p := t.Spec.RestartPolicy; p != nil && p.Condition != "" {
+		return p.Condition
+	}
+	if r.svc.Spec.Mode.ReplicatedJob != nil || r.svc.Spec.Mode.GlobalJob != nil {
+		return swarm.RestartPolicyConditionOnFailure
+	}
+	return swarm.RestartPolicyConditionAny
+}
+
 // nodeUsable reports whether tasks may stay on node id.
 func (r *reconciliation) nodeUsable(id string) bool {
 	if id == "" {
@@ -150,6 +162,16 @@ func (r *reconciliation) settle(key slotKey, ts slotTasks) (bool, error) {
 		if !r.nodeUsable(t.NodeID) {
 			if err := r.setDesired(t, swarm.TaskStateShutdown); err != nil {
 				return false, err
+			}
+			continue
+		}
+		if key.node == "" && t.NodeID != "" && !Terminal(t.Status.State) && r.nodeDown(t.NodeID) {
+			// Lost with its node: replaced elsewhere at once, with no restart
+			// delay (the task did not fail), unless its policy never replaces.
+			if r.restartCondition(t) != swarm.RestartPolicyConditionNone {
+				if err := r.setDesired(t, swarm.TaskStateShutdown); err != nil {
+					return false, err
+				}
 			}
 			continue
 		}
@@ -243,14 +265,7 @@ func (r *reconciliation) restart(key slotKey, t *swarm.Task) (time.Time, error) 
 	if policy == nil {
 		policy = &swarm.RestartPolicy{}
 	}
-	cond := policy.Condition
-	if cond == "" {
-		cond = swarm.RestartPolicyConditionAny
-		if job {
-			cond = swarm.RestartPolicyConditionOnFailure
-		}
-	}
-	switch cond {
+	switch r.restartCondition(t) {
 	case swarm.RestartPolicyConditionNone:
 		return time.Time{}, nil
 	case swarm.RestartPolicyConditionOnFailure:
