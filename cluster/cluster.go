@@ -1,6 +1,8 @@
-// Package cluster is shoal's control plane: the swarm a node belongs to, kept in a
-// Raft-replicated store, with the manager loops (orchestrator, scheduler,
-// dispatcher) and the node's worker agent. The Engine API calls it to init and
+// Package cluster is shoal's control plane: the swarm a node belongs to. On a
+// manager it keeps the Raft-replicated store and, while it leads, runs the
+// manager loops (orchestrator, scheduler, dispatcher); on every node it runs the
+// worker agent, which holds a session with the leader. Nodes reach each other
+// on the mutual-TLS control port. The Engine API calls it to init, join and
 // leave swarms and to read and change nodes, services and tasks; it drives the
 // node's runtime and network only through the agent.
 package cluster
@@ -11,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,10 +22,9 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/shoal-project/shoal/cluster/agent"
-	"github.com/shoal-project/shoal/cluster/dispatcher"
-	"github.com/shoal-project/shoal/cluster/orchestrator"
-	"github.com/shoal-project/shoal/cluster/scheduler"
+	"github.com/shoal-project/shoal/cluster/ca"
 	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/transport"
 	"github.com/shoal-project/shoal/runtime/container"
 )
 
@@ -51,23 +53,34 @@ type Cluster struct {
 	log *slog.Logger
 
 	mu       sync.RWMutex
-	node     *nodeState    // nil: not in a swarm
-	store    *store.Store  // nil: not in a swarm
-	replayed chan struct{} // closed once the store has replayed its log (nil: nothing to replay)
+	node     *nodeState             // nil: not in a swarm
+	creds    *transport.Credentials // the node's TLS identity
+	port     *transport.Listener    // the control port
+	store    *store.Store           // nil on workers
+	lead     *leadership            // nil on workers
+	replayed chan struct{}          // closed once the store has replayed its log (nil: nothing to replay)
 	cancel   context.CancelFunc
 	loops    sync.WaitGroup
+	agent    *agentState
+	busy     bool // an init, join or leave is under way
 }
 
 // nodeState is what the node keeps of its membership outside the store.
 type nodeState struct {
 	NodeID        string
+	ClusterID     string `json:",omitempty"`
+	Role          string `json:",omitempty"` // ca.ManagerRole or ca.WorkerRole; "" (older state): manager
 	AdvertiseAddr string // host:port of the control port
 	ListenAddr    string
 	DataPathAddr  string
+	// Managers are the control addresses of the managers, as last heard.
+	Managers []string `json:",omitempty"`
 }
 
-// New opens the control plane. A node that was in a swarm rejoins it (its store,
-// loops and agent start again).
+func (st *nodeState) manager() bool { return st.Role != ca.WorkerRole }
+
+// New opens the control plane. A node that was in a swarm rejoins it: its
+// control port, store (on a manager) and agent start again.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, log: cfg.Logger}
 	if c.log == nil {
@@ -80,31 +93,67 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.openStore(ctx, st.NodeID)
-	if err != nil {
+	if st.Role == "" {
+		st.Role = ca.ManagerRole
+	}
+	if err := c.resume(ctx, st); err != nil {
 		return nil, err
 	}
-	c.node, c.store = st, s
-	c.replayed = make(chan struct{})
-	c.start()
-	// The API answers at once; what reads the swarm waits (a bounded time) until
-	// the store has replayed its log, so that the first `docker service ls` after
-	// a restart does not show an empty swarm.
-	go func(replayed chan struct{}) {
-		defer close(replayed)
-		wctx, cancel := context.WithTimeout(context.Background(), replayTimeout)
-		defer cancel()
-		if err := s.WaitApplied(wctx); err != nil {
-			c.log.Warn("swarm state not replayed yet; serving meanwhile", "err", err)
-		}
-	}(c.replayed)
 	return c, nil
+}
+
+// resume starts the parts of a node that was in a swarm when its daemon stopped.
+func (c *Cluster) resume(ctx context.Context, st *nodeState) error {
+	files, err := ca.LoadNodeFiles(c.certDir())
+	if errors.Is(err, os.ErrNotExist) && st.manager() {
+		// A swarm made before nodes had certificates: issue this manager's.
+		files, err = c.upgradeCertificates(ctx, st)
+	}
+	if err != nil {
+		return err
+	}
+	creds, err := transport.NewCredentials(files)
+	if err != nil {
+		return err
+	}
+	if st.ClusterID == "" {
+		st.ClusterID = creds.Identity().ClusterID
+	}
+	port, err := c.listen(st, creds)
+	if err != nil {
+		return err
+	}
+	c.node, c.creds, c.port = st, creds, port
+	if st.manager() {
+		s, err := c.openStore(ctx, st, creds, port)
+		if err != nil {
+			port.Close()
+			return err
+		}
+		c.store = s
+		c.replayed = make(chan struct{})
+		go func(replayed chan struct{}) {
+			// The API answers at once; what reads the swarm waits (a bounded
+			// time) until the store has replayed its log, so that the first
+			// `docker service ls` after a restart does not show an empty swarm.
+			defer close(replayed)
+			wctx, cancel := context.WithTimeout(context.Background(), replayTimeout)
+			defer cancel()
+			if err := s.WaitApplied(wctx); err != nil {
+				c.log.Warn("swarm state not replayed yet; serving meanwhile", "err", err)
+			}
+		}(c.replayed)
+	}
+	c.start()
+	return nil
 }
 
 // replayTimeout bounds how long a restarted node's API waits for its swarm state.
 const replayTimeout = 15 * time.Second
 
 func (c *Cluster) statePath() string { return filepath.Join(c.cfg.Root, "state.json") }
+func (c *Cluster) certDir() string   { return filepath.Join(c.cfg.Root, "certificates") }
+func (c *Cluster) raftDir() string   { return filepath.Join(c.cfg.Root, "raft") }
 
 func readNodeState(path string) (*nodeState, error) {
 	data, err := os.ReadFile(path)
@@ -129,47 +178,88 @@ func writeNodeState(path string, st *nodeState) error {
 	return nil
 }
 
-func (c *Cluster) openStore(ctx context.Context, nodeID string) (*store.Store, error) {
-	s, err := store.Open(ctx, store.Config{
-		Dir:    filepath.Join(c.cfg.Root, "raft"),
-		NodeID: nodeID,
-		Logger: c.log.With("component", "store"),
+// saveManagers keeps the managers' addresses a session named, so that a
+// restarted node finds the swarm again.
+func (c *Cluster) saveManagers(list []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.node == nil {
+		return
+	}
+	st := *c.node
+	st.Managers = list
+	if err := writeNodeState(c.statePath(), &st); err != nil {
+		c.log.Warn("keep the managers' addresses", "err", err)
+		return
+	}
+	c.node = &st
+}
+
+// listen opens the control port with the node's credentials and serves it.
+func (c *Cluster) listen(st *nodeState, creds *transport.Credentials) (*transport.Listener, error) {
+	port, err := transport.Listen(transport.Config{
+		ListenAddr:    st.ListenAddr,
+		AdvertiseAddr: st.AdvertiseAddr,
+		Credentials:   creds,
+		Authorize:     c.authorize,
+		Logger:        c.log.With("component", "controlport"),
 	})
+	if err != nil {
+		return nil, errUnavailablef("could not listen on the swarm control port: %v", err)
+	}
+	var join http.Handler
+	if st.manager() {
+		join = c.joinHandler()
+	}
+	port.Serve(c.rpcHandler(), join)
+	return port, nil
+}
+
+// openStore opens a manager's store, its Raft traffic on the control port.
+func (c *Cluster) openStore(ctx context.Context, st *nodeState, creds *transport.Credentials, port *transport.Listener) (*store.Store, error) {
+	cfg := c.storeConfig(st, creds, port)
+	s, err := store.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open swarm store: %w", err)
 	}
 	return s, nil
 }
 
-// start runs the manager loops and the agent. Callers hold no lock.
+// Raft timings across managers: a leader that dies is replaced in about a
+// second; a loaded machine's pauses stay well below the heartbeat timeout.
+const (
+	raftHeartbeatTimeout = 400 * time.Millisecond
+	raftElectionTimeout  = 400 * time.Millisecond
+	raftLeaderLease      = 200 * time.Millisecond
+)
+
+func (c *Cluster) storeConfig(st *nodeState, creds *transport.Credentials, port *transport.Listener) store.Config {
+	return store.Config{
+		Dir:                c.raftDir(),
+		NodeID:             st.NodeID,
+		Transport:          store.NetworkTransport(port.Raft(), c.log.With("component", "raft")),
+		Forward:            forwarder{client: creds.HTTPClient(false)},
+		HeartbeatTimeout:   raftHeartbeatTimeout,
+		ElectionTimeout:    raftElectionTimeout,
+		LeaderLeaseTimeout: raftLeaderLease,
+		Logger:             c.log.With("component", "store"),
+	}
+}
+
+// start runs the node's agent and, on a manager, the leadership supervisor.
+// Callers hold no lock.
 func (c *Cluster) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
-	s, nodeID := c.store, c.node.NodeID
-	run := func(name string, f func(context.Context) error) {
+	if c.store != nil {
+		c.lead = newLeadership(c, c.store)
 		c.loops.Add(1)
 		go func() {
 			defer c.loops.Done()
-			if err := s.WaitLeader(ctx); err != nil {
-				return
-			}
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				c.log.Error("control loop stopped", "loop", name, "err", err)
-			}
+			c.lead.run(ctx)
 		}()
 	}
-	run("orchestrator", orchestrator.New(s, c.log.With("component", "orchestrator")).Run)
-	run("scheduler", scheduler.NewLoop(s, c.log.With("component", "scheduler")).Run)
-	run("node", func(ctx context.Context) error { return c.refreshNode(ctx, nodeID) })
-	ag := agent.New(agent.Config{
-		NodeID:     nodeID,
-		Dispatcher: dispatcher.New(s, c.log.With("component", "dispatcher")),
-		Containers: c.cfg.Containers,
-		Images:     c.cfg.Images,
-		Network:    c.cfg.Network,
-		Logger:     c.log.With("component", "agent"),
-	})
-	run("agent", ag.Run)
+	c.startAgent(ctx)
 }
 
 // stop ends the loops and the agent and waits for them.
@@ -186,14 +276,19 @@ func (c *Cluster) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stop()
-	if c.store != nil {
-		return c.store.Close()
+	var errs []error
+	if c.port != nil {
+		errs = append(errs, c.port.Close())
 	}
-	return nil
+	if c.store != nil {
+		errs = append(errs, c.store.Close())
+	}
+	return errors.Join(errs...)
 }
 
-// active returns the store and node of the swarm, once the store has replayed its
-// log after a restart, or the error Docker gives when the node is not a manager.
+// active returns the store and node of the swarm, once the store has replayed
+// its log after a restart, or the error Docker gives when the node is not a
+// manager.
 func (c *Cluster) active() (*store.Store, *nodeState, error) {
 	s, node, replayed, err := c.current()
 	if err != nil {
@@ -212,13 +307,17 @@ func (c *Cluster) active() (*store.Store, *nodeState, error) {
 func (c *Cluster) current() (*store.Store, *nodeState, chan struct{}, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.store == nil {
+	if c.node == nil {
 		return nil, nil, nil, unavailableError{msgNotManager}
+	}
+	if c.store == nil {
+		return nil, nil, nil, unavailableError{msgWorker}
 	}
 	return c.store, c.node, c.replayed, nil
 }
 
-// update runs fn in a store update on the active swarm.
+// update runs fn in a store update on the active swarm (forwarded to the
+// leader when this manager follows).
 func (c *Cluster) update(ctx context.Context, fn func(tx store.Tx) error) error {
 	s, _, err := c.active()
 	if err != nil {
@@ -232,14 +331,23 @@ func (c *Cluster) update(ctx context.Context, fn func(tx store.Tx) error) error 
 	return err
 }
 
-// view runs fn on a snapshot of the active swarm.
+// view runs fn on a snapshot of the active swarm that holds every write the
+// leader had acknowledged (reads are consistent on every manager).
 func (c *Cluster) view(fn func(tx store.ReadTx) error) error {
 	s, _, err := c.active()
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	if err := s.Sync(ctx); err != nil {
+		return err
+	}
 	return s.View(fn)
 }
+
+// readTimeout bounds the wait of a consistent read for the leader.
+const readTimeout = 10 * time.Second
 
 // waitLeader waits briefly for the store to elect its leader (right after start).
 func waitLeader(ctx context.Context, s *store.Store) error {

@@ -8,6 +8,7 @@ const (
 	msgInSwarm    = "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one."
 	msgNotInSwarm = "This node is not part of a swarm"
 	msgLeaveLast  = "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message."
+	msgWorker     = "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
 )
 
 type unavailableError struct{ msg string }
@@ -36,4 +37,8 @@ func errInvalidf(format string, args ...any) error {
 
 func errNotFoundf(format string, args ...any) error {
 	return notFoundError{fmt.Sprintf(format, args...)}
+}
+
+func errUnavailablef(format string, args ...any) error {
+	return unavailableError{fmt.Sprintf(format, args...)}
 }

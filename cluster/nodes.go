@@ -19,6 +19,7 @@ func (c *Cluster) Nodes(ctx context.Context) ([]swarm.Node, error) {
 		}
 		return err
 	})
+	c.markLeader(out)
 	return out, err
 }
 
@@ -32,7 +33,32 @@ func (c *Cluster) Node(ctx context.Context, ref string) (swarm.Node, error) {
 		}
 		return err
 	})
+	if err == nil {
+		nodes := []swarm.Node{out}
+		c.markLeader(nodes)
+		out = nodes[0]
+	}
 	return out, err
+}
+
+// markLeader shows which manager leads, as Raft knows it now: leadership is
+// not stored, it is what the managers agree on at the moment.
+func (c *Cluster) markLeader(nodes []swarm.Node) {
+	s, _, _, err := c.current()
+	if err != nil {
+		return
+	}
+	leader, _ := s.Leader()
+	for i := range nodes {
+		ms := nodes[i].ManagerStatus
+		if ms == nil {
+			continue
+		}
+		ms.Leader = nodes[i].ID == leader
+		if ms.Leader {
+			ms.Reachability = swarm.ReachabilityReachable
+		}
+	}
 }
 
 func findNode(tx store.ReadTx, ref string) (*swarm.Node, error) {
@@ -81,8 +107,14 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 		if n.Version.Index != version {
 			return store.ErrOutOfSequence
 		}
-		if n.Spec.Role == swarm.NodeRoleManager && spec.Role == swarm.NodeRoleWorker && managers(tx) <= 1 {
-			return errInvalidf("attempting to demote the last manager of the swarm")
+		if n.Spec.Role == swarm.NodeRoleManager && spec.Role == swarm.NodeRoleWorker {
+			if managers(tx) <= 1 {
+				return errInvalidf("attempting to demote the last manager of the swarm")
+			}
+			if reachable, unreachable := managerCounts(tx); n.ManagerStatus != nil &&
+				n.ManagerStatus.Reachability != swarm.ReachabilityUnreachable && losesQuorum(reachable, unreachable) {
+				return errInvalidf("rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum")
+			}
 		}
 		if spec.Labels == nil {
 			spec.Labels = map[string]string{}
@@ -105,16 +137,31 @@ func managers(tx store.ReadTx) int {
 
 // RemoveNode removes a node from the swarm. A manager must be demoted first.
 func (c *Cluster) RemoveNode(ctx context.Context, ref string, force bool) error {
+	s, _, err := c.active()
+	if err != nil {
+		return err
+	}
+	voters := map[string]bool{}
+	if members, err := s.Members(); err == nil {
+		for _, m := range members {
+			voters[m.ID] = true
+		}
+	}
 	return c.update(ctx, func(tx store.Tx) error {
 		n, err := findNode(tx, ref)
 		if err != nil {
 			return err
 		}
-		if n.Spec.Role == swarm.NodeRoleManager {
+		if n.Spec.Role == swarm.NodeRoleManager && voters[n.ID] {
 			return errInvalidf("rpc error: code = FailedPrecondition desc = node %s is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", n.ID)
 		}
 		if n.Status.State == swarm.NodeStateReady && !force {
 			return errInvalidf("rpc error: code = FailedPrecondition desc = node %s is not down and can't be removed", n.ID)
+		}
+		if _, err := tx.Peer(n.ID); err == nil {
+			if err := tx.DeletePeer(n.ID); err != nil {
+				return err
+			}
 		}
 		return tx.DeleteNode(n.ID)
 	})

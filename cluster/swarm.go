@@ -6,15 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
-	"golang.org/x/sys/unix"
 
 	"github.com/shoal-project/shoal/cluster/ca"
 	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/transport"
 )
 
 // Defaults of a new swarm, as Docker's.
@@ -28,15 +27,30 @@ const (
 
 // Info is the Swarm section of `docker info`.
 func (c *Cluster) Info(ctx context.Context) swarm.Info {
-	s, node, _, err := c.current()
-	if err != nil {
+	c.mu.RLock()
+	node, s, ag := c.node, c.store, c.agent
+	c.mu.RUnlock()
+	if node == nil {
 		return swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
 	}
 	info := swarm.Info{
 		NodeID:           node.NodeID,
 		NodeAddr:         hostOf(node.AdvertiseAddr),
 		LocalNodeState:   swarm.LocalNodeStateActive,
-		ControlAvailable: true,
+		ControlAvailable: s != nil,
+	}
+	if s == nil {
+		if ag != nil {
+			for _, addr := range ag.follower.Managers() {
+				info.RemoteManagers = append(info.RemoteManagers, swarm.Peer{Addr: addr})
+			}
+		}
+		return info
+	}
+	if members, err := s.Members(); err == nil {
+		for _, m := range members {
+			info.RemoteManagers = append(info.RemoteManagers, swarm.Peer{NodeID: m.ID, Addr: string(m.Addr)})
+		}
 	}
 	_ = s.View(func(tx store.ReadTx) error {
 		if cl, err := tx.Cluster(); err == nil {
@@ -49,9 +63,8 @@ func (c *Cluster) Info(ctx context.Context) swarm.Info {
 		}
 		info.Nodes = len(nodes)
 		for _, n := range nodes {
-			if n.ManagerStatus != nil {
+			if n.Spec.Role == swarm.NodeRoleManager {
 				info.Managers++
-				info.RemoteManagers = append(info.RemoteManagers, swarm.Peer{NodeID: n.ID, Addr: n.ManagerStatus.Addr})
 			}
 		}
 		return nil
@@ -59,13 +72,20 @@ func (c *Cluster) Info(ctx context.Context) swarm.Info {
 	return info
 }
 
-// Init makes this node the first manager of a new swarm.
+// Init makes this node the first manager of a new swarm; with ForceNewCluster,
+// on a manager of a swarm that lost its quorum, the only manager of that swarm,
+// its state kept.
 func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.store != nil {
-		return "", unavailableError{msgInSwarm}
+	if req.ForceNewCluster {
+		if s, _, _, err := c.current(); err == nil && s != nil {
+			return c.forceNewCluster(ctx)
+		}
 	}
+	release, err := c.claim()
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	if req.AutoLockManagers {
 		return "", errAutolock
 	}
@@ -73,7 +93,7 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 	if err != nil {
 		return "", err
 	}
-	advertise, err := advertiseAddr(req.AdvertiseAddr, listen)
+	advertise, err := advertiseAddr(req.AdvertiseAddr, listen, "")
 	if err != nil {
 		return "", err
 	}
@@ -83,45 +103,69 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 	if err := os.MkdirAll(c.cfg.Root, 0o700); err != nil {
 		return "", fmt.Errorf("create swarm dir: %w", err)
 	}
-	nodeID := store.NewID()
-	s, err := c.openStore(ctx, nodeID)
-	if err != nil {
-		return "", err
-	}
-	fail := func(err error) (string, error) {
-		_ = s.Destroy()
-		return "", err
-	}
-	if err := s.Bootstrap(ctx); err != nil {
-		return fail(fmt.Errorf("bootstrap swarm store: %w", err))
-	}
-	if err := waitLeader(ctx, s); err != nil {
-		return fail(fmt.Errorf("elect swarm leader: %w", err))
-	}
 	now := time.Now().UTC()
+	nodeID := store.NewID()
 	cl, err := newClusterObject(req, now)
 	if err != nil {
-		return fail(err)
+		return "", err
 	}
+	root := rootOf(cl)
+	files, err := issueOwn(root, ca.Identity{NodeID: nodeID, Role: ca.ManagerRole, ClusterID: cl.ID}, now, cl.Spec.CAConfig.NodeCertExpiry)
+	if err != nil {
+		return "", err
+	}
+	st := &nodeState{NodeID: nodeID, ClusterID: cl.ID, Role: ca.ManagerRole, AdvertiseAddr: advertise, ListenAddr: listen, DataPathAddr: req.DataPathAddr}
 	node := c.describeNode(nodeID, advertise, req.Availability)
 	node.Description.TLSInfo = cl.TLSInfo
-	err = s.Update(ctx, func(tx store.Tx) error {
-		if err := tx.CreateCluster(cl); err != nil {
-			return err
+	err = c.becomeManager(ctx, st, files, func(s *store.Store, _ *transport.Credentials) error {
+		if err := s.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("bootstrap swarm store: %w", err)
 		}
-		return tx.CreateNode(node)
+		if err := waitLeader(ctx, s); err != nil {
+			return fmt.Errorf("elect swarm leader: %w", err)
+		}
+		err := s.Update(ctx, func(tx store.Tx) error {
+			if err := tx.CreateCluster(cl); err != nil {
+				return err
+			}
+			if err := tx.CreateNode(node); err != nil {
+				return err
+			}
+			return tx.CreatePeer(&store.Peer{ID: nodeID, ControlAddr: advertise})
+		})
+		if err != nil {
+			return fmt.Errorf("create swarm: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return fail(fmt.Errorf("create swarm: %w", err))
+		return "", err
 	}
-	st := &nodeState{NodeID: nodeID, AdvertiseAddr: advertise, ListenAddr: listen, DataPathAddr: req.DataPathAddr}
-	if err := writeNodeState(c.statePath(), st); err != nil {
-		return fail(err)
-	}
-	c.node, c.store = st, s
-	c.start()
 	c.log.Info("swarm initialized", "node", nodeID, "advertise", advertise)
 	return nodeID, nil
+}
+
+// rootOf is the swarm's root CA as the cluster object keeps it.
+func rootOf(cl *swarm.Swarm) ca.RootCA {
+	return ca.RootCA{CertPEM: []byte(cl.Spec.CAConfig.SigningCACert), KeyPEM: []byte(cl.Spec.CAConfig.SigningCAKey)}
+}
+
+// issueOwn makes a key and a certificate for this node, on a manager that holds
+// the root CA.
+func issueOwn(root ca.RootCA, id ca.Identity, now time.Time, expiry time.Duration) (ca.NodeFiles, error) {
+	key, keyPEM, err := ca.NewNodeKey()
+	if err != nil {
+		return ca.NodeFiles{}, err
+	}
+	csr, err := ca.NewCSR(key)
+	if err != nil {
+		return ca.NodeFiles{}, err
+	}
+	cert, err := root.Issue(csr, id, now, expiry)
+	if err != nil {
+		return ca.NodeFiles{}, err
+	}
+	return ca.NodeFiles{CertPEM: cert, KeyPEM: keyPEM, RootPEM: root.CertPEM}, nil
 }
 
 // validateInit checks the parts of an init request Docker checks.
@@ -237,153 +281,21 @@ func publicCluster(cl *swarm.Swarm) swarm.Swarm {
 	return out
 }
 
-// describeNode is the node object of this machine.
+// describeNode is the node object of this machine as a new manager.
 func (c *Cluster) describeNode(id, advertise string, availability swarm.NodeAvailability) *swarm.Node {
 	if availability == "" {
 		availability = swarm.NodeAvailabilityActive
 	}
-	n := &swarm.Node{
+	return &swarm.Node{
 		ID: id,
 		Spec: swarm.NodeSpec{
 			Annotations:  swarm.Annotations{Labels: map[string]string{}},
 			Role:         swarm.NodeRoleManager,
 			Availability: availability,
 		},
-		ManagerStatus: &swarm.ManagerStatus{Leader: true, Reachability: swarm.ReachabilityReachable, Addr: advertise},
-	}
-	c.fillDescription(n, advertise)
-	return n
-}
-
-// fillDescription sets what the node reports of itself.
-func (c *Cluster) fillDescription(n *swarm.Node, advertise string) {
-	var si unix.Sysinfo_t
-	_ = unix.Sysinfo(&si)
-	n.Description = swarm.NodeDescription{
-		Hostname:  c.cfg.Hostname,
-		Platform:  swarm.Platform{Architecture: archName(), OS: runtime.GOOS},
-		Resources: swarm.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: int64(si.Totalram) * int64(si.Unit)},
-		Engine: swarm.EngineDescription{
-			EngineVersion: c.cfg.EngineVersion,
-			Plugins: []swarm.PluginDescription{
-				{Type: "Log", Name: "json-file"},
-				{Type: "Network", Name: "bridge"}, {Type: "Network", Name: "host"},
-				{Type: "Network", Name: "null"}, {Type: "Network", Name: "overlay"},
-				{Type: "Volume", Name: "local"},
-			},
-		},
-	}
-	n.Status = swarm.NodeStatus{State: swarm.NodeStateReady, Addr: hostOf(advertise)}
-}
-
-// archName is the architecture as Docker reports it (uname -m).
-func archName() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	}
-	return runtime.GOARCH
-}
-
-// refreshNode brings this node's object up to date when the daemon starts:
-// description, readiness, leadership.
-func (c *Cluster) refreshNode(ctx context.Context, nodeID string) error {
-	s, st, err := c.active()
-	if err != nil {
-		return nil
-	}
-	err = s.Update(ctx, func(tx store.Tx) error {
-		n, err := tx.Node(nodeID)
-		if err != nil {
-			return err
-		}
-		c.fillDescription(n, st.AdvertiseAddr)
-		// The node trusts the swarm's root CA, as `docker node inspect` shows.
-		if cl, err := tx.Cluster(); err == nil {
-			n.Description.TLSInfo = cl.TLSInfo
-		}
-		if n.ManagerStatus != nil {
-			n.ManagerStatus.Leader = true
-			n.ManagerStatus.Reachability = swarm.ReachabilityReachable
-		}
-		return tx.UpdateNode(n)
-	})
-	if err != nil {
-		return fmt.Errorf("refresh node %s: %w", nodeID, err)
-	}
-	<-ctx.Done()
-	return nil
-}
-
-// Join joins an existing swarm. Multi-node swarms arrive with the control port.
-func (c *Cluster) Join(ctx context.Context, req swarm.JoinRequest) error {
-	c.mu.RLock()
-	inSwarm := c.store != nil
-	c.mu.RUnlock()
-	if inSwarm {
-		return unavailableError{msgInSwarm}
-	}
-	if _, _, err := ca.ParseJoinToken(req.JoinToken); err != nil {
-		return errInvalidf("invalid join token")
-	}
-	return unavailableError{"joining a swarm is not supported by this shoal version yet: it runs single-node swarms"}
-}
-
-// Leave takes the node out of its swarm. The last manager leaves only with force:
-// that erases the swarm, and the node's task containers are removed.
-func (c *Cluster) Leave(ctx context.Context, force bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.store == nil {
-		return unavailableError{msgNotInSwarm}
-	}
-	if !force {
-		return unavailableError{msgLeaveLast}
-	}
-	c.stop()
-	c.removeTaskContainers(ctx)
-	if err := c.store.Destroy(); err != nil {
-		return fmt.Errorf("erase swarm state: %w", err)
-	}
-	if err := os.Remove(c.statePath()); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("erase swarm node state: %w", err)
-	}
-	c.store, c.node = nil, nil
-	c.log.Info("left the swarm")
-	return nil
-}
-
-// removeTaskContainers removes every task container and its network sandbox.
-func (c *Cluster) removeTaskContainers(ctx context.Context) {
-	list, err := c.cfg.Containers.List(ctx, true)
-	if err != nil {
-		c.log.Warn("list task containers", "err", err)
-		return
-	}
-	services := map[string]bool{}
-	defer func() {
-		for id := range services {
-			if err := c.cfg.Network.PublishService(ctx, id, nil, nil); err != nil {
-				c.log.Warn("unpublish ingress ports", "service", id, "err", err)
-			}
-		}
-	}()
-	for _, ct := range list {
-		taskID := ct.Labels["com.docker.swarm.task.id"]
-		if taskID == "" {
-			continue
-		}
-		services[ct.Labels["com.docker.swarm.service.id"]] = true
-		grace := time.Second
-		_ = c.cfg.Containers.Stop(ctx, ct.ID, &grace)
-		if err := c.cfg.Containers.Remove(ctx, ct.ID, true); err != nil {
-			c.log.Warn("remove task container", "container", ct.ID, "err", err)
-		}
-		if err := c.cfg.Network.RemoveSandbox(ctx, taskID); err != nil {
-			c.log.Warn("remove task sandbox", "task", taskID, "err", err)
-		}
+		ManagerStatus: &swarm.ManagerStatus{Reachability: swarm.ReachabilityReachable, Addr: advertise},
+		Description:   c.description(),
+		Status:        swarm.NodeStatus{State: swarm.NodeStateReady, Addr: hostOf(advertise)},
 	}
 }
 
@@ -417,7 +329,7 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 		if cl.Version.Index != version {
 			return store.ErrOutOfSequence
 		}
-		root := ca.RootCA{CertPEM: []byte(cl.Spec.CAConfig.SigningCACert), KeyPEM: []byte(cl.Spec.CAConfig.SigningCAKey)}
+		root := rootOf(cl)
 		spec.CAConfig.SigningCACert, spec.CAConfig.SigningCAKey = cl.Spec.CAConfig.SigningCACert, cl.Spec.CAConfig.SigningCAKey
 		if spec.Labels == nil {
 			spec.Labels = map[string]string{}
@@ -469,9 +381,9 @@ func listenAddr(addr string) (string, error) {
 }
 
 // advertiseAddr picks the address other nodes reach this one at: the one asked for
-// (an IP or an interface name), else the listen address, else the address of the
-// interface of the default route.
-func advertiseAddr(addr, listen string) (string, error) {
+// (an IP or an interface name), else the listen address, else the address this
+// host leaves from towards remote (a manager it joins) or by its default route.
+func advertiseAddr(addr, listen, remote string) (string, error) {
 	_, listenPort, _ := net.SplitHostPort(listen)
 	if addr != "" {
 		host, port, err := net.SplitHostPort(addr)
@@ -487,7 +399,7 @@ func advertiseAddr(addr, listen string) (string, error) {
 	if host, _, _ := net.SplitHostPort(listen); host != "0.0.0.0" && host != "::" && host != "" {
 		return listen, nil
 	}
-	ip, err := defaultRouteIP()
+	ip, err := sourceIP(remote)
 	if err != nil {
 		return "", errInvalidf("could not choose an IP address to advertise since this system has no usable address - specify one with --advertise-addr")
 	}
@@ -518,21 +430,17 @@ func resolveHost(host string) string {
 	return ""
 }
 
-// defaultRouteIP is the source address the kernel would use to leave the host. It
+// sourceIP is the source address the kernel would use to reach remote (a
+// host:port), or to leave the host by its default route when remote is "". It
 // sends nothing: connecting a UDP socket only picks a route.
-func defaultRouteIP() (string, error) {
-	conn, err := net.Dial("udp4", "192.0.2.1:9")
+func sourceIP(remote string) (string, error) {
+	if remote == "" {
+		remote = "192.0.2.1:9"
+	}
+	conn, err := net.Dial("udp4", remote)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
 	return conn.LocalAddr().(*net.UDPAddr).IP.String(), nil
-}
-
-func hostOf(hostport string) string {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return hostport
-	}
-	return host
 }

@@ -1,9 +1,12 @@
-// Package agent is the worker side of a node: it holds a session with a manager
-// (the Dispatcher), receives the node's task assignments, and drives the container
-// runtime and the node's network to make them true, reporting every task state
-// change back. One loop owns all task state; blocking work (pulls, creates, stops)
-// runs in short-lived goroutines that report to the loop. Containers outlive the
-// agent: a restarted agent re-adopts the task containers it finds running.
+// Package agent is the worker side of a node, run on every node, managers
+// included: it holds a session with the leading manager, receives the node's
+// task assignments, and drives the container runtime and the node's network to
+// make them true, reporting every task state change back. One loop owns all
+// task state; blocking work (pulls, creates, stops) runs in short-lived
+// goroutines that report to the loop. A lost session is opened again with
+// backoff while the tasks keep running, and the reports made meanwhile are
+// delivered once it is back. Containers outlive the agent: a restarted agent
+// re-adopts the task containers it finds running.
 package agent
 
 import (
@@ -18,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/image"
@@ -53,8 +57,14 @@ type Network interface {
 
 // Config wires an agent.
 type Config struct {
-	NodeID     string
-	Dispatcher Dispatcher
+	NodeID string
+	// Dispatcher opens sessions with the leading manager.
+	Dispatcher session.Dispatcher
+	// Hello is what the node says of itself when a session opens.
+	Hello func() session.Hello
+	// OnNode, if set, receives the node's own object whenever a session
+	// brings it (at open, and when its spec changes: role, availability).
+	OnNode     func(*swarm.Node)
 	Containers Containers
 	Images     Images
 	Network    Network
@@ -68,7 +78,9 @@ type Agent struct {
 	tasks   map[string]*taskState
 	results chan opResult
 	ingress map[string]string // service -> what was last published for it
-	reports chan StatusUpdate
+	reports chan session.StatusUpdate
+	// sess is the open session (nil while there is none); reports go through it.
+	sess sessionHolder
 	// stopping is closed (the Run context's Done) when the agent stops, so that a
 	// report never blocks a stopping agent.
 	stopping <-chan struct{}
@@ -77,7 +89,7 @@ type Agent struct {
 
 // taskState is what the agent knows of one assigned task. Only the loop touches it.
 type taskState struct {
-	a           Assignment
+	a           session.Assignment
 	containerID string
 	busy        bool // an operation is in flight
 	prepared    bool // a prepare was attempted (desired ready)
@@ -85,10 +97,11 @@ type taskState struct {
 	exited      bool // the container stopped
 	exitCode    int
 	oom         bool
-	waitHealth  bool            // running, waiting for the first healthy check
-	unhealthy   bool            // stopped because its health check failed
-	removed     bool            // the task is no longer assigned
-	reported    swarm.TaskState // the last state reported (or read from the store)
+	waitHealth  bool              // running, waiting for the first healthy check
+	unhealthy   bool              // stopped because its health check failed
+	removed     bool              // the task is no longer assigned
+	reported    swarm.TaskState   // the last state reported (or read from the store)
+	last        *swarm.TaskStatus // the last status this agent reported
 	ports       []swarm.PortConfig
 	pid         int
 }
@@ -101,7 +114,7 @@ func New(cfg Config) *Agent {
 		tasks:   map[string]*taskState{},
 		results: make(chan opResult, 64),
 		ingress: map[string]string{},
-		reports: make(chan StatusUpdate, 1024),
+		reports: make(chan session.StatusUpdate, 1024),
 	}
 }
 
@@ -114,25 +127,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	events := a.cfg.Containers.Subscribe(ctx)
-	sets, err := a.cfg.Dispatcher.Assignments(ctx, a.cfg.NodeID)
-	if err != nil {
-		return err
-	}
-	var reporter sync.WaitGroup
-	reporter.Add(1)
+	sets := make(chan session.AssignmentSet)
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
+	helpers.Add(2)
 	go func() {
-		defer reporter.Done()
+		defer helpers.Done()
+		a.holdSessions(ctx, sets)
+	}()
+	go func() {
+		defer helpers.Done()
 		a.reportLoop(ctx)
 	}()
-	defer reporter.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case set, ok := <-sets:
-			if !ok {
-				return nil
-			}
+		case set := <-sets:
 			a.applySet(ctx, set, local)
 			local = nil
 		case ev, ok := <-events:
@@ -161,7 +172,7 @@ func (a *Agent) localContainers(ctx context.Context) (map[string]ctypes.Summary,
 	return out, nil
 }
 
-func (a *Agent) applySet(ctx context.Context, set AssignmentSet, local map[string]ctypes.Summary) {
+func (a *Agent) applySet(ctx context.Context, set session.AssignmentSet, local map[string]ctypes.Summary) {
 	services := map[string]bool{}
 	defer func() {
 		for id := range services {
@@ -190,7 +201,7 @@ func (a *Agent) applySet(ctx context.Context, set AssignmentSet, local map[strin
 		// Task containers nobody assigns any more go.
 		for id, c := range local {
 			if !seen[id] {
-				t := &taskState{containerID: c.ID, removed: true, a: Assignment{Task: &swarm.Task{ID: id}}}
+				t := &taskState{containerID: c.ID, removed: true, a: session.Assignment{Task: &swarm.Task{ID: id}}}
 				a.tasks[id] = t
 				a.reconcile(ctx, t)
 			}
@@ -204,6 +215,10 @@ func (a *Agent) applySet(ctx context.Context, set AssignmentSet, local map[strin
 			if c, ok := local[as.Task.ID]; ok {
 				a.adopt(ctx, t, as, c)
 			}
+		} else if set.Full && t.last != nil && StateLessTask(as.Task.Status.State, t.reported) {
+			// A new session: the managers missed what was reported while the
+			// node had none.
+			a.send(session.StatusUpdate{TaskID: as.Task.ID, Status: *t.last})
 		}
 		t.a = as
 		a.reconcile(ctx, t)
@@ -217,7 +232,7 @@ func (a *Agent) applySet(ctx context.Context, set AssignmentSet, local map[strin
 }
 
 // adopt takes over a task container found on the node at start (live restore).
-func (a *Agent) adopt(ctx context.Context, t *taskState, as Assignment, c ctypes.Summary) {
+func (a *Agent) adopt(ctx context.Context, t *taskState, as session.Assignment, c ctypes.Summary) {
 	t.containerID = c.ID
 	t.started = true
 	info, err := a.cfg.Containers.Inspect(ctx, c.ID)

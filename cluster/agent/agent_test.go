@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/image"
@@ -25,8 +26,8 @@ type fakeNode struct {
 	mu         sync.Mutex
 	containers map[string]*fakeContainer
 	events     chan container.Event
-	sets       chan AssignmentSet
-	reports    chan StatusUpdate
+	sets       chan session.AssignmentSet
+	reports    chan session.StatusUpdate
 	sandboxes  map[string]bool
 	images     map[string]bool
 	pulls      []string
@@ -43,8 +44,8 @@ func newFakeNode() *fakeNode {
 	return &fakeNode{
 		containers: map[string]*fakeContainer{},
 		events:     make(chan container.Event, 64),
-		sets:       make(chan AssignmentSet, 16),
-		reports:    make(chan StatusUpdate, 256),
+		sets:       make(chan session.AssignmentSet, 16),
+		reports:    make(chan session.StatusUpdate, 256),
 		sandboxes:  map[string]bool{},
 		images:     map[string]bool{"busybox": true},
 	}
@@ -176,46 +177,71 @@ func (f *fakeNode) RemoveSandbox(_ context.Context, id string) error {
 	return nil
 }
 
-func (f *fakeNode) Assignments(context.Context, string) (<-chan AssignmentSet, error) {
-	return f.sets, nil
+// Open serves the one session the fake manager holds: the sets a test sends.
+func (f *fakeNode) Open(ctx context.Context, _ string, _ session.Hello) (string, <-chan session.Message, error) {
+	out := make(chan session.Message)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case set := <-f.sets:
+				select {
+				case out <- session.Message{Assignments: &set}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return "s1", out, nil
 }
 
-func (f *fakeNode) UpdateTaskStatus(_ context.Context, _ string, updates []StatusUpdate) error {
+func (f *fakeNode) UpdateTaskStatus(_ context.Context, _, _ string, updates []session.StatusUpdate) error {
 	for _, u := range updates {
 		f.reports <- u
 	}
 	return nil
 }
 
+func (f *fakeNode) Heartbeat(context.Context, string, string) error { return nil }
+
 func startAgent(t *testing.T, f *fakeNode) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a := New(Config{NodeID: "n1", Dispatcher: f, Containers: f, Images: f, Network: f, Logger: slog.New(slog.DiscardHandler)})
+	a := New(Config{NodeID: "n1", Dispatcher: session.Local(f, "n1"), Containers: f, Images: f, Network: f, Logger: slog.New(slog.DiscardHandler)})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func assigned(id, img string, desired swarm.TaskState) Assignment {
+func assigned(id, img string, desired swarm.TaskState) session.Assignment {
 	t := &swarm.Task{ID: id, ServiceID: "s1", Slot: 1, NodeID: "n1", DesiredState: desired}
 	t.Status.State = swarm.TaskStateAssigned
 	t.Spec.ContainerSpec = &swarm.ContainerSpec{Image: img}
-	return Assignment{Task: t, ServiceName: "web"}
+	return session.Assignment{Task: t, ServiceName: "web"}
 }
 
-// expect waits for the next reports of a task to reach states, in order.
-func expect(t *testing.T, f *fakeNode, taskID string, states ...swarm.TaskState) StatusUpdate {
+// expect waits for the next reports of a task to reach the last of states,
+// each report one of states in order. States may be skipped: when several wait
+// to be sent, the agent sends only the newest of each task.
+func expect(t *testing.T, f *fakeNode, taskID string, states ...swarm.TaskState) session.StatusUpdate {
 	t.Helper()
-	var last StatusUpdate
-	for _, want := range states {
+	var last session.StatusUpdate
+	for i := 0; i < len(states); {
 		select {
 		case u := <-f.reports:
-			if u.TaskID != taskID || u.Status.State != want {
-				t.Fatalf("report %s %s (%q), want %s %s", u.TaskID, u.Status.State, u.Status.Err, taskID, want)
+			j := i
+			for j < len(states) && states[j] != u.Status.State {
+				j++
 			}
-			last = u
+			if u.TaskID != taskID || j == len(states) {
+				t.Fatalf("report %s %s (%q), want %s one of %v", u.TaskID, u.Status.State, u.Status.Err, taskID, states[i:])
+			}
+			last, i = u, j+1
 		case <-time.After(5 * time.Second):
-			t.Fatalf("no report %s for %s", want, taskID)
+			t.Fatalf("no report %s for %s", states[i], taskID)
 		}
 	}
 	return last
@@ -225,7 +251,7 @@ func TestTaskRunsAndFails(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
 	as := assigned("t1", "busybox", swarm.TaskStateRunning)
-	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{as}}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
 	running := expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
 	cs := running.Status.ContainerStatus
 	if cs == nil || cs.ContainerID != "c1" || cs.PID != 42 {
@@ -247,11 +273,11 @@ func TestTaskRunsAndFails(t *testing.T) {
 func TestShutdownAndRemove(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
-	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
 	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
-	f.sets <- AssignmentSet{Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateShutdown)}}
+	f.sets <- session.AssignmentSet{Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateShutdown)}}
 	expect(t, f, "t1", swarm.TaskStateShutdown)
-	f.sets <- AssignmentSet{Removed: []string{"t1"}}
+	f.sets <- session.AssignmentSet{Removed: []string{"t1"}}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		f.mu.Lock()
@@ -270,7 +296,7 @@ func TestShutdownAndRemove(t *testing.T) {
 func TestMissingImageRejectsTask(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
-	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "nope:1", swarm.TaskStateRunning)}}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{assigned("t1", "nope:1", swarm.TaskStateRunning)}}
 	rejected := expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateRejected)
 	if rejected.Status.Err != "No such image: nope:1" {
 		t.Fatalf("rejection %q", rejected.Status.Err)
@@ -290,7 +316,7 @@ func TestAdoptsRunningContainer(t *testing.T) {
 	f.containers["c9"] = &fakeContainer{req: req, running: true}
 	as.Task.Status.State = swarm.TaskStateStarting
 	startAgent(t, f)
-	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{as}}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
 	u := expect(t, f, "t1", swarm.TaskStateRunning)
 	if u.Status.ContainerStatus.ContainerID != "c9" {
 		t.Fatalf("adopted %+v", u.Status.ContainerStatus)
@@ -330,12 +356,12 @@ func TestExpandTemplates(t *testing.T) {
 func TestIngressFollowsRunningTasks(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
-	withPort := func(id string) Assignment {
+	withPort := func(id string) session.Assignment {
 		as := assigned(id, "busybox", swarm.TaskStateRunning)
 		as.Task.Status.PortStatus.Ports = []swarm.PortConfig{{Protocol: "tcp", TargetPort: 80, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeIngress}}
 		return as
 	}
-	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{withPort("t1"), withPort("t2")}}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{withPort("t1"), withPort("t2")}}
 	expectAll := func(want string) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -367,7 +393,7 @@ func TestIngressFollowsRunningTasks(t *testing.T) {
 	f.mu.Unlock()
 	f.exit(c1, 1)
 	expectAll(fmt.Sprint("s1", []bridge.ServicePort{{Protocol: "tcp", PublishedPort: 8080, TargetPort: 80}}, []netip.Addr{sandboxIP("t2")}))
-	f.sets <- AssignmentSet{Removed: []string{"t1", "t2"}}
+	f.sets <- session.AssignmentSet{Removed: []string{"t1", "t2"}}
 	expectAll(fmt.Sprint("s1", []bridge.ServicePort(nil), []netip.Addr(nil)))
 }
 
@@ -383,7 +409,7 @@ func sortedAddrs(a, b netip.Addr) []netip.Addr {
 func TestJobTaskRunsToCompletion(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
-	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateComplete)}}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateComplete)}}
 	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
 	f.exit("c1", 0)
 	done := expect(t, f, "t1", swarm.TaskStateComplete)
@@ -397,7 +423,7 @@ func TestJobTaskRunsToCompletion(t *testing.T) {
 func TestReadyTaskIsPreparedThenStarted(t *testing.T) {
 	f := newFakeNode()
 	startAgent(t, f)
-	f.sets <- AssignmentSet{Full: true, Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateReady)}}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateReady)}}
 	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady)
 	f.mu.Lock()
 	n := len(f.containers)
@@ -405,6 +431,6 @@ func TestReadyTaskIsPreparedThenStarted(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d containers created for a task desired ready", n)
 	}
-	f.sets <- AssignmentSet{Tasks: []Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
+	f.sets <- session.AssignmentSet{Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
 	expect(t, f, "t1", swarm.TaskStateStarting, swarm.TaskStateRunning)
 }

@@ -10,6 +10,7 @@ import (
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
 )
@@ -51,7 +52,7 @@ func ContainerName(serviceName string, t *swarm.Task) string {
 
 // createRequest translates a task's container spec into a container to create in
 // the network sandbox sb.
-func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.CreateRequest, error) {
+func createRequest(a session.Assignment, nodeID string, sb bridge.Sandbox) (container.CreateRequest, error) {
 	t := a.Task
 	if t.Spec.ContainerSpec == nil {
 		return container.CreateRequest{}, fmt.Errorf("task has no container spec")
@@ -89,7 +90,7 @@ func createRequest(a Assignment, nodeID string, sb bridge.Sandbox) (container.Cr
 
 // taskLabels are the container's labels: the service's container labels and
 // Docker's com.docker.swarm.* ones.
-func taskLabels(a Assignment, cs *swarm.ContainerSpec, name, nodeID string) map[string]string {
+func taskLabels(a session.Assignment, cs *swarm.ContainerSpec, name, nodeID string) map[string]string {
 	labels := maps.Clone(cs.Labels)
 	if labels == nil {
 		labels = map[string]string{}

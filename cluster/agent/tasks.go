@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/cluster/taskstate"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/runtime/container"
@@ -116,7 +117,7 @@ func (a *Agent) progress(ctx context.Context, taskID string, state swarm.TaskSta
 }
 
 // prepare readies a task that may not start yet: its image is on the node.
-func (a *Agent) prepare(ctx context.Context, as Assignment) opResult {
+func (a *Agent) prepare(ctx context.Context, as session.Assignment) opResult {
 	if r, ok := a.pullImage(ctx, as); !ok {
 		return r
 	}
@@ -125,7 +126,7 @@ func (a *Agent) prepare(ctx context.Context, as Assignment) opResult {
 
 // pullImage reports the task accepted and preparing, and makes sure its image is
 // on the node; when it cannot, ok is false and r rejects the task.
-func (a *Agent) pullImage(ctx context.Context, as Assignment) (r opResult, ok bool) {
+func (a *Agent) pullImage(ctx context.Context, as session.Assignment) (r opResult, ok bool) {
 	task := as.Task
 	a.progress(ctx, task.ID, swarm.TaskStateAccepted, "accepted")
 	a.progress(ctx, task.ID, swarm.TaskStatePreparing, "preparing")
@@ -141,7 +142,7 @@ func (a *Agent) pullImage(ctx context.Context, as Assignment) (r opResult, ok bo
 }
 
 // start prepares and starts a task's container.
-func (a *Agent) start(ctx context.Context, as Assignment) opResult {
+func (a *Agent) start(ctx context.Context, as session.Assignment) opResult {
 	task := as.Task
 	if r, ok := a.pullImage(ctx, as); !ok {
 		return r
@@ -244,7 +245,7 @@ func portBindings(ports []swarm.PortConfig) network.PortMap {
 }
 
 // stop stops a task's container with the task's grace period.
-func (a *Agent) stop(ctx context.Context, as Assignment, containerID string) opResult {
+func (a *Agent) stop(ctx context.Context, as session.Assignment, containerID string) opResult {
 	grace := stopGrace(as.Task)
 	err := a.cfg.Containers.Stop(ctx, containerID, &grace)
 	r := opResult{containerID: containerID, err: err, state: swarm.TaskStateShutdown}
@@ -255,7 +256,7 @@ func (a *Agent) stop(ctx context.Context, as Assignment, containerID string) opR
 }
 
 // remove stops and deletes a task's container and network sandbox.
-func (a *Agent) remove(ctx context.Context, as Assignment, containerID string) opResult {
+func (a *Agent) remove(ctx context.Context, as session.Assignment, containerID string) opResult {
 	if containerID != "" {
 		grace := stopGrace(as.Task)
 		if err := a.cfg.Containers.Stop(ctx, containerID, &grace); err != nil && !isNotFound(err) {
@@ -402,46 +403,16 @@ func (a *Agent) report(t *taskState, state swarm.TaskState, msg, errText string)
 			st.ContainerStatus.ExitCode = t.exitCode
 		}
 	}
-	select {
-	case a.reports <- StatusUpdate{TaskID: t.a.Task.ID, Status: st}:
-	case <-a.stopping:
-		// The agent is stopping: the next session reports from the runtime's state.
-	}
+	t.last = &st
+	a.send(session.StatusUpdate{TaskID: t.a.Task.ID, Status: st})
 }
 
-// reportLoop sends status updates to the dispatcher in batches, retrying failures.
-func (a *Agent) reportLoop(ctx context.Context) {
-	var pending []StatusUpdate
-	for {
-		if len(pending) == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case u := <-a.reports:
-				pending = append(pending, u)
-			}
-		}
-		for more := true; more; {
-			select {
-			case u := <-a.reports:
-				pending = append(pending, u)
-			default:
-				more = false
-			}
-		}
-		if err := a.cfg.Dispatcher.UpdateTaskStatus(ctx, a.cfg.NodeID, pending); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			a.log.Warn("report task status", "updates", len(pending), "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		pending = pending[:0]
+// send queues a status update for the report loop.
+func (a *Agent) send(u session.StatusUpdate) {
+	select {
+	case a.reports <- u:
+	case <-a.stopping:
+		// The agent is stopping: the next session reports from the runtime's state.
 	}
 }
 

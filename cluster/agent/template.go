@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-project/shoal/cluster/session"
 )
 
 // templateFields are the placeholders a service's templates may name, as in
@@ -22,7 +23,7 @@ var placeholder = regexp.MustCompile(`\{\{\s*(\.[A-Za-z.]+)\s*\}\}`)
 
 // expandTemplates returns a copy of the task's container spec whose hostname,
 // environment and mount paths have their templates expanded, as swarmkit does.
-func expandTemplates(a Assignment, nodeID string) (*swarm.ContainerSpec, error) {
+func expandTemplates(a session.Assignment, nodeID string) (*swarm.ContainerSpec, error) {
 	t := a.Task
 	hostname, _ := os.Hostname()
 	slot := t.NodeID

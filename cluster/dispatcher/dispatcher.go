@@ -1,158 +1,379 @@
-// Package dispatcher is the manager side of worker sessions: it streams each node's
-// task assignments out of the store and writes the task states workers report back.
-// In a single-node swarm the node's own agent calls it in-process; remote workers
-// reach the same methods over the control port.
+// Package dispatcher is the manager side of node sessions, run by the leader: it
+// streams each node's task assignments out of the store, writes the task states
+// nodes report back, and tracks their heartbeats. A node whose session ends and
+// does not come back, or that stops sending heartbeats, is marked down, and the
+// orchestrator moves its tasks elsewhere. It implements session.Server; the
+// nodes reach it in-process (the leader's own agent) or over the control port.
 package dispatcher
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
-	"github.com/shoal-project/shoal/cluster/agent"
-	"github.com/shoal-project/shoal/cluster/orchestrator"
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/taskstate"
 )
 
-// Dispatcher serves worker sessions from the store.
-type Dispatcher struct {
-	store *store.Store
-	log   *slog.Logger
+// Liveness rules. A node must send a heartbeat every period (the swarm's
+// dispatcher heartbeat period, 5 s by default); it is marked down after
+// silenceFactor periods without one, as swarmkit does. A session whose stream
+// breaks (the node's daemon died, its connection was reset) gets closeGrace to
+// come back, which covers a daemon restart, before the node is marked down.
+const (
+	silenceFactor    = 3
+	closeGrace       = 3 * time.Second
+	defaultHeartbeat = 5 * time.Second
+)
+
+// Config wires a dispatcher.
+type Config struct {
+	Store *store.Store
+	// Managers returns the control addresses of the swarm's managers, the
+	// leader first; sessions pass them on so nodes can follow the leader.
+	Managers func() []string
+	// CloseGrace is how long a node whose session broke has to open a new one
+	// before it is marked down; zero means 3 s.
+	CloseGrace time.Duration
+	Logger     *slog.Logger
 }
 
-// New returns a dispatcher over st.
-func New(st *store.Store, log *slog.Logger) *Dispatcher { return &Dispatcher{store: st, log: log} }
+// Dispatcher serves node sessions from the store while its Run lasts.
+type Dispatcher struct {
+	store      *store.Store
+	managers   func() []string
+	closeGrace time.Duration
+	log        *slog.Logger
 
-var _ agent.Dispatcher = (*Dispatcher)(nil)
+	mu      sync.Mutex
+	ctx     context.Context // Run's: sessions end with it
+	nodes   map[string]*liveness
+	stopped bool
+}
 
-// Assignments streams the tasks assigned to nodeID: first every one, then changes.
-func (d *Dispatcher) Assignments(ctx context.Context, nodeID string) (<-chan agent.AssignmentSet, error) {
-	var first agent.AssignmentSet
-	names := map[string]string{}
-	events, err := d.store.ViewAndWatch(ctx, func(tx store.ReadTx) error {
-		first = agent.AssignmentSet{Full: true}
-		tasks, err := tx.TasksByNode(nodeID)
-		if err != nil {
-			return err
+// liveness is what the dispatcher knows of one node's session.
+type liveness struct {
+	session string        // the current session's ID; "" before the node opened one
+	timer   *time.Timer   // marks the node down when it fires
+	cancel  func()        // ends the current session's stream
+	ended   chan struct{} // closed when the current session's stream has ended
+}
+
+// New returns a dispatcher; it serves once Run has started.
+func New(cfg Config) *Dispatcher {
+	if cfg.Managers == nil {
+		cfg.Managers = func() []string { return nil }
+	}
+	if cfg.CloseGrace == 0 {
+		cfg.CloseGrace = closeGrace
+	}
+	return &Dispatcher{store: cfg.Store, managers: cfg.Managers, closeGrace: cfg.CloseGrace, log: cfg.Logger, nodes: map[string]*liveness{}}
+}
+
+var _ session.Server = (*Dispatcher)(nil)
+
+// errNotServing is what a session request gets before Run or after it ended:
+// leadership moved, and the node must find the new leader.
+var errNotServing = session.NotLeaderError{}
+
+// Run serves sessions until ctx is done (leadership lost), then ends them all.
+// Nodes that were ready when it starts get a grace period to open a session
+// with this manager before they are marked down.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	d.mu.Lock()
+	d.ctx = ctx
+	d.mu.Unlock()
+	var ready []string
+	err := d.store.View(func(tx store.ReadTx) error {
+		nodes, err := tx.Nodes()
+		for _, n := range nodes {
+			if n.Status.State != swarm.NodeStateDown {
+				ready = append(ready, n.ID)
+			}
 		}
-		for _, t := range tasks {
-			first.Tasks = append(first.Tasks, assignment(tx, names, t))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	grace := silenceFactor * d.period()
+	d.mu.Lock()
+	for _, id := range ready {
+		if _, ok := d.nodes[id]; !ok {
+			l := &liveness{}
+			l.timer = time.AfterFunc(grace, func() { d.expire(id, "") })
+			d.nodes[id] = l
+		}
+	}
+	d.mu.Unlock()
+	<-ctx.Done()
+	d.mu.Lock()
+	d.stopped = true
+	for id, l := range d.nodes {
+		l.timer.Stop()
+		if l.cancel != nil {
+			l.cancel()
+		}
+		delete(d.nodes, id)
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// period is the swarm's heartbeat period.
+func (d *Dispatcher) period() time.Duration {
+	p := defaultHeartbeat
+	_ = d.store.View(func(tx store.ReadTx) error {
+		if cl, err := tx.Cluster(); err == nil && cl.Spec.Dispatcher.HeartbeatPeriod > 0 {
+			p = cl.Spec.Dispatcher.HeartbeatPeriod
 		}
 		return nil
-	}, store.KindTask)
-	if err != nil {
-		return nil, err
+	})
+	return p
+}
+
+// running returns Run's context, or an error when the dispatcher does not serve.
+func (d *Dispatcher) running() (context.Context, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctx == nil || d.stopped {
+		return nil, errNotServing
 	}
-	out := make(chan agent.AssignmentSet, 16)
-	go func() {
-		defer close(out)
-		if !send(ctx, out, first) {
-			return
+	return d.ctx, nil
+}
+
+// Open starts a session for nodeID: the node is marked ready with what it says
+// of itself, and its assignments stream until ctx or the dispatcher ends, or a
+// newer session of the same node replaces this one.
+func (d *Dispatcher) Open(ctx context.Context, nodeID string, hello session.Hello) (string, <-chan session.Message, error) {
+	runCtx, err := d.running()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := d.markReady(ctx, nodeID, hello); err != nil {
+		return "", nil, err
+	}
+	id := newSessionID()
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(runCtx, cancel)
+	ended := make(chan struct{})
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		cancel()
+		return "", nil, errNotServing
+	}
+	l := d.nodes[nodeID]
+	if l == nil {
+		l = &liveness{}
+		d.nodes[nodeID] = l
+	} else {
+		l.timer.Stop()
+		if l.cancel != nil {
+			l.cancel() // a node has one session: the newest
 		}
-		for ev := range events {
-			set, ok := d.change(ev, nodeID, names)
-			if ok && !send(ctx, out, set) {
+	}
+	period := d.period()
+	l.session, l.cancel, l.ended = id, cancel, ended
+	l.timer = time.AfterFunc(silenceFactor*period, func() { d.expire(nodeID, id) })
+	d.mu.Unlock()
+
+	msgs, err := d.stream(sctx, nodeID, id, period)
+	if err != nil {
+		cancel()
+		stop()
+		return "", nil, err
+	}
+	out := make(chan session.Message)
+	go func() {
+		defer close(ended)
+		defer close(out)
+		defer stop()
+		defer d.streamEnded(nodeID, id)
+		for m := range msgs {
+			select {
+			case out <- m:
+			case <-sctx.Done():
 				return
 			}
 		}
 	}()
-	return out, nil
+	d.log.Debug("session opened", "node", nodeID, "session", id)
+	return id, out, nil
 }
 
-func send(ctx context.Context, out chan<- agent.AssignmentSet, set agent.AssignmentSet) bool {
-	select {
-	case out <- set:
-		return true
-	case <-ctx.Done():
-		return false
+func newSessionID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// streamEnded gives a node whose current session's stream ended a short grace
+// to open a new one.
+func (d *Dispatcher) streamEnded(nodeID, sessionID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.nodes[nodeID]
+	if l == nil || l.session != sessionID || d.stopped {
+		return
+	}
+	l.timer.Stop()
+	l.cancel = nil
+	l.timer = time.AfterFunc(d.closeGrace, func() { d.expire(nodeID, sessionID) })
+}
+
+// Heartbeat records that a node is alive.
+func (d *Dispatcher) Heartbeat(ctx context.Context, nodeID, sessionID string) error {
+	if _, err := d.running(); err != nil {
+		return err
+	}
+	period := d.period()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.nodes[nodeID]
+	if l == nil || l.session == "" || l.session != sessionID {
+		return session.ErrInvalidSession
+	}
+	if l.cancel == nil {
+		return session.ErrInvalidSession // its stream ended: the node must open a new session
+	}
+	l.timer.Reset(silenceFactor * period)
+	return nil
+}
+
+// expire marks a node down when sessionID is still its session (or it never
+// opened one since this dispatcher started).
+func (d *Dispatcher) expire(nodeID, sessionID string) {
+	d.mu.Lock()
+	l := d.nodes[nodeID]
+	if l == nil || l.session != sessionID || d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	if l.cancel != nil {
+		l.cancel()
+	}
+	delete(d.nodes, nodeID)
+	ctx := d.ctx
+	d.mu.Unlock()
+	d.log.Info("node down: heartbeat failure", "node", nodeID)
+	if err := d.markDown(ctx, nodeID); err != nil && ctx.Err() == nil {
+		d.log.Warn("mark node down", "node", nodeID, "err", err)
 	}
 }
 
-// change turns a task event into an assignment change for nodeID, if it is one.
-func (d *Dispatcher) change(ev store.Event, nodeID string, names map[string]string) (agent.AssignmentSet, bool) {
-	t, ok := ev.Object.(*swarm.Task)
-	if !ok {
-		return agent.AssignmentSet{}, false
-	}
-	old, _ := ev.Old.(*swarm.Task)
-	switch {
-	case ev.Action == store.ActionRemove && t.NodeID == nodeID:
-		return agent.AssignmentSet{Removed: []string{t.ID}}, true
-	case t.NodeID == nodeID && t.Status.State != swarm.TaskStatePending:
-		// Only the manager's changes matter to the worker: desired state and
-		// placement. The worker's own status reports come back as no-ops.
-		if old != nil && old.NodeID == t.NodeID && old.DesiredState == t.DesiredState && !orchestrator.StateLess(old.Status.State, swarm.TaskStateAssigned) {
-			return agent.AssignmentSet{}, false
+// markReady records that a node opened a session: ready, at its address, with
+// its description and control address.
+func (d *Dispatcher) markReady(ctx context.Context, nodeID string, hello session.Hello) error {
+	return d.retry(ctx, func(tx store.Tx) error {
+		n, err := tx.Node(nodeID)
+		if store.IsNotFound(err) {
+			return session.UnknownNodeError{NodeID: nodeID}
 		}
-		var as agent.Assignment
-		_ = d.store.View(func(tx store.ReadTx) error {
-			as = assignment(tx, names, t)
+		if err != nil {
+			return err
+		}
+		desc := hello.Description
+		desc.TLSInfo = n.Description.TLSInfo
+		changed := n.Status.State != swarm.NodeStateReady || n.Status.Addr != hello.Addr || n.Status.Message != ""
+		if !changed {
+			changed = !sameDescription(n.Description, desc)
+		}
+		if changed {
+			n.Description = desc
+			n.Status = swarm.NodeStatus{State: swarm.NodeStateReady, Addr: hello.Addr}
+			if err := tx.UpdateNode(n); err != nil {
+				return err
+			}
+		}
+		if hello.ControlAddr == "" {
 			return nil
-		})
-		return agent.AssignmentSet{Tasks: []agent.Assignment{as}}, true
-	case old != nil && old.NodeID == nodeID && t.NodeID != nodeID:
-		return agent.AssignmentSet{Removed: []string{t.ID}}, true
-	}
-	return agent.AssignmentSet{}, false
+		}
+		p, err := tx.Peer(nodeID)
+		switch {
+		case store.IsNotFound(err):
+			return tx.CreatePeer(&store.Peer{ID: nodeID, ControlAddr: hello.ControlAddr})
+		case err != nil:
+			return err
+		case p.ControlAddr != hello.ControlAddr:
+			p.ControlAddr = hello.ControlAddr
+			return tx.UpdatePeer(p)
+		}
+		return nil
+	})
 }
 
-// RegistryAuthID is the ID of the store object that keeps a service's registry
-// credentials: a secret-kind object, so it is encrypted at rest like secrets, and
-// it reaches only the workers that run the service's tasks.
-func RegistryAuthID(serviceID string) string { return serviceID + ".registry-auth" }
-
-// assignment is a task with what its worker needs of its service.
-func assignment(tx store.ReadTx, names map[string]string, t *swarm.Task) agent.Assignment {
-	as := agent.Assignment{Task: t, ServiceName: serviceName(tx, names, t.ServiceID)}
-	if auth, err := tx.Secret(RegistryAuthID(t.ServiceID)); err == nil {
-		as.RegistryAuth = string(auth.Spec.Data)
-	}
-	return as
+// markDown records that a node stopped answering.
+func (d *Dispatcher) markDown(ctx context.Context, nodeID string) error {
+	return d.retry(ctx, func(tx store.Tx) error {
+		n, err := tx.Node(nodeID)
+		if store.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n.Status.State == swarm.NodeStateDown {
+			return nil
+		}
+		n.Status.State, n.Status.Message = swarm.NodeStateDown, "heartbeat failure"
+		return tx.UpdateNode(n)
+	})
 }
 
-// serviceName looks a service's name up, remembering it.
-func serviceName(tx store.ReadTx, cache map[string]string, id string) string {
-	if n, ok := cache[id]; ok {
-		return n
-	}
-	svc, err := tx.Service(id)
-	if err != nil {
-		return id
-	}
-	cache[id] = svc.Spec.Name
-	return svc.Spec.Name
-}
-
-// UpdateTaskStatus writes the states a worker observed, in one store update. A
-// report that would move a task backwards, or that is about a task not on the
-// reporting node, is ignored.
-func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, nodeID string, updates []agent.StatusUpdate) error {
+// retry runs a store update, again while it is refused as out of sequence.
+func (d *Dispatcher) retry(ctx context.Context, fn func(tx store.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = d.store.Update(ctx, func(tx store.Tx) error {
-			for _, u := range updates {
-				t, err := tx.Task(u.TaskID)
-				if err != nil {
-					if store.IsNotFound(err) {
-						continue
-					}
-					return err
-				}
-				if t.NodeID != nodeID || !orchestrator.StateLess(t.Status.State, u.Status.State) {
-					continue
-				}
-				t.Status = u.Status
-				if err := tx.UpdateTask(t); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if !errors.Is(err, store.ErrOutOfSequence) {
+		if err = d.store.Update(ctx, fn); !errors.Is(err, store.ErrOutOfSequence) {
 			return err
 		}
 	}
 	return err
+}
+
+// current reports whether sessionID is nodeID's session.
+func (d *Dispatcher) current(nodeID, sessionID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.nodes[nodeID]
+	return l != nil && l.session != "" && l.session == sessionID
+}
+
+// UpdateTaskStatus writes the states a node observed, in one store update. A
+// report that would move a task backwards, or that is about a task not on the
+// reporting node, is ignored.
+func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, nodeID, sessionID string, updates []session.StatusUpdate) error {
+	if _, err := d.running(); err != nil {
+		return err
+	}
+	if !d.current(nodeID, sessionID) {
+		return session.ErrInvalidSession
+	}
+	return d.retry(ctx, func(tx store.Tx) error {
+		for _, u := range updates {
+			t, err := tx.Task(u.TaskID)
+			if err != nil {
+				if store.IsNotFound(err) {
+					continue
+				}
+				return err
+			}
+			if t.NodeID != nodeID || !taskstate.Less(t.Status.State, u.Status.State) {
+				continue
+			}
+			t.Status = u.Status
+			if err := tx.UpdateTask(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -2,37 +2,95 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
-	"github.com/shoal-project/shoal/cluster/agent"
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/cluster/store/storetest"
 )
 
-func openStore(t *testing.T) (*store.Store, context.Context) {
+// serving starts a dispatcher over a store holding nodes n1 and n2, with a
+// heartbeat period of period.
+func serving(t *testing.T, period time.Duration) (*store.Store, *Dispatcher, context.Context) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	return storetest.Leader(t, "n1"), ctx
+	st := storetest.Leader(t, "n1")
+	err := st.Update(ctx, func(tx store.Tx) error {
+		cl := &swarm.Swarm{ClusterInfo: swarm.ClusterInfo{ID: "c1"}}
+		cl.Spec.Dispatcher.HeartbeatPeriod = period
+		if err := tx.CreateCluster(cl); err != nil {
+			return err
+		}
+		for _, id := range []string{"n1", "n2"} {
+			n := &swarm.Node{ID: id, Spec: swarm.NodeSpec{Role: swarm.NodeRoleWorker, Availability: swarm.NodeAvailabilityActive}}
+			n.Status.State = swarm.NodeStateUnknown
+			if err := tx.CreateNode(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(Config{Store: st, Managers: func() []string { return []string{"10.0.0.1:2377"} }, CloseGrace: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, func() bool { _, err := d.running(); return err == nil })
+	return st, d, ctx
 }
 
-func next(t *testing.T, ch <-chan agent.AssignmentSet) agent.AssignmentSet {
+func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	select {
-	case s := <-ch:
-		return s
-	case <-time.After(5 * time.Second):
-		t.Fatal("no assignment change")
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return agent.AssignmentSet{}
+}
+
+func next(t *testing.T, ch <-chan session.Message) session.Message {
+	t.Helper()
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				t.Fatal("session ended")
+			}
+			if m.Assignments == nil && m.SessionID == "" {
+				continue // a keepalive
+			}
+			return m
+		case <-time.After(5 * time.Second):
+			t.Fatal("no session message")
+		}
+	}
+}
+
+func nodeState(t *testing.T, st *store.Store, id string) swarm.NodeState {
+	t.Helper()
+	var state swarm.NodeState
+	_ = st.View(func(tx store.ReadTx) error {
+		n, err := tx.Node(id)
+		if err == nil {
+			state = n.Status.State
+		}
+		return err
+	})
+	return state
 }
 
 func TestAssignmentsAndStatus(t *testing.T) {
-	st, ctx := openStore(t)
+	st, d, ctx := serving(t, 5*time.Second)
 	svc := &swarm.Service{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}}}
 	task := &swarm.Task{ID: "t1", ServiceID: "s1", DesiredState: swarm.TaskStateRunning}
 	task.Status.State = swarm.TaskStatePending
@@ -45,15 +103,27 @@ func TestAssignmentsAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := New(st, slog.New(slog.DiscardHandler))
-	sets, err := d.Assignments(ctx, "n1")
+	hello := session.Hello{Addr: "10.0.0.2", ControlAddr: "10.0.0.2:2377", Description: swarm.NodeDescription{Hostname: "w1"}}
+	sid, msgs, err := d.Open(ctx, "n1", hello)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first := next(t, sets); !first.Full || len(first.Tasks) != 0 {
-		t.Fatalf("first set %+v, want a full empty set", first)
+	first := next(t, msgs)
+	if first.SessionID != sid || first.Node == nil || first.Node.ID != "n1" || len(first.Managers) != 1 || first.HeartbeatPeriod != 5*time.Second {
+		t.Fatalf("first message %+v", first)
 	}
-	// The scheduler places the task on n1: the worker hears of it, with the service name.
+	if a := first.Assignments; a == nil || !a.Full || len(a.Tasks) != 0 {
+		t.Fatalf("first set %+v, want a full empty set", a)
+	}
+	if got := nodeState(t, st, "n1"); got != swarm.NodeStateReady {
+		t.Fatalf("node state after open %s, want ready", got)
+	}
+	var peer *store.Peer
+	_ = st.View(func(tx store.ReadTx) error { peer, err = tx.Peer("n1"); return err })
+	if peer == nil || peer.ControlAddr != "10.0.0.2:2377" {
+		t.Fatalf("peer %+v, want the control address of the hello", peer)
+	}
+	// The scheduler places the task on n1: the node hears of it, with the service name.
 	err = st.Update(ctx, func(tx store.Tx) error {
 		t, err := tx.Task("t1")
 		if err != nil {
@@ -65,21 +135,25 @@ func TestAssignmentsAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := next(t, sets)
-	if len(set.Tasks) != 1 || set.Tasks[0].Task.ID != "t1" || set.Tasks[0].ServiceName != "web" {
-		t.Fatalf("assignment %+v", set)
+	m := next(t, msgs)
+	if set := m.Assignments; set == nil || len(set.Tasks) != 1 || set.Tasks[0].Task.ID != "t1" || set.Tasks[0].ServiceName != "web" {
+		t.Fatalf("assignment %+v", m)
 	}
 
-	report := func(state swarm.TaskState) {
-		t.Helper()
-		err := d.UpdateTaskStatus(ctx, "n1", []agent.StatusUpdate{{TaskID: "t1", Status: swarm.TaskStatus{State: state}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+	report := func(node, sess string, state swarm.TaskState) error {
+		return d.UpdateTaskStatus(ctx, node, sess, []session.StatusUpdate{{TaskID: "t1", Status: swarm.TaskStatus{State: state}}})
 	}
-	report(swarm.TaskStateRunning)
-	report(swarm.TaskStateStarting) // late, out of order: ignored
-	if err := d.UpdateTaskStatus(ctx, "n2", []agent.StatusUpdate{{TaskID: "t1", Status: swarm.TaskStatus{State: swarm.TaskStateFailed}}}); err != nil {
+	if err := report("n1", sid, swarm.TaskStateRunning); err != nil {
+		t.Fatal(err)
+	}
+	if err := report("n1", sid, swarm.TaskStateStarting); err != nil { // late, out of order: ignored
+		t.Fatal(err)
+	}
+	if err := report("n1", "stale", swarm.TaskStateFailed); !errors.Is(err, session.ErrInvalidSession) {
+		t.Fatalf("report from an unknown session: %v, want ErrInvalidSession", err)
+	}
+	_, _, err = d.Open(ctx, "n2", hello)
+	if err != nil {
 		t.Fatal(err)
 	}
 	var got swarm.TaskState
@@ -89,10 +163,10 @@ func TestAssignmentsAndStatus(t *testing.T) {
 		return err
 	})
 	if got != swarm.TaskStateRunning {
-		t.Fatalf("task state %s, want running (backwards and foreign reports ignored)", got)
+		t.Fatalf("task state %s, want running (backwards and stale reports ignored)", got)
 	}
 
-	// The worker's own reports are not echoed back as assignments; a desired state
+	// The node's own reports are not echoed back as assignments; a desired state
 	// change is, and a deletion arrives as a removal.
 	err = st.Update(ctx, func(tx store.Tx) error {
 		tk, err := tx.Task("t1")
@@ -105,13 +179,80 @@ func TestAssignmentsAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set := next(t, sets); len(set.Tasks) != 1 || set.Tasks[0].Task.DesiredState != swarm.TaskStateShutdown {
-		t.Fatalf("desired state change %+v", set)
+	if m := next(t, msgs); m.Assignments == nil || len(m.Assignments.Tasks) != 1 || m.Assignments.Tasks[0].Task.DesiredState != swarm.TaskStateShutdown {
+		t.Fatalf("desired state change %+v", m)
 	}
 	if err := st.Update(ctx, func(tx store.Tx) error { return tx.DeleteTask("t1") }); err != nil {
 		t.Fatal(err)
 	}
-	if set := next(t, sets); len(set.Removed) != 1 || set.Removed[0] != "t1" {
-		t.Fatalf("removal %+v", set)
+	if m := next(t, msgs); m.Assignments == nil || len(m.Assignments.Removed) != 1 || m.Assignments.Removed[0] != "t1" {
+		t.Fatalf("removal %+v", m)
+	}
+}
+
+// A node whose session breaks and does not come back within the grace is down;
+// one that comes back in time stays ready.
+func TestBrokenSessionMarksNodeDown(t *testing.T) {
+	st, d, ctx := serving(t, 5*time.Second)
+	sctx, end := context.WithCancel(ctx)
+	if _, _, err := d.Open(sctx, "n2", session.Hello{Addr: "10.0.0.3"}); err != nil {
+		t.Fatal(err)
+	}
+	end()
+	sid, _, err := d.Open(ctx, "n2", session.Hello{Addr: "10.0.0.3"}) // back in time (a daemon restart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // twice the grace: nothing may happen
+	if got := nodeState(t, st, "n2"); got != swarm.NodeStateReady {
+		t.Fatalf("node that reopened its session is %s, want ready", got)
+	}
+	if err := d.Heartbeat(ctx, "n2", sid); err != nil {
+		t.Fatalf("heartbeat of the current session: %v", err)
+	}
+	d.mu.Lock()
+	d.nodes["n2"].cancel() // the stream breaks for good
+	d.mu.Unlock()
+	waitFor(t, func() bool { return nodeState(t, st, "n2") == swarm.NodeStateDown })
+	if err := d.Heartbeat(ctx, "n2", sid); !errors.Is(err, session.ErrInvalidSession) {
+		t.Fatalf("heartbeat of an expired session: %v, want ErrInvalidSession", err)
+	}
+}
+
+// A node that stops sending heartbeats is down after three periods, though its
+// stream stays open (a frozen daemon); heartbeats keep it ready.
+func TestSilentNodeIsMarkedDown(t *testing.T) {
+	st, d, ctx := serving(t, 100*time.Millisecond)
+	beating, _, err := d.Open(ctx, "n1", session.Hello{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Open(ctx, "n2", session.Hello{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for nodeState(t, st, "n2") != swarm.NodeStateDown {
+		if err := d.Heartbeat(ctx, "n1", beating); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("silent node never marked down")
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if elapsed := time.Since(start); elapsed < 250*time.Millisecond {
+		t.Errorf("silent node down after %s, before three heartbeat periods", elapsed)
+	}
+	if got := nodeState(t, st, "n1"); got != swarm.NodeStateReady {
+		t.Fatalf("node sending heartbeats is %s, want ready", got)
+	}
+}
+
+func TestUnknownNodeRefused(t *testing.T) {
+	_, d, ctx := serving(t, time.Second)
+	_, _, err := d.Open(ctx, "removed", session.Hello{})
+	var un session.UnknownNodeError
+	if !errors.As(err, &un) {
+		t.Fatalf("session of an unknown node: %v, want UnknownNodeError", err)
 	}
 }

@@ -1,0 +1,155 @@
+package dispatcher
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/session"
+	"github.com/shoal-project/shoal/cluster/store"
+	"github.com/shoal-project/shoal/cluster/taskstate"
+)
+
+// stream produces a session's messages: first the session's ID, the heartbeat
+// period, the managers, the node object and every task the node has; then each
+// change of its tasks or of its node object, and a keepalive every period (with
+// the managers, so a node learns of new ones).
+func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, period time.Duration) (<-chan session.Message, error) {
+	first := session.Message{SessionID: sessionID, HeartbeatPeriod: period, Managers: d.managers()}
+	names := map[string]string{}
+	events, err := d.store.ViewAndWatchNode(ctx, nodeID, func(tx store.ReadTx) error {
+		n, err := tx.Node(nodeID)
+		if err != nil {
+			return err
+		}
+		first.Node = n
+		set := &session.AssignmentSet{Full: true}
+		tasks, err := tx.TasksByNode(nodeID)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			set.Tasks = append(set.Tasks, assignment(tx, names, t))
+		}
+		first.Assignments = set
+		return nil
+	}, store.KindTask, store.KindNode)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan session.Message, 16)
+	go func() {
+		defer close(out)
+		send := func(m session.Message) bool {
+			select {
+			case out <- m:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if !send(first) {
+			return
+		}
+		managers := first.Managers
+		keepalive := time.NewTicker(period)
+		defer keepalive.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-keepalive.C:
+				m := session.Message{HeartbeatPeriod: period}
+				if now := d.managers(); !slices.Equal(now, managers) {
+					m.Managers, managers = now, now
+				}
+				if !send(m) {
+					return
+				}
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				m, ok := d.change(ev, nodeID, names)
+				if ok && !send(m) {
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// change turns a store event into a message for nodeID, if it is one.
+func (d *Dispatcher) change(ev store.Event, nodeID string, names map[string]string) (session.Message, bool) {
+	if n, ok := ev.Object.(*swarm.Node); ok {
+		if ev.Action == store.ActionRemove || n.ID != nodeID {
+			return session.Message{}, false
+		}
+		if old, _ := ev.Old.(*swarm.Node); old != nil && reflect.DeepEqual(old.Spec, n.Spec) {
+			return session.Message{}, false // only the node's spec (role, availability) concerns it
+		}
+		return session.Message{Node: n}, true
+	}
+	t, ok := ev.Object.(*swarm.Task)
+	if !ok {
+		return session.Message{}, false
+	}
+	old, _ := ev.Old.(*swarm.Task)
+	switch {
+	case ev.Action == store.ActionRemove && t.NodeID == nodeID:
+		return assignments(session.AssignmentSet{Removed: []string{t.ID}}), true
+	case t.NodeID == nodeID && t.Status.State != swarm.TaskStatePending:
+		// Only the manager's changes matter to the node: desired state and
+		// placement. The node's own status reports come back as no-ops.
+		if old != nil && old.NodeID == t.NodeID && old.DesiredState == t.DesiredState && !taskstate.Less(old.Status.State, swarm.TaskStateAssigned) {
+			return session.Message{}, false
+		}
+		var as session.Assignment
+		_ = d.store.View(func(tx store.ReadTx) error {
+			as = assignment(tx, names, t)
+			return nil
+		})
+		return assignments(session.AssignmentSet{Tasks: []session.Assignment{as}}), true
+	case old != nil && old.NodeID == nodeID && t.NodeID != nodeID:
+		return assignments(session.AssignmentSet{Removed: []string{t.ID}}), true
+	}
+	return session.Message{}, false
+}
+
+func assignments(set session.AssignmentSet) session.Message {
+	return session.Message{Assignments: &set}
+}
+
+// RegistryAuthID is the ID of the store object that keeps a service's registry
+// credentials: a secret-kind object, so it is encrypted at rest like secrets, and
+// it reaches only the nodes that run the service's tasks.
+func RegistryAuthID(serviceID string) string { return serviceID + ".registry-auth" }
+
+// assignment is a task with what its node needs of its service.
+func assignment(tx store.ReadTx, names map[string]string, t *swarm.Task) session.Assignment {
+	as := session.Assignment{Task: t, ServiceName: serviceName(tx, names, t.ServiceID)}
+	if auth, err := tx.Secret(RegistryAuthID(t.ServiceID)); err == nil {
+		as.RegistryAuth = string(auth.Spec.Data)
+	}
+	return as
+}
+
+// serviceName looks a service's name up, remembering it.
+func serviceName(tx store.ReadTx, cache map[string]string, id string) string {
+	if n, ok := cache[id]; ok {
+		return n
+	}
+	svc, err := tx.Service(id)
+	if err != nil {
+		return id
+	}
+	cache[id] = svc.Spec.Name
+	return svc.Spec.Name
+}
+
+// sameDescription reports whether two node descriptions say the same.
+func sameDescription(a, b swarm.NodeDescription) bool { return reflect.DeepEqual(a, b) }

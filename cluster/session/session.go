@@ -1,0 +1,119 @@
+// Package session is the contract between a node's agent and the manager that
+// dispatches to it: what a session carries (assignments down; task status and
+// heartbeats up), and the two ways to hold one: in-process, when the node's own
+// manager leads the swarm, and over the control port otherwise. Everything here
+// is plain data that serialises to JSON; neither side's internals leak into it.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+)
+
+// Assignment is one task given to a node, with what the worker needs to know of
+// its service.
+type Assignment struct {
+	Task        *swarm.Task
+	ServiceName string
+	// RegistryAuth is the credentials the service was created with for pulling
+	// its image (X-Registry-Auth, still encoded); "" pulls anonymously.
+	RegistryAuth string `json:",omitempty"`
+}
+
+// AssignmentSet is a change to a node's assignments. The first set of a session
+// is Full: every task the node has; later ones carry only what changed.
+type AssignmentSet struct {
+	Full    bool         `json:",omitempty"`
+	Tasks   []Assignment `json:",omitempty"`
+	Removed []string     `json:",omitempty"` // IDs of tasks no longer assigned
+}
+
+// StatusUpdate is a task state change observed on a node.
+type StatusUpdate struct {
+	TaskID string
+	Status swarm.TaskStatus
+}
+
+// Hello is what a node says of itself when it opens a session.
+type Hello struct {
+	Description swarm.NodeDescription
+	// Addr is the IP address other nodes reach this one at (the node's
+	// Status.Addr).
+	Addr string
+	// ControlAddr is the host:port of the node's control port, where its logs
+	// and images are served.
+	ControlAddr string
+}
+
+// Message is one message of a session, from the manager to the node.
+type Message struct {
+	// SessionID names the session; the first message carries it.
+	SessionID string `json:",omitempty"`
+	// Assignments is a change of the node's tasks.
+	Assignments *AssignmentSet `json:",omitempty"`
+	// HeartbeatPeriod is how often the node must send a heartbeat.
+	HeartbeatPeriod time.Duration `json:",omitempty"`
+	// Managers are the control addresses of the swarm's managers, the leader
+	// first; sent when the session opens and whenever they change.
+	Managers []string `json:",omitempty"`
+	// Node is the node's own object (spec and role) as the managers keep it;
+	// sent when the session opens and whenever it changes.
+	Node *swarm.Node `json:",omitempty"`
+}
+
+// Dispatcher is the manager side of a session, as the node sees it.
+type Dispatcher interface {
+	// Open starts a session. Its messages flow until ctx is done, the session
+	// is closed, or the manager goes away.
+	Open(ctx context.Context, hello Hello) (Session, error)
+}
+
+// Session is one open session.
+type Session interface {
+	// Messages delivers the manager's messages; it is closed when the session
+	// ends, and Err then says why.
+	Messages() <-chan Message
+	Err() error
+	// UpdateTaskStatus records observed task states; a state never moves
+	// backwards, and a report about a task not on this node is ignored.
+	UpdateTaskStatus(ctx context.Context, updates []StatusUpdate) error
+	// Heartbeat tells the manager the node is alive.
+	Heartbeat(ctx context.Context) error
+	// Close ends the session.
+	Close()
+}
+
+// Server is what the manager offers sessions: it serves one node at a time,
+// named by the caller (from the peer's certificate, never from the request).
+type Server interface {
+	Open(ctx context.Context, nodeID string, hello Hello) (sessionID string, messages <-chan Message, err error)
+	UpdateTaskStatus(ctx context.Context, nodeID, sessionID string, updates []StatusUpdate) error
+	Heartbeat(ctx context.Context, nodeID, sessionID string) error
+}
+
+// ErrInvalidSession means the manager no longer knows the session (it was
+// replaced, or leadership moved): the node opens a new one.
+var ErrInvalidSession = errors.New("session: the manager does not know this session")
+
+// NotLeaderError says the manager asked is not the leader, and which manager is
+// (Leader is "" when none is known right now).
+type NotLeaderError struct{ Leader string }
+
+func (e NotLeaderError) Error() string {
+	if e.Leader == "" {
+		return "session: this manager is not the leader, and no leader is known"
+	}
+	return fmt.Sprintf("session: this manager is not the leader; the leader is %s", e.Leader)
+}
+
+// UnknownNodeError says the manager does not know the node: it was removed from
+// the swarm, and its certificate is no longer good for anything.
+type UnknownNodeError struct{ NodeID string }
+
+func (e UnknownNodeError) Error() string {
+	return fmt.Sprintf("session: node %s is not part of the swarm", e.NodeID)
+}

@@ -1,0 +1,116 @@
+package cluster
+
+import (
+	"context"
+	"net"
+	"runtime"
+
+	"github.com/moby/moby/api/types/swarm"
+	"golang.org/x/sys/unix"
+
+	"github.com/shoal-project/shoal/cluster/agent"
+	"github.com/shoal-project/shoal/cluster/session"
+)
+
+// agentState is the node's running agent.
+type agentState struct {
+	follower *session.Follower
+}
+
+// startAgent runs the node's agent until ctx is done. It holds its session with
+// the leader: in-process while this node's own manager leads, else over the
+// control port. Callers hold c.mu or run before the node is shared.
+func (c *Cluster) startAgent(ctx context.Context) {
+	st := c.node
+	var local func() session.Server
+	if lead := c.lead; lead != nil {
+		local = func() session.Server {
+			if d := lead.dispatcher(); d != nil {
+				return d
+			}
+			return nil
+		}
+	}
+	managers := st.Managers
+	if len(managers) == 0 && st.manager() {
+		managers = []string{st.AdvertiseAddr}
+	}
+	follower := session.NewFollower(session.FollowerConfig{
+		NodeID:     st.NodeID,
+		Client:     c.creds.HTTPClient(false),
+		Managers:   managers,
+		Local:      local,
+		OnManagers: func(list []string) { go c.saveManagers(list) },
+	})
+	c.agent = &agentState{follower: follower}
+	ag := agent.New(agent.Config{
+		NodeID:     st.NodeID,
+		Dispatcher: follower,
+		Hello:      func() session.Hello { return c.hello(st) },
+		OnNode:     c.onNode,
+		Containers: c.cfg.Containers,
+		Images:     c.cfg.Images,
+		Network:    c.cfg.Network,
+		Logger:     c.log.With("component", "agent"),
+	})
+	c.loops.Add(1)
+	go func() {
+		defer c.loops.Done()
+		if err := ag.Run(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("agent stopped", "err", err)
+		}
+	}()
+}
+
+// hello is what this node says of itself when a session opens.
+func (c *Cluster) hello(st *nodeState) session.Hello {
+	return session.Hello{
+		Description: c.description(),
+		Addr:        hostOf(st.AdvertiseAddr),
+		ControlAddr: st.AdvertiseAddr,
+	}
+}
+
+// onNode follows the node's own object as the managers keep it.
+func (c *Cluster) onNode(n *swarm.Node) {
+	c.log.Debug("node object from the session", "role", n.Spec.Role, "availability", n.Spec.Availability)
+}
+
+// description is what the node reports of itself.
+func (c *Cluster) description() swarm.NodeDescription {
+	var si unix.Sysinfo_t
+	_ = unix.Sysinfo(&si)
+	return swarm.NodeDescription{
+		Hostname:  c.cfg.Hostname,
+		Platform:  swarm.Platform{Architecture: archName(), OS: runtime.GOOS},
+		Resources: swarm.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: int64(si.Totalram) * int64(si.Unit)},
+		Engine: swarm.EngineDescription{
+			EngineVersion: c.cfg.EngineVersion,
+			Plugins: []swarm.PluginDescription{
+				{Type: "Log", Name: "json-file"},
+				{Type: "Network", Name: "bridge"}, {Type: "Network", Name: "host"},
+				{Type: "Network", Name: "null"}, {Type: "Network", Name: "overlay"},
+				{Type: "Volume", Name: "local"},
+			},
+		},
+	}
+}
+
+// archName is the architecture as Docker reports it (uname -m).
+func archName() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}
+
+func hostOf(hostport string) string {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	return host
+}
