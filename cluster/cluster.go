@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -59,8 +58,11 @@ type Cluster struct {
 	store    *store.Store           // nil on workers
 	lead     *leadership            // nil on workers
 	replayed chan struct{}          // closed once the store has replayed its log (nil: nothing to replay)
+	ctx      context.Context        // the running node's: ends with stop
 	cancel   context.CancelFunc
 	loops    sync.WaitGroup
+	// leadStop ends the leadership supervisor and waits for it.
+	leadStop func()
 	agent    *agentState
 	busy     bool // an init, join or leave is under way
 }
@@ -207,11 +209,9 @@ func (c *Cluster) listen(st *nodeState, creds *transport.Credentials) (*transpor
 	if err != nil {
 		return nil, errUnavailablef("could not listen on the swarm control port: %v", err)
 	}
-	var join http.Handler
-	if st.manager() {
-		join = c.joinHandler()
-	}
-	port.Serve(c.rpcHandler(), join)
+	// Every node serves joins: a worker answers them as Docker's does ("not a
+	// manager") until it is promoted.
+	port.Serve(c.rpcHandler(), c.joinHandler())
 	return port, nil
 }
 
@@ -246,28 +246,55 @@ func (c *Cluster) storeConfig(st *nodeState, creds *transport.Credentials, port 
 	}
 }
 
-// start runs the node's agent and, on a manager, the leadership supervisor.
-// Callers hold no lock.
+// start runs the node's agent, the renewal of its certificate and, on a
+// manager, the leadership supervisor. Callers hold c.mu (or own c alone).
 func (c *Cluster) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if c.store != nil {
-		c.lead = newLeadership(c, c.store)
-		c.loops.Add(1)
-		go func() {
-			defer c.loops.Done()
-			c.lead.run(ctx)
-		}()
+		c.startLeadership()
 	}
-	c.startAgent(ctx)
+	c.startAgent(c.ctx)
+	creds := c.creds
+	c.loops.Add(1)
+	go func() {
+		defer c.loops.Done()
+		c.keepCertificate(c.ctx, creds)
+	}()
 }
 
-// stop ends the loops and the agent and waits for them.
+// startLeadership runs the leadership supervisor of this manager's store.
+// Callers hold c.mu.
+func (c *Cluster) startLeadership() {
+	ctx, cancel := context.WithCancel(c.ctx)
+	lead := newLeadership(c, c.store)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lead.run(ctx)
+	}()
+	c.lead = lead
+	c.leadStop = func() { cancel(); <-done }
+}
+
+// stopLeadership detaches the leadership supervisor and returns the function
+// that stops it and waits; callers hold c.mu and call it after releasing it.
+func (c *Cluster) stopLeadership() func() {
+	stop := c.leadStop
+	c.lead, c.leadStop = nil, nil
+	if stop == nil {
+		return func() {}
+	}
+	return stop
+}
+
+// stop ends the loops, the leadership supervisor and the agent, and waits for
+// them.
 func (c *Cluster) stop() {
 	if c.cancel != nil {
 		c.cancel()
 		c.cancel = nil
 	}
+	c.stopLeadership()()
 	c.loops.Wait()
 }
 

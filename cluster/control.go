@@ -39,6 +39,7 @@ func (c *Cluster) rpcHandler() http.Handler {
 	mux.HandleFunc("POST /store/readindex", c.managerOnly(c.serveReadIndex))
 	mux.HandleFunc("POST /raft/join", c.managerOnly(c.serveRaftJoin))
 	mux.HandleFunc("POST /raft/leave", c.managerOnly(c.serveRaftLeave))
+	mux.HandleFunc("POST /node/certificate", c.serveCertificate)
 	return mux
 }
 
@@ -74,11 +75,18 @@ func (c *Cluster) leadership() *leadership {
 // sessionServer is the session server of this node: its dispatcher while it
 // leads.
 func (c *Cluster) sessionServer() (session.Server, error) {
-	lead := c.leadership()
-	if lead == nil {
-		return nil, session.NotLeaderError{}
+	if lead := c.leadership(); lead != nil {
+		return lead.sessionServer()
 	}
-	return lead.sessionServer()
+	// A worker (a demoted manager, say) points at the managers it knows.
+	c.mu.RLock()
+	ag := c.agent
+	c.mu.RUnlock()
+	var managers []string
+	if ag != nil {
+		managers = ag.follower.Managers()
+	}
+	return nil, session.NotLeaderError{Managers: managers}
 }
 
 // authorize refuses control port peers the swarm no longer knows: a removed

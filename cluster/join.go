@@ -177,8 +177,8 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest) (joinReply, error)
 	}
 	c.log.Info("node joined", "node", nodeID, "role", role, "addr", req.Hello.AdvertiseAddr)
 	reply := joinReply{NodeID: nodeID, ClusterID: cl.ID, Role: role, CertPEM: cert, RootPEM: []byte(cl.Spec.CAConfig.SigningCACert)}
-	if c.lead != nil {
-		reply.Managers = c.lead.managers()
+	if lead := c.leadership(); lead != nil {
+		reply.Managers = lead.managers()
 	}
 	return reply, nil
 }

@@ -117,7 +117,7 @@ func (l *leadership) sessionServer() (session.Server, error) {
 	if d := l.dispatcher(); d != nil {
 		return d, nil
 	}
-	return nil, session.NotLeaderError{Leader: l.leaderAddr()}
+	return nil, session.NotLeaderError{Leader: l.leaderAddr(), Managers: l.managers()}
 }
 
 // leaderAddr is the control address of the leader, or "" when none is known.

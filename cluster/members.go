@@ -44,15 +44,24 @@ func (l *leadership) dropDemoted(ctx context.Context) {
 		return
 	}
 	roles := map[string]swarm.NodeRole{}
+	var stale []string // workers still shown as managers
+	voters := map[string]bool{}
+	for _, m := range members {
+		voters[m.ID] = true
+	}
 	_ = l.store.View(func(tx store.ReadTx) error {
 		nodes, err := tx.Nodes()
 		for _, n := range nodes {
 			roles[n.ID] = n.Spec.Role
+			if n.Spec.Role == swarm.NodeRoleWorker && n.ManagerStatus != nil && !voters[n.ID] {
+				stale = append(stale, n.ID)
+			}
 		}
 		return err
 	})
+	self, _ := l.store.Leader()
 	for _, m := range members {
-		if roles[m.ID] == swarm.NodeRoleManager {
+		if roles[m.ID] == swarm.NodeRoleManager || m.ID == self {
 			continue
 		}
 		l.log.Info("removing a demoted or removed manager from raft", "node", m.ID)
@@ -60,8 +69,11 @@ func (l *leadership) dropDemoted(ctx context.Context) {
 			l.log.Warn("remove manager from raft", "node", m.ID, "err", err)
 			continue
 		}
+		stale = append(stale, m.ID)
+	}
+	for _, id := range stale {
 		err := retryUpdate(ctx, l.store, func(tx store.Tx) error {
-			n, err := tx.Node(m.ID)
+			n, err := tx.Node(id)
 			if err != nil || n.ManagerStatus == nil {
 				return nil
 			}
@@ -69,7 +81,15 @@ func (l *leadership) dropDemoted(ctx context.Context) {
 			return tx.UpdateNode(n)
 		})
 		if err != nil {
-			l.log.Warn("record demotion", "node", m.ID, "err", err)
+			l.log.Warn("record demotion", "node", id, "err", err)
+		}
+	}
+	if roles[self] == swarm.NodeRoleWorker {
+		// The leader itself was demoted: it hands leadership over, and the
+		// next leader takes it out of Raft.
+		l.log.Info("this manager was demoted: handing leadership over")
+		if err := l.store.TransferLeadership(); err != nil {
+			l.log.Warn("hand leadership over", "err", err)
 		}
 	}
 }

@@ -111,8 +111,7 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 			if managers(tx) <= 1 {
 				return errInvalidf("attempting to demote the last manager of the swarm")
 			}
-			if reachable, unreachable := managerCounts(tx); n.ManagerStatus != nil &&
-				n.ManagerStatus.Reachability != swarm.ReachabilityUnreachable && losesQuorum(reachable, unreachable) {
+			if !canRemoveManager(tx, n) {
 				return errInvalidf("rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum")
 			}
 		}
@@ -165,4 +164,16 @@ func (c *Cluster) RemoveNode(ctx context.Context, ref string, force bool) error 
 		}
 		return tx.DeleteNode(n.ID)
 	})
+}
+
+// canRemoveManager reports whether the managers left once n is no longer one
+// still make a Raft quorum among them (swarmkit's rule for a demotion).
+func canRemoveManager(tx store.ReadTx, n *swarm.Node) bool {
+	reachable, unreachable := managerCounts(tx)
+	if n.ManagerStatus == nil || n.ManagerStatus.Reachability == swarm.ReachabilityUnreachable {
+		unreachable--
+	} else {
+		reachable--
+	}
+	return 2*reachable > reachable+unreachable
 }

@@ -22,14 +22,13 @@ type agentState struct {
 // control port. Callers hold c.mu or run before the node is shared.
 func (c *Cluster) startAgent(ctx context.Context) {
 	st := c.node
-	var local func() session.Server
-	if lead := c.lead; lead != nil {
-		local = func() session.Server {
+	local := func() session.Server {
+		if lead := c.leadership(); lead != nil {
 			if d := lead.dispatcher(); d != nil {
 				return d
 			}
-			return nil
 		}
+		return nil
 	}
 	managers := st.Managers
 	if len(managers) == 0 && st.manager() {
@@ -40,6 +39,12 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		Client:     c.creds.HTTPClient(false),
 		Managers:   managers,
 		Local:      local,
+		Candidates: func() []string {
+			if lead := c.leadership(); lead != nil {
+				return lead.managers()
+			}
+			return nil
+		},
 		OnManagers: func(list []string) { go c.saveManagers(list) },
 	})
 	c.agent = &agentState{follower: follower}
@@ -71,10 +76,6 @@ func (c *Cluster) hello(st *nodeState) session.Hello {
 	}
 }
 
-// onNode follows the node's own object as the managers keep it.
-func (c *Cluster) onNode(n *swarm.Node) {
-	c.log.Debug("node object from the session", "role", n.Spec.Role, "availability", n.Spec.Availability)
-}
 
 // description is what the node reports of itself.
 func (c *Cluster) description() swarm.NodeDescription {

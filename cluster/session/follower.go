@@ -16,6 +16,7 @@ type Follower struct {
 	nodeID string
 	client *http.Client
 	local  func() Server
+	extra  func() []string
 	onList func([]string)
 
 	mu       sync.Mutex
@@ -32,13 +33,16 @@ type FollowerConfig struct {
 	// Local returns this node's own session server while its manager leads,
 	// else nil. Nil on workers.
 	Local func() Server
+	// Candidates, if set, names managers to try before the known ones (a
+	// manager's own Raft members).
+	Candidates func() []string
 	// OnManagers is called when the list of managers changes (to keep it).
 	OnManagers func([]string)
 }
 
 // NewFollower returns a Follower.
 func NewFollower(cfg FollowerConfig) *Follower {
-	return &Follower{nodeID: cfg.NodeID, client: cfg.Client, local: cfg.Local, onList: cfg.OnManagers, managers: slices.Clone(cfg.Managers)}
+	return &Follower{nodeID: cfg.NodeID, client: cfg.Client, local: cfg.Local, extra: cfg.Candidates, onList: cfg.OnManagers, managers: slices.Clone(cfg.Managers)}
 }
 
 // Managers are the control addresses of the managers, the leader first as far
@@ -63,11 +67,18 @@ func (f *Follower) setManagers(list []string) {
 func (f *Follower) Open(ctx context.Context, hello Hello) (Session, error) {
 	if f.local != nil {
 		if srv := f.local(); srv != nil {
-			return Local(srv, f.nodeID).Open(ctx, hello)
+			s, err := Local(srv, f.nodeID).Open(ctx, hello)
+			if err != nil {
+				return nil, err
+			}
+			return f.watch(s), nil
 		}
 	}
 	tried := map[string]bool{}
 	queue := f.Managers()
+	if f.extra != nil {
+		queue = append(f.extra(), queue...)
+	}
 	var last error = errors.New("session: no manager known")
 	for len(queue) > 0 {
 		addr := queue[0]
@@ -82,8 +93,17 @@ func (f *Follower) Open(ctx context.Context, hello Hello) (Session, error) {
 		}
 		last = err
 		var nl NotLeaderError
-		if errors.As(err, &nl) && nl.Leader != "" && !tried[nl.Leader] {
-			queue = append([]string{nl.Leader}, queue...)
+		if errors.As(err, &nl) {
+			// Managers this one knows of and this node did not: a list gone
+			// stale while the node was away, or since a promotion.
+			for _, m := range nl.Managers {
+				if !tried[m] && !slices.Contains(queue, m) {
+					queue = append(queue, m)
+				}
+			}
+			if nl.Leader != "" && !tried[nl.Leader] {
+				queue = append([]string{nl.Leader}, queue...)
+			}
 		}
 		var un UnknownNodeError
 		if errors.As(err, &un) || ctx.Err() != nil {

@@ -27,9 +27,10 @@ const (
 )
 
 type errorBody struct {
-	Message string
-	Code    string `json:",omitempty"`
-	Leader  string `json:",omitempty"`
+	Message  string
+	Code     string   `json:",omitempty"`
+	Leader   string   `json:",omitempty"`
+	Managers []string `json:",omitempty"`
 }
 
 // Handler serves sessions on the control port. server returns this manager's
@@ -129,7 +130,7 @@ func writeError(w http.ResponseWriter, err error) {
 	var un UnknownNodeError
 	switch {
 	case errors.As(err, &nl):
-		status, body.Code, body.Leader = http.StatusMisdirectedRequest, codeNotLeader, nl.Leader
+		status, body.Code, body.Leader, body.Managers = http.StatusMisdirectedRequest, codeNotLeader, nl.Leader, nl.Managers
 	case errors.Is(err, ErrInvalidSession):
 		status, body.Code = http.StatusGone, codeInvalidSession
 	case errors.As(err, &un):
@@ -149,7 +150,7 @@ func readError(resp *http.Response) error {
 	}
 	switch body.Code {
 	case codeNotLeader:
-		return NotLeaderError{Leader: body.Leader}
+		return NotLeaderError{Leader: body.Leader, Managers: body.Managers}
 	case codeInvalidSession:
 		return ErrInvalidSession
 	case codeUnknownNode:

@@ -99,9 +99,13 @@ type Server interface {
 // replaced, or leadership moved): the node opens a new one.
 var ErrInvalidSession = errors.New("session: the manager does not know this session")
 
-// NotLeaderError says the manager asked is not the leader, and which manager is
-// (Leader is "" when none is known right now).
-type NotLeaderError struct{ Leader string }
+// NotLeaderError says the node asked does not lead, and which manager does
+// (Leader is "" when none is known right now); Managers are the managers it
+// knows of, for a node whose own list is out of date.
+type NotLeaderError struct {
+	Leader   string
+	Managers []string `json:",omitempty"`
+}
 
 func (e NotLeaderError) Error() string {
 	if e.Leader == "" {

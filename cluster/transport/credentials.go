@@ -82,6 +82,13 @@ func (c *Credentials) Files() ca.NodeFiles {
 	return c.files
 }
 
+// Leaf is the current node certificate.
+func (c *Credentials) Leaf() *x509.Certificate {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.cert.Leaf
+}
+
 // NotAfter is when the current certificate expires.
 func (c *Credentials) NotAfter() time.Time {
 	c.mu.RLock()
