@@ -40,6 +40,7 @@ func (c *Cluster) rpcHandler() http.Handler {
 	mux.HandleFunc("POST /raft/join", c.managerOnly(c.serveRaftJoin))
 	mux.HandleFunc("POST /raft/leave", c.managerOnly(c.serveRaftLeave))
 	mux.HandleFunc("POST /node/certificate", c.serveCertificate)
+	mux.HandleFunc("GET /logs", c.serveLogs)
 	return mux
 }
 

@@ -96,7 +96,7 @@ func (l *logStreams) add(t *swarm.Task) {
 		return
 	}
 	l.seen[cs.ContainerID] = true
-	entries, err := l.c.cfg.Containers.Logs(l.ctx, cs.ContainerID, container.LogOptions{
+	entries, err := l.c.taskLogs(l.ctx, t, container.LogOptions{
 		Follow: l.opts.Follow, Since: l.opts.Since, Until: l.opts.Until, Tail: l.opts.Tail,
 		Stdout: l.opts.Stdout, Stderr: l.opts.Stderr,
 	})
@@ -116,4 +116,18 @@ func (l *logStreams) add(t *swarm.Task) {
 			}
 		}
 	}()
+}
+
+// taskLogs reads a task container's logs where the task ran: on this node, or
+// through its node's control port.
+func (c *Cluster) taskLogs(ctx context.Context, t *swarm.Task, opts container.LogOptions) (<-chan container.LogEntry, error) {
+	s, node, err := c.active()
+	if err != nil {
+		return nil, err
+	}
+	id := t.Status.ContainerStatus.ContainerID
+	if t.NodeID == "" || t.NodeID == node.NodeID {
+		return c.cfg.Containers.Logs(ctx, id, opts)
+	}
+	return c.remoteLogs(ctx, s, t.NodeID, id, opts)
 }
