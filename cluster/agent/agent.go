@@ -102,8 +102,11 @@ type taskState struct {
 	removed     bool              // the task is no longer assigned
 	reported    swarm.TaskState   // the last state reported (or read from the store)
 	last        *swarm.TaskStatus // the last status this agent reported
-	ports       []swarm.PortConfig
-	pid         int
+	// localRestarts are when this node restarted the task on its own (no
+	// manager reachable), for the policy's attempts.
+	localRestarts []time.Time
+	ports         []swarm.PortConfig
+	pid           int
 }
 
 // New returns an agent; Run starts it.

@@ -32,6 +32,9 @@ type fakeNode struct {
 	images     map[string]bool
 	pulls      []string
 	published  []string // PublishService calls
+	offline    bool          // no manager reachable: sessions cannot open
+	cut        chan struct{} // closed: the open session ends
+	starts     int      // Start calls
 }
 
 type fakeContainer struct {
@@ -45,6 +48,7 @@ func newFakeNode() *fakeNode {
 		containers: map[string]*fakeContainer{},
 		events:     make(chan container.Event, 64),
 		sets:       make(chan session.AssignmentSet, 16),
+		cut:        make(chan struct{}),
 		reports:    make(chan session.StatusUpdate, 256),
 		sandboxes:  map[string]bool{},
 		images:     map[string]bool{"busybox": true},
@@ -67,6 +71,7 @@ func (f *fakeNode) Start(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.containers[id].running = true
+	f.starts++
 	return nil
 }
 
@@ -179,12 +184,20 @@ func (f *fakeNode) RemoveSandbox(_ context.Context, id string) error {
 
 // Open serves the one session the fake manager holds: the sets a test sends.
 func (f *fakeNode) Open(ctx context.Context, _ string, _ session.Hello) (string, <-chan session.Message, error) {
+	f.mu.Lock()
+	offline, cut := f.offline, f.cut
+	f.mu.Unlock()
+	if offline {
+		return "", nil, errors.New("no manager reachable")
+	}
 	out := make(chan session.Message)
 	go func() {
 		defer close(out)
 		for {
 			select {
 			case <-ctx.Done():
+				return
+			case <-cut:
 				return
 			case set := <-f.sets:
 				select {
@@ -207,13 +220,14 @@ func (f *fakeNode) UpdateTaskStatus(_ context.Context, _, _ string, updates []se
 
 func (f *fakeNode) Heartbeat(context.Context, string, string) error { return nil }
 
-func startAgent(t *testing.T, f *fakeNode) {
+func startAgent(t *testing.T, f *fakeNode) *Agent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a := New(Config{NodeID: "n1", Dispatcher: session.Local(f, "n1"), Containers: f, Images: f, Network: f, Logger: slog.New(slog.DiscardHandler)})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return a
 }
 
 func assigned(id, img string, desired swarm.TaskState) session.Assignment {
@@ -433,4 +447,73 @@ func TestReadyTaskIsPreparedThenStarted(t *testing.T) {
 	}
 	f.sets <- session.AssignmentSet{Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
 	expect(t, f, "t1", swarm.TaskStateStarting, swarm.TaskStateRunning)
+}
+
+// A node with no manager reachable restarts an exited task itself, in the
+// same container, as its policy says, and tells nobody of the failure; with
+// condition none it leaves it dead and reports it.
+func TestTaskRestartedLocallyWithoutManagers(t *testing.T) {
+	f := newFakeNode()
+	a := startAgent(t, f)
+	delay := 10 * time.Millisecond
+	as := assigned("t1", "busybox", swarm.TaskStateRunning)
+	as.Task.Spec.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay}
+	none := assigned("t2", "busybox", swarm.TaskStateRunning)
+	none.Task.Spec.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
+	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	f.sets <- session.AssignmentSet{Tasks: []session.Assignment{none}}
+	expect(t, f, "t2", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+
+	f.mu.Lock()
+	f.offline = true
+	starts := f.starts
+	cut := f.cut
+	f.mu.Unlock()
+	close(cut)
+	waitUntil(t, "the session to end", func() bool { s, _ := a.sess.get(); return s == nil })
+
+	f.exit("c1", 1)
+	waitUntil(t, "a local restart", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.starts == starts+1 && f.containers["c1"].running
+	})
+	f.exit("c2", 0)
+
+	// The managers are back: they hear of t2's end, and nothing of t1's.
+	f.mu.Lock()
+	f.offline, f.cut = false, make(chan struct{})
+	f.mu.Unlock()
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as, none}}
+	completed := false
+	for quiet := time.After(time.Second); !completed; {
+		select {
+		case u := <-f.reports:
+			switch {
+			case u.TaskID == "t2" && u.Status.State == swarm.TaskStateComplete:
+				completed = true
+			case u.TaskID == "t1" && u.Status.State != swarm.TaskStateRunning:
+				t.Fatalf("t1 reported %s; it was restarted on the node and runs", u.Status.State)
+			}
+		case <-quiet:
+			t.Fatal("t2's completion was not reported once the session came back")
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.containers["c2"].running {
+		t.Fatal("a task with restart condition none was restarted")
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

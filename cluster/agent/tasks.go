@@ -32,6 +32,7 @@ const (
 	opStop
 	opRemove
 	opProgress
+	opRestart // a restart on the node's own, while no manager is reachable
 )
 
 // opResult is what an operation tells the loop.
@@ -288,6 +289,9 @@ func (a *Agent) onResult(ctx context.Context, r opResult) {
 	case opRemove:
 		delete(a.tasks, r.taskID)
 		return
+	case opRestart:
+		a.onRestarted(ctx, t, r)
+		return
 	}
 	t.busy = false
 	if r.containerID != "" {
@@ -345,6 +349,9 @@ func (a *Agent) onEvent(ctx context.Context, ev container.Event) {
 		t.exitCode = ev.ExitCode
 		if t.containerID == "" {
 			t.containerID = ev.ID
+		}
+		if !t.busy && a.restartLocally(ctx, t) {
+			return
 		}
 		if !t.busy || t.reported == swarm.TaskStateRunning || t.waitHealth {
 			a.reportExit(t)
