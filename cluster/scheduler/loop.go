@@ -22,9 +22,22 @@ type Loop struct {
 // NewLoop returns the scheduling loop over st.
 func NewLoop(st *store.Store, log *slog.Logger) *Loop { return &Loop{store: st, log: log} }
 
-// Run schedules until ctx is done.
+// Run schedules until ctx is done. It keeps the set of pending tasks from the
+// store's changes, so that a round (which reads every task, for the nodes'
+// load) runs only when there is something to place and something changed that
+// may let it be placed: a new pending task, a node change, a task that stopped
+// and freed its resources. Status reports of running tasks cost nothing.
 func (l *Loop) Run(ctx context.Context) error {
-	events, err := l.store.ViewAndWatch(ctx, func(store.ReadTx) error { return nil }, store.KindTask, store.KindNode)
+	pending := map[string]bool{}
+	events, err := l.store.ViewAndWatch(ctx, func(tx store.ReadTx) error {
+		tasks, err := tx.Tasks()
+		for _, t := range tasks {
+			if isPending(t) {
+				pending[t.ID] = true
+			}
+		}
+		return err
+	}, store.KindTask, store.KindNode)
 	if err != nil {
 		return err
 	}
@@ -32,14 +45,14 @@ func (l *Loop) Run(ctx context.Context) error {
 	// seconds in case a resource frees up that no event names.
 	retry := time.NewTicker(5 * time.Second)
 	defer retry.Stop()
-	need := true
+	need := len(pending) > 0
 	for {
-		if need {
+		if need && len(pending) > 0 {
 			if err := l.schedule(ctx); err != nil && ctx.Err() == nil {
 				l.log.Warn("schedule tasks", "err", err)
 			}
-			need = false
 		}
+		need = false
 		select {
 		case <-ctx.Done():
 			return nil
@@ -47,26 +60,31 @@ func (l *Loop) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			need = relevant(ev)
+			need = observe(ev, pending)
 			for drained := false; !drained; {
 				select {
 				case ev, ok := <-events:
 					if !ok {
 						return nil
 					}
-					need = need || relevant(ev)
+					need = observe(ev, pending) || need
 				default:
 					drained = true
 				}
 			}
 		case <-retry.C:
-			need = l.hasUnplaced()
+			need = true
 		}
 	}
 }
 
-// relevant reports whether an event may let a task be placed.
-func relevant(ev store.Event) bool {
+func isPending(t *swarm.Task) bool {
+	return t.Status.State == swarm.TaskStatePending && taskstate.Wanted(t.DesiredState)
+}
+
+// observe keeps pending up to date with one change and reports whether the
+// change may let a pending task be placed.
+func observe(ev store.Event, pending map[string]bool) bool {
 	if ev.Kind == store.KindNode {
 		return true
 	}
@@ -74,25 +92,14 @@ func relevant(ev store.Event) bool {
 	if !ok {
 		return false
 	}
-	return t.Status.State == swarm.TaskStatePending || (ev.Old != nil && ev.Action != store.ActionCreate)
-}
-
-func (l *Loop) hasUnplaced() bool {
-	found := false
-	_ = l.store.View(func(tx store.ReadTx) error {
-		tasks, err := tx.Tasks()
-		if err != nil {
-			return err
-		}
-		for _, t := range tasks {
-			if t.Status.State == swarm.TaskStatePending && taskstate.Wanted(t.DesiredState) {
-				found = true
-				return nil
-			}
-		}
-		return nil
-	})
-	return found
+	if ev.Action != store.ActionRemove && isPending(t) {
+		pending[t.ID] = true
+		return true
+	}
+	delete(pending, t.ID)
+	old, _ := ev.Old.(*swarm.Task)
+	return ev.Action == store.ActionRemove ||
+		(old != nil && !taskstate.Terminal(old.Status.State) && taskstate.Terminal(t.Status.State))
 }
 
 // schedule places every pending task it can in one update.
