@@ -69,8 +69,14 @@ func (c *Cluster) startAgent(ctx context.Context) {
 
 // hello is what this node says of itself when a session opens.
 func (c *Cluster) hello(st *nodeState) session.Hello {
+	desc := c.description()
+	c.mu.RLock()
+	if c.creds != nil {
+		desc.TLSInfo = c.creds.TLSInfo()
+	}
+	c.mu.RUnlock()
 	return session.Hello{
-		Description: c.description(),
+		Description: desc,
 		Addr:        hostOf(st.AdvertiseAddr),
 		ControlAddr: st.AdvertiseAddr,
 	}

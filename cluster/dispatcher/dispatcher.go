@@ -281,7 +281,9 @@ func (d *Dispatcher) markReady(ctx context.Context, nodeID string, hello session
 			return err
 		}
 		desc := hello.Description
-		desc.TLSInfo = n.Description.TLSInfo
+		if desc.TLSInfo.TrustRoot == "" {
+			desc.TLSInfo = n.Description.TLSInfo
+		}
 		changed := n.Status.State != swarm.NodeStateReady || n.Status.Addr != hello.Addr || n.Status.Message != ""
 		if !changed {
 			changed = !sameDescription(n.Description, desc)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/moby/api/types/swarm"
+
 	"github.com/shoal-project/shoal/cluster/ca"
 )
 
@@ -87,6 +89,23 @@ func (c *Credentials) Leaf() *x509.Certificate {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.cert.Leaf
+}
+
+// TLSInfo is what the node tells of its TLS identity, as `docker node
+// inspect` shows it: the root it trusts, and who issued its certificate.
+func (c *Credentials) TLSInfo() swarm.TLSInfo {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	info := swarm.TLSInfo{TrustRoot: string(c.files.RootPEM), CertIssuerSubject: c.cert.Leaf.RawIssuer}
+	chain, _ := ca.ParseCertificates(c.files.CertPEM)
+	roots, _ := ca.ParseCertificates(c.files.RootPEM)
+	for _, cert := range append(chain[1:], roots...) {
+		if string(cert.RawSubject) == string(c.cert.Leaf.RawIssuer) {
+			info.CertIssuerPublicKey = cert.RawSubjectPublicKeyInfo
+			break
+		}
+	}
+	return info
 }
 
 // NotAfter is when the current certificate expires.
