@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,20 +13,18 @@ import (
 	"time"
 )
 
-// destroy stops the node and removes every trace of it: container processes (by
-// their cgroups), mounts under its directory, cgroups, and files. The network
-// namespaces go with the last process and mount in them.
-func (n *Node) destroy() {
-	if n.t.Failed() {
-		n.t.Logf("node %s daemon log:\n%s", n.Name, tail(n.Log(), 200))
+// remove stops the machine and removes every trace of it: container processes (by
+// their cgroups), mounts under its directory (its pinned namespaces too), cgroups,
+// and files.
+func (m *Machine) remove(ctx context.Context) error {
+	err := m.Kill(ctx)
+	killCgroup(m.CgroupParent)
+	unmountUnder(m.Dir)
+	removeCgroup(m.CgroupParent)
+	if rmErr := os.RemoveAll(m.Dir); rmErr != nil && err == nil {
+		err = fmt.Errorf("remove %s: %w", m.Dir, rmErr)
 	}
-	n.Kill()
-	killCgroup(n.CgroupParent)
-	unmountUnder(n.Dir)
-	removeCgroup(n.CgroupParent)
-	if err := os.RemoveAll(n.Dir); err != nil {
-		n.t.Logf("node %s: remove %s: %v", n.Name, n.Dir, err)
-	}
+	return err
 }
 
 func tail(s string, lines int) string {
@@ -35,14 +35,13 @@ func tail(s string, lines int) string {
 	return strings.Join(parts, "\n")
 }
 
-// cgroupDirs lists the node's cgroup directories in every hierarchy, deepest first.
-func cgroupDirs(parent string) []string {
+// cgroupDirs lists, deepest first, the cgroup directories in every hierarchy whose
+// top-level name matches pattern (a cgroup parent, or a glob of them).
+func cgroupDirs(pattern string) []string {
 	var dirs []string
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
-	if fi, err := os.Stat("/sys/fs/cgroup/" + parent); err == nil && fi.IsDir() {
-		roots = append(roots, "/sys/fs/cgroup/"+parent)
-	}
-	for _, root := range roots {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + pattern)
+	v2, _ := filepath.Glob("/sys/fs/cgroup/" + pattern)
+	for _, root := range append(roots, v2...) {
 		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				dirs = append(dirs, path)
@@ -54,13 +53,13 @@ func cgroupDirs(parent string) []string {
 	return dirs
 }
 
-// killCgroup SIGKILLs every process in the node's cgroups and waits (briefly) for
-// them to go.
-func killCgroup(parent string) {
+// killCgroup SIGKILLs every process in the cgroups that pattern matches and waits
+// (briefly) for them to go.
+func killCgroup(pattern string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		alive := false
-		for _, dir := range cgroupDirs(parent) {
+		for _, dir := range cgroupDirs(pattern) {
 			data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 			if err != nil {
 				continue
@@ -81,20 +80,22 @@ func killCgroup(parent string) {
 	}
 }
 
-func removeCgroup(parent string) {
-	for _, dir := range cgroupDirs(parent) {
+func removeCgroup(pattern string) {
+	for _, dir := range cgroupDirs(pattern) {
 		_ = syscall.Rmdir(dir)
 	}
 }
 
-// unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(dir string) {
+// mountsUnder lists the mount points at or below dir, deepest first, with their
+// filesystem types.
+func mountsUnder(dir string) (points, fstypes []string) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return
+		return nil, nil
 	}
 	defer f.Close()
-	var points []string
+	type mount struct{ point, fstype string }
+	var mounts []mount
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -102,11 +103,28 @@ func unmountUnder(dir string) {
 			continue
 		}
 		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			points = append(points, mp)
+		if mp != dir && !strings.HasPrefix(mp, dir+"/") {
+			continue
 		}
+		fstype := ""
+		for i, f := range fields {
+			if f == "-" && i+1 < len(fields) {
+				fstype = fields[i+1]
+				break
+			}
+		}
+		mounts = append(mounts, mount{mp, fstype})
 	}
-	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	sort.SliceStable(mounts, func(i, j int) bool { return len(mounts[i].point) > len(mounts[j].point) })
+	for _, m := range mounts {
+		points, fstypes = append(points, m.point), append(fstypes, m.fstype)
+	}
+	return points, fstypes
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) {
+	points, _ := mountsUnder(dir)
 	for _, p := range points {
 		_ = syscall.Unmount(p, syscall.MNT_DETACH)
 	}
@@ -129,4 +147,64 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// pinnedNamespaces is the set of namespaces (by inode) pinned under dir.
+func pinnedNamespaces(dir string) map[uint64]bool {
+	pinned := map[uint64]bool{}
+	points, fstypes := mountsUnder(dir)
+	for i, p := range points {
+		var st syscall.Stat_t
+		if fstypes[i] == "nsfs" && syscall.Stat(p, &st) == nil {
+			pinned[st.Ino] = true
+		}
+	}
+	return pinned
+}
+
+// killInNamespaces SIGKILLs every process in one of the network or UTS
+// namespaces and waits (briefly) for them to go.
+func killInNamespaces(namespaces map[uint64]bool) {
+	if len(namespaces) == 0 {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		pids := processesIn(namespaces)
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processesIn lists the live processes (but this one) in one of the network or
+// UTS namespaces.
+func processesIn(namespaces map[uint64]bool) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		for _, kind := range []string{"net", "uts"} {
+			// The link reads "net:[4026532281]"; a zombie's are gone, and it
+			// holds nothing.
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, kind))
+			if err != nil {
+				continue
+			}
+			var ino uint64
+			if _, err := fmt.Sscanf(link[len(kind)+1:], "[%d]", &ino); err == nil && namespaces[ino] {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }

@@ -14,50 +14,90 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NetNS is the path of the daemon's network namespace.
-func (n *Node) NetNS() string {
-	return "/proc/" + strconv.Itoa(n.Pid()) + "/ns/net"
+// NetNS is the path of the machine's network namespace: its pinned namespace in a
+// lab (there while the daemon is down), the daemon's own for a lone node.
+func (m *Machine) NetNS() string {
+	if m.netNS != "" {
+		return m.netNS
+	}
+	return "/proc/" + strconv.Itoa(m.Pid()) + "/ns/net"
 }
 
-// DialContext connects from inside the node's network namespace, as a process on
-// the node would: to its loopback, its bridge and its containers' addresses.
-func (n *Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	ch := make(chan result, 1)
-	path := n.NetNS()
+// inNetNS runs fn on an OS thread that has entered the network namespace at path.
+// Sockets that fn makes stay in that namespace; the thread is thrown away
+// afterwards rather than switched back.
+func inNetNS(path string, fn func() error) error {
+	errc := make(chan error, 1)
 	go func() {
-		// The socket is made in the namespace the thread is in; the thread is
-		// thrown away afterwards rather than switched back.
-		runtime.LockOSThread()
-		fd, err := os.Open(path)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer fd.Close()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		if err := unix.Setns(int(fd.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("enter node %s netns: %w", n.Name, err)}
-			return
-		}
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		errc <- func() error {
+			fd, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("open netns: %w", err)
+			}
+			defer fd.Close()
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return fmt.Errorf("unshare fs: %w", err)
+			}
+			if err := unix.Setns(int(fd.Fd()), unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("enter netns %s: %w", path, err)
+			}
+			return fn()
+		}()
+	}()
+	return <-errc
+}
+
+// DialContext connects from inside the machine's network namespace, as a process
+// on the machine would: to its loopback, its bridge, its containers' addresses
+// and, in a lab, the other machines.
+func (m *Machine) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := inNetNS(m.NetNS(), func() error {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.conn, r.err
+		conn = c
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", m.Name, err)
+	}
+	return conn, nil
 }
 
-// HTTPGet fetches url from inside the node's network namespace.
-func (n *Node) HTTPGet(ctx context.Context, url string) (*http.Response, error) {
+// Listen listens inside the machine's network namespace (net.Listen's network and
+// address, "tcp" and ":0" say).
+func (m *Machine) Listen(network, addr string) (net.Listener, error) {
+	var l net.Listener
+	err := inNetNS(m.NetNS(), func() error {
+		var err error
+		l, err = net.Listen(network, addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", m.Name, err)
+	}
+	return l, nil
+}
+
+// ListenPacket is Listen for packet networks ("udp").
+func (m *Machine) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := inNetNS(m.NetNS(), func() error {
+		var err error
+		c, err = net.ListenPacket(network, addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", m.Name, err)
+	}
+	return c, nil
+}
+
+// HTTPGet fetches url from inside the machine's network namespace.
+func (m *Machine) HTTPGet(ctx context.Context, url string) (*http.Response, error) {
 	client := &http.Client{
-		Transport: &http.Transport{DialContext: n.DialContext, DisableKeepAlives: true},
+		Transport: &http.Transport{DialContext: m.DialContext, DisableKeepAlives: true},
 		Timeout:   10 * time.Second,
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -67,8 +107,13 @@ func (n *Node) HTTPGet(ctx context.Context, url string) (*http.Response, error) 
 	return client.Do(req)
 }
 
-// Command runs a program inside the node's network namespace (nsenter --net, which
-// keeps the host's /sys and cgroup mounts, unlike ip netns exec).
-func (n *Node) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + n.NetNS(), "--", name}, args...)...)
+// Command runs a program inside the machine's network namespace (and, in a lab,
+// its UTS namespace) with nsenter, which keeps the host's /sys and cgroup mounts,
+// unlike ip netns exec.
+func (m *Machine) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	enter := []string{"--net=" + m.NetNS()}
+	if m.utsNS != "" {
+		enter = append(enter, "--uts="+m.utsNS)
+	}
+	return exec.CommandContext(ctx, "nsenter", append(append(enter, "--", name), args...)...)
 }
