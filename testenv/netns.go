@@ -23,29 +23,55 @@ func (m *Machine) NetNS() string {
 	return "/proc/" + strconv.Itoa(m.Pid()) + "/ns/net"
 }
 
-// inNetNS runs fn on an OS thread that has entered the network namespace at path.
-// Sockets that fn makes stay in that namespace; the thread is thrown away
-// afterwards rather than switched back.
+// inNetNS runs fn on an OS thread that has entered the network namespace at path;
+// sockets that fn makes stay in that namespace. The thread goes back to its own
+// namespace afterwards, or, should that fail, is thrown away with its goroutine.
+// (A thread must not just be thrown away: when it is the main thread, Go keeps it,
+// and with it the namespace, for the life of the process.)
 func inNetNS(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread()
 		errc <- func() error {
-			fd, err := os.Open(path)
+			restore, err := enterNamespace(path)
 			if err != nil {
-				return fmt.Errorf("open netns: %w", err)
+				return err
 			}
-			defer fd.Close()
-			if err := unix.Unshare(unix.CLONE_FS); err != nil {
-				return fmt.Errorf("unshare fs: %w", err)
+			fnErr := fn()
+			if err := restore(); err != nil {
+				return err // the thread stays locked, and dies
 			}
-			if err := unix.Setns(int(fd.Fd()), unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("enter netns %s: %w", path, err)
-			}
-			return fn()
+			runtime.UnlockOSThread()
+			return fnErr
 		}()
 	}()
 	return <-errc
+}
+
+// enterNamespace moves the calling (locked) thread into the network namespace at
+// path; restore moves it back.
+func enterNamespace(path string) (restore func() error, err error) {
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("open own netns: %w", err)
+	}
+	target, err := os.Open(path)
+	if err != nil {
+		orig.Close()
+		return nil, fmt.Errorf("open netns: %w", err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		orig.Close()
+		return nil, fmt.Errorf("enter netns %s: %w", path, err)
+	}
+	return func() error {
+		defer orig.Close()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("leave netns %s: %w", path, err)
+		}
+		return nil
+	}, nil
 }
 
 // DialContext connects from inside the machine's network namespace, as a process

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -15,31 +16,60 @@ import (
 func pinNewNamespaces(netPath, utsPath, hostname string) error {
 	errc := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread that entered the new namespaces dies with
-		// this goroutine instead of running other goroutines in them.
 		runtime.LockOSThread()
 		errc <- func() error {
-			flags := unix.CLONE_NEWNET
+			// The thread makes the namespaces, pins them and goes back to
+			// its own (see inNetNS for why it must).
+			kinds := []nsKind{{"net", unix.CLONE_NEWNET}}
 			if utsPath != "" {
-				flags |= unix.CLONE_NEWUTS
+				kinds = append(kinds, nsKind{"uts", unix.CLONE_NEWUTS})
+			}
+			flags := 0
+			origs := make([]*os.File, len(kinds))
+			for i, kind := range kinds {
+				f, err := os.Open("/proc/thread-self/ns/" + kind.name)
+				if err != nil {
+					return fmt.Errorf("open own %s namespace: %w", kind.name, err)
+				}
+				defer f.Close()
+				origs[i], flags = f, flags|kind.flag
 			}
 			if err := unix.Unshare(flags); err != nil {
 				return fmt.Errorf("unshare: %w", err)
 			}
-			self := fmt.Sprintf("/proc/self/task/%d/ns/", unix.Gettid())
-			if err := bindNamespace(self+"net", netPath); err != nil {
-				return err
+			err := pinThreadNamespaces(netPath, utsPath, hostname)
+			for i, kind := range kinds {
+				if serr := unix.Setns(int(origs[i].Fd()), kind.flag); serr != nil {
+					return errors.Join(err, fmt.Errorf("leave new %s namespace: %w", kind.name, serr)) // the thread dies
+				}
 			}
-			if utsPath == "" {
-				return nil
-			}
-			if err := unix.Sethostname([]byte(hostname)); err != nil {
-				return fmt.Errorf("set hostname %s: %w", hostname, err)
-			}
-			return bindNamespace(self+"uts", utsPath)
+			runtime.UnlockOSThread()
+			return err
 		}()
 	}()
 	return <-errc
+}
+
+// nsKind is a kind of namespace: its name in /proc/<pid>/ns and its clone flag.
+type nsKind struct {
+	name string
+	flag int
+}
+
+// pinThreadNamespaces pins the calling thread's network (and UTS) namespaces,
+// after it names its host.
+func pinThreadNamespaces(netPath, utsPath, hostname string) error {
+	self := fmt.Sprintf("/proc/self/task/%d/ns/", unix.Gettid())
+	if err := bindNamespace(self+"net", netPath); err != nil {
+		return err
+	}
+	if utsPath == "" {
+		return nil
+	}
+	if err := unix.Sethostname([]byte(hostname)); err != nil {
+		return fmt.Errorf("set hostname %s: %w", hostname, err)
+	}
+	return bindNamespace(self+"uts", utsPath)
 }
 
 // bindNamespace pins the namespace file src onto a new file at dst.
