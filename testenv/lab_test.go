@@ -233,3 +233,24 @@ func commandOutput(t *testing.T, n *testenv.Node, name string, args ...string) s
 	}
 	return string(out)
 }
+
+// BenchmarkLab5 measures how long a five-node lab takes to start and to close.
+func BenchmarkLab5(b *testing.B) {
+	binary := testenv.Binary(b)
+	var up, down time.Duration
+	for b.Loop() {
+		began := time.Now()
+		lab, err := testenv.StartLab(context.Background(), testenv.LabOptions{Nodes: 5, Binary: binary})
+		if err != nil {
+			b.Fatal(err)
+		}
+		up += time.Since(began)
+		began = time.Now()
+		if err := lab.Close(); err != nil {
+			b.Fatal(err)
+		}
+		down += time.Since(began)
+	}
+	b.ReportMetric(float64(up.Milliseconds())/float64(b.N), "ms-up/op")
+	b.ReportMetric(float64(down.Milliseconds())/float64(b.N), "ms-close/op")
+}

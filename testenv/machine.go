@@ -236,6 +236,14 @@ func (m *Machine) halt(ctx context.Context, sig syscall.Signal) error {
 	return nil
 }
 
+// Restart kills the daemon (SIGKILL) and starts it again on the same state.
+func (m *Machine) Restart(ctx context.Context) error {
+	if err := m.Kill(ctx); err != nil {
+		return err
+	}
+	return m.Start(ctx)
+}
+
 // Freeze stops the daemon with SIGSTOP: it answers nothing, as a hung process
 // would, while its containers keep running.
 func (m *Machine) Freeze() error {

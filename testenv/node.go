@@ -88,8 +88,9 @@ func (n *Node) Stop() {
 // Restart kills the daemon (SIGKILL) and starts it again on the same state.
 func (n *Node) Restart() {
 	n.t.Helper()
-	n.Kill()
-	n.Start()
+	if err := n.Machine.Restart(context.Background()); err != nil {
+		n.fatal(err)
+	}
 }
 
 // Freeze stops the daemon with SIGSTOP, as a hung process; its containers run on.
