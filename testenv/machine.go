@@ -27,10 +27,14 @@ type Machine struct {
 	// Name is the machine's name and its hostname.
 	Name string
 	// Dir holds the machine's data root, exec root, API socket and daemon log.
-	Dir          string
-	DataRoot     string
-	ExecRoot     string
-	Socket       string
+	Dir string
+	// DataRoot and ExecRoot are the daemon's --data-root and --exec-root.
+	DataRoot string
+	ExecRoot string
+	// Socket is the daemon's API socket (DOCKER_HOST=unix://<Socket>).
+	Socket string
+	// CgroupParent is the daemon's --cgroup-parent, under which its
+	// containers' cgroups are.
 	CgroupParent string
 
 	binary string
