@@ -13,18 +13,20 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vbatts/tar-split/tar/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/shoal-project/shoal/runtime/diskusage"
 )
 
-// Files next to a layer's diff directory. diffSizeFile records the layer's size as
-// dockerd's overlay2 driver counts it (see diskSize); a layer is complete once
-// either file exists. legacySizeFile, the uncompressed tar size, is what layers
-// unpacked by earlier versions have: their diffSizeFile is computed on first use.
+// Files next to a layer's diff directory (with tarSplitFile). diffSizeFile records
+// the layer's size as dockerd's overlay2 driver counts it (see diskSize); a layer is
+// complete once either file exists. tarSizeFile is the size of the uncompressed
+// layer tar. Some earlier versions wrote only tarSizeFile: the diffSizeFile of their
+// layers is computed on first use; others wrote only diffSizeFile.
 const (
-	diffSizeFile   = "diffsize"
-	legacySizeFile = "size"
+	diffSizeFile = "diffsize"
+	tarSizeFile  = "size"
 )
 
 // layerSize returns the size of an unpacked layer, and false when the layer is not
@@ -34,7 +36,7 @@ func (s *Store) layerSize(diffID string) (int64, bool, error) {
 	if err != nil || ok {
 		return n, ok, err
 	}
-	if _, err := os.Stat(filepath.Join(s.layerDir(diffID), legacySizeFile)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(s.layerDir(diffID), tarSizeFile)); errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	} else if err != nil {
 		return 0, false, fmt.Errorf("read size of layer %s: %w", diffID, err)
@@ -86,15 +88,24 @@ func (s *Store) unpack(ctx context.Context, diffID string, r io.Reader) (int64, 
 
 	h := sha256.New()
 	counted := &countingReader{r: io.TeeReader(r, h)}
-	if err := unpackLayer(ctx, counted, diff); err != nil {
+	rec, err := newTarSplitRecorder(filepath.Join(work, tarSplitFile))
+	if err != nil {
 		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
-	// Tar padding after the end marker is part of the digested stream.
-	if _, err := io.Copy(io.Discard, counted); err != nil {
+	if err := unpackRecorded(ctx, counted, diff, rec); err != nil {
+		rec.discard()
 		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+		rec.discard()
 		return 0, fmt.Errorf("unpack layer %s: content has digest %s", diffID, got)
+	}
+	if err := rec.finish(); err != nil {
+		s.log.Warn("layer cannot be served to peers", "layer", diffID, "err", err)
+	}
+	// The tar size, for peers: what a layer blob's Content-Length says.
+	if err := os.WriteFile(filepath.Join(work, tarSizeFile), []byte(strconv.FormatInt(counted.n, 10)), 0o600); err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	size, err := diskusage.Dir(context.Background(), diff)
 	if err != nil {
@@ -118,6 +129,27 @@ func (s *Store) unpack(ctx context.Context, diffID string, r io.Reader) (int64, 
 		return 0, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	return size, nil
+}
+
+// unpackRecorded unpacks the layer tar r into diff while rec records its tar-split
+// metadata, and reads r to its end: padding after the end marker is part of the
+// digested stream.
+func unpackRecorded(ctx context.Context, r io.Reader, diff string, rec *tarSplitRecorder) error {
+	stream, done, err := asm.NewInputTarStreamWithDone(r, rec, rec)
+	if err != nil {
+		return err
+	}
+	err = unpackLayer(ctx, stream, diff)
+	if err == nil {
+		_, err = io.Copy(io.Discard, stream)
+	}
+	// Stops tar-split's goroutine if the unpack stopped early; r and rec are ours
+	// again once it is done.
+	stream.Close()
+	if derr := <-done; err == nil {
+		err = derr
+	}
+	return err
 }
 
 // countingReader counts the bytes read through it.

@@ -79,7 +79,7 @@ func TestOldStoreSizesAreRecomputedOnOpen(t *testing.T) {
 		if err := os.Remove(filepath.Join(layer, diffSizeFile)); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(layer, legacySizeFile), []byte("2129920"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(layer, tarSizeFile), []byte("2129920"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
