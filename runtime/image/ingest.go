@@ -50,14 +50,24 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, refs []string, onLayer
 	}
 
 	s.pin(diffIDs)
-	defer s.unpin(diffIDs)
+	var fresh []string // layers unpacked by this ingest
+	stored := false
+	defer func() {
+		s.unpin(diffIDs)
+		if !stored {
+			s.dropUnusedLayers(fresh)
+		}
+	}()
 
 	var size int64
 	sizes := make([]int64, 0, len(diffIDs))
 	for i, diffID := range diffIDs {
-		n, err := s.ensureLayer(ctx, img, i, diffID, onLayer)
+		n, unpacked, err := s.ensureLayer(ctx, img, i, diffID, onLayer)
 		if err != nil {
 			return ingestResult{}, err
+		}
+		if unpacked {
+			fresh = append(fresh, diffID)
 		}
 		size += n
 		sizes = append(sizes, n)
@@ -84,42 +94,59 @@ func (s *Store) ingest(ctx context.Context, img v1.Image, refs []string, onLayer
 	if err := s.saveLocked(); err != nil {
 		return ingestResult{}, err
 	}
+	stored = true
 	return ingestResult{image: e.image(), existed: existed}, nil
 }
 
-// ensureLayer makes sure layer i (diffID) of img is unpacked and returns its size.
-func (s *Store) ensureLayer(ctx context.Context, img v1.Image, i int, diffID string, onLayer func(int, layerStatus)) (int64, error) {
+// dropUnusedLayers deletes the layers of a failed ingest that no image or other
+// ingest needs, so that a failed load or pull leaves nothing behind.
+func (s *Store) dropUnusedLayers(diffIDs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range diffIDs {
+		if s.layerInUseLocked(d) {
+			continue
+		}
+		if err := s.deleteLayer(d); err != nil {
+			s.log.Warn("remove layer of a failed load", "layer", d, "err", err)
+		}
+	}
+}
+
+// ensureLayer makes sure layer i (diffID) of img is unpacked and returns its size,
+// and whether it was unpacked now.
+func (s *Store) ensureLayer(ctx context.Context, img v1.Image, i int, diffID string, onLayer func(int, layerStatus)) (int64, bool, error) {
 	report := func(st layerStatus) {
 		if onLayer != nil {
 			onLayer(i, st)
 		}
 	}
 	if n, ok, err := s.layerSize(diffID); err != nil {
-		return 0, err
+		return 0, false, err
 	} else if ok {
 		report(layerExisted)
-		return n, nil
+		return n, false, nil
 	}
 	report(layerStarting)
 	h, err := v1.NewHash(diffID)
 	if err != nil {
-		return 0, fmt.Errorf("layer %s: %w", diffID, err)
+		return 0, false, fmt.Errorf("layer %s: %w", diffID, err)
 	}
 	layer, err := img.LayerByDiffID(h)
 	if err != nil {
-		return 0, fmt.Errorf("find layer %s: %w", diffID, err)
+		return 0, false, fmt.Errorf("find layer %s: %w", diffID, err)
 	}
 	rc, err := layer.Uncompressed()
 	if err != nil {
-		return 0, fmt.Errorf("open layer %s: %w", diffID, err)
+		return 0, false, fmt.Errorf("open layer %s: %w", diffID, err)
 	}
 	defer rc.Close()
 	n, err := s.unpack(ctx, diffID, rc)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	report(layerUnpacked)
-	return n, nil
+	return n, true, nil
 }
 
 // writeConfig stores an image config under its ID unless it is there already.

@@ -193,3 +193,35 @@ func TestLoadRejectsCorruptLayer(t *testing.T) {
 		t.Errorf("corrupt layer left in store: %d directories", len(entries))
 	}
 }
+
+// A load that fails at a later layer removes the layers it unpacked before, unless
+// an image uses them.
+func TestFailedLoadLeavesNoLayers(t *testing.T) {
+	for _, baseStored := range []bool{false, true} {
+		s := openStore(t, Options{})
+		if baseStored {
+			loadFile(t, s, imagetest.BusyboxArchive(t, t.TempDir(), "base:1"))
+		}
+		archive := imagetest.BusyboxArchive(t, t.TempDir(), "corrupt:2",
+			imagetest.WithLayer(imagetest.File("marker", "corrupt me", 0o644)))
+		data, err := os.ReadFile(archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := bytes.Index(data, []byte("corrupt me"))
+		if i < 0 {
+			t.Fatal("marker not found in archive")
+		}
+		data[i] = 'C'
+		if _, err := s.Load(context.Background(), bytes.NewReader(data)); err == nil {
+			t.Fatal("Load of corrupted layer succeeded")
+		}
+		want := 0
+		if baseStored {
+			want = 1
+		}
+		if entries, _ := os.ReadDir(filepath.Join(s.root, "layers")); len(entries) != want {
+			t.Errorf("base stored %v: %d layer directories left, want %d", baseStored, len(entries), want)
+		}
+	}
+}
