@@ -44,12 +44,15 @@ func (s *Store) layerTarSize(diffID string) (int64, bool, error) {
 // It hashes what it writes and fails when the result is not the layer: the wrong
 // size, or a digest other than diffID. The bytes are on their way by then, so a
 // caller streaming them somewhere must hold the last one back until this returns
-// nil (see holdbackWriter). The check costs one SHA-256 pass (well over 1 GB/s
-// with the CPU's SHA instructions, see BenchmarkServeLayer), less than the network
-// and TLS it feeds, and it is the only check that covers everything: tar-split
-// checks each payload's CRC-64, but not headers, nor a file that a later entry of
-// the same layer replaced, nor a bug of ours. A layer that changed on disk is then
-// never sent whole.
+// nil (see holdbackWriter). It is worth its cost: one SHA-256 pass, 1.2 GB/s on
+// a CPU with SHA instructions, against 460 MB/s for the whole reassembly with it
+// and 200 MB/s for a GET over TLS (BenchmarkServeLayer, 2 shared cores), so a
+// third of the reassembly's CPU and less than the TLS it feeds, which runs on
+// other cores when several layers are served. And it is the only check that
+// covers everything: tar-split checks each payload's CRC-64, but not headers,
+// nor a file that a later entry of the same layer replaced, nor a bug of ours.
+// A layer that changed on disk is then never sent whole, and the serving node
+// logs it.
 //
 // A layer without metadata is a NotFound error.
 func (s *Store) writeLayerTar(ctx context.Context, diffID string, w io.Writer) (int64, error) {

@@ -16,7 +16,7 @@ import (
 	"github.com/shoal-project/shoal/runtime/image/imagetest"
 )
 
-func openStore(t *testing.T, opts Options) *Store {
+func openStore(t testing.TB, opts Options) *Store {
 	t.Helper()
 	if opts.Root == "" {
 		opts.Root = filepath.Join(t.TempDir(), "image")
@@ -29,7 +29,7 @@ func openStore(t *testing.T, opts Options) *Store {
 	return s
 }
 
-func loadFile(t *testing.T, s *Store, path string) []string {
+func loadFile(t testing.TB, s *Store, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
