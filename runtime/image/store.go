@@ -5,7 +5,13 @@
 // Each layer is unpacked once, into a directory named by its diff ID, with
 // whiteouts converted to overlayfs form, so the layer directories of an image can
 // be handed to overlayfs as lowerdirs. Layers are shared between images and are
-// deleted when the last image using them is removed.
+// deleted when the last image using them is removed. The tar-split metadata
+// recorded while unpacking rebuilds a layer's original tar from its directory.
+//
+// Nodes share images: PeerHandler serves them as a read-only registry, with
+// generated manifests and layer tars rebuilt on the fly, and PullFromPeer fetches
+// from another node's, checking every digest. README.md describes the layout on
+// disk and the protocol.
 package image
 
 import (
