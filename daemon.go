@@ -72,6 +72,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Containers:    containers,
 		Images:        images,
 		Network:       network,
+		PeerImages:    images.PeerHandler(),
 		Logger:        log.With("component", "cluster"),
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -43,7 +44,10 @@ type Config struct {
 	Containers    Runtime
 	Images        agent.Images
 	Network       agent.Network
-	Logger        *slog.Logger
+	// PeerImages serves this node's images to the other nodes (under /v2/ on
+	// the control port); nil serves none.
+	PeerImages http.Handler
+	Logger     *slog.Logger
 }
 
 // Cluster is this node's view of its swarm.

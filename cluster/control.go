@@ -41,6 +41,11 @@ func (c *Cluster) rpcHandler() http.Handler {
 	mux.HandleFunc("POST /raft/leave", c.managerOnly(c.serveRaftLeave))
 	mux.HandleFunc("POST /node/certificate", c.serveCertificate)
 	mux.HandleFunc("GET /logs", c.serveLogs)
+	if c.cfg.PeerImages != nil {
+		// Any node of the swarm may fetch images (the control port already
+		// checked its certificate); the store verifies what it serves.
+		mux.Handle("/v2/", c.cfg.PeerImages)
+	}
 	return mux
 }
 

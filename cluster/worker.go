@@ -35,10 +35,10 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		managers = []string{st.AdvertiseAddr}
 	}
 	follower := session.NewFollower(session.FollowerConfig{
-		NodeID:     st.NodeID,
-		Client:     c.creds.HTTPClient(false),
-		Managers:   managers,
-		Local:      local,
+		NodeID:   st.NodeID,
+		Client:   c.creds.HTTPClient(false),
+		Managers: managers,
+		Local:    local,
 		Candidates: func() []string {
 			if lead := c.leadership(); lead != nil {
 				return lead.managers()
@@ -56,7 +56,9 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		Containers: c.cfg.Containers,
 		Images:     c.cfg.Images,
 		Network:    c.cfg.Network,
-		Logger:     c.log.With("component", "agent"),
+		// Images are fetched from any node of the swarm, not only managers.
+		PeerTransport: c.creds.RoundTripper(true),
+		Logger:        c.log.With("component", "agent"),
 	})
 	c.loops.Add(1)
 	go func() {
@@ -81,7 +83,6 @@ func (c *Cluster) hello(st *nodeState) session.Hello {
 		ControlAddr: st.AdvertiseAddr,
 	}
 }
-
 
 // description is what the node reports of itself.
 func (c *Cluster) description() swarm.NodeDescription {

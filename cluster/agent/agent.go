@@ -12,6 +12,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -68,7 +69,10 @@ type Config struct {
 	Containers Containers
 	Images     Images
 	Network    Network
-	Logger     *slog.Logger
+	// PeerTransport reaches other nodes' control ports, where their images
+	// are served (Images must also be PeerImages); nil: no peers asked.
+	PeerTransport http.RoundTripper
+	Logger        *slog.Logger
 }
 
 // Agent runs the node's assigned tasks.
@@ -80,7 +84,8 @@ type Agent struct {
 	ingress map[string]string // service -> what was last published for it
 	reports chan session.StatusUpdate
 	// sess is the open session (nil while there is none); reports go through it.
-	sess sessionHolder
+	sess  sessionHolder
+	peers peerList
 	// stopping is closed (the Run context's Done) when the agent stops, so that a
 	// report never blocks a stopping agent.
 	stopping <-chan struct{}

@@ -31,10 +31,10 @@ type fakeNode struct {
 	sandboxes  map[string]bool
 	images     map[string]bool
 	pulls      []string
-	published  []string // PublishService calls
+	published  []string      // PublishService calls
 	offline    bool          // no manager reachable: sessions cannot open
 	cut        chan struct{} // closed: the open session ends
-	starts     int      // Start calls
+	starts     int           // Start calls
 }
 
 type fakeContainer struct {

@@ -103,6 +103,9 @@ func (a *Agent) serve(ctx context.Context, s session.Session, sets chan<- sessio
 			default:
 			}
 		}
+		if m.Peers != nil {
+			a.peers.set(m.Peers)
+		}
 		if m.Node != nil && a.cfg.OnNode != nil {
 			a.cfg.OnNode(m.Node)
 		}

@@ -188,7 +188,14 @@ func (a *Agent) ensureImage(ctx context.Context, ref, auth string) error {
 			return nil
 		}
 	}
-	_, err := a.cfg.Images.Pull(ctx, ref, image.DecodeAuth(auth), nil)
+	err := a.pullFromPeers(ctx, ref)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errNoPeerHasImage) {
+		a.log.Warn("fetch image from a peer node; trying its registry", "image", ref, "err", err)
+	}
+	_, err = a.cfg.Images.Pull(ctx, ref, image.DecodeAuth(auth), nil)
 	return err
 }
 

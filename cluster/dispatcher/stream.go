@@ -18,7 +18,7 @@ import (
 // change of its tasks or of its node object, and a keepalive every period (with
 // the managers, so a node learns of new ones).
 func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, period time.Duration) (<-chan session.Message, error) {
-	first := session.Message{SessionID: sessionID, HeartbeatPeriod: period, Managers: d.managers()}
+	first := session.Message{SessionID: sessionID, HeartbeatPeriod: period, Managers: d.managers(), Peers: d.peers(nodeID)}
 	names := map[string]string{}
 	events, err := d.store.ViewAndWatchNode(ctx, nodeID, func(tx store.ReadTx) error {
 		n, err := tx.Node(nodeID)
@@ -54,7 +54,7 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 		if !send(first) {
 			return
 		}
-		managers := first.Managers
+		managers, peers := first.Managers, first.Peers
 		keepalive := time.NewTicker(period)
 		defer keepalive.Stop()
 		for {
@@ -65,6 +65,9 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 				m := session.Message{HeartbeatPeriod: period}
 				if now := d.managers(); !slices.Equal(now, managers) {
 					m.Managers, managers = now, now
+				}
+				if now := d.peers(nodeID); !slices.Equal(now, peers) {
+					m.Peers, peers = now, now
 				}
 				if !send(m) {
 					return
@@ -81,6 +84,25 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 		}
 	}()
 	return out, nil
+}
+
+// peers are the control addresses of the ready nodes other than nodeID.
+func (d *Dispatcher) peers(nodeID string) []string {
+	var out []string
+	_ = d.store.View(func(tx store.ReadTx) error {
+		peers, err := tx.Peers()
+		for _, p := range peers {
+			if p.ID == nodeID {
+				continue
+			}
+			if n, err := tx.Node(p.ID); err == nil && n.Status.State == swarm.NodeStateReady {
+				out = append(out, p.ControlAddr)
+			}
+		}
+		return err
+	})
+	slices.Sort(out)
+	return out
 }
 
 // change turns a store event into a message for nodeID, if it is one.

@@ -60,6 +60,10 @@ type Message struct {
 	// Managers are the control addresses of the swarm's managers, the leader
 	// first; sent when the session opens and whenever they change.
 	Managers []string `json:",omitempty"`
+	// Peers are the control addresses of the swarm's other ready nodes, where
+	// their images can be fetched; sent when the session opens and whenever
+	// they change.
+	Peers []string `json:",omitempty"`
 	// Node is the node's own object (spec and role) as the managers keep it;
 	// sent when the session opens and whenever it changes.
 	Node *swarm.Node `json:",omitempty"`
