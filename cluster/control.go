@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/moby/moby/api/types/swarm"
@@ -242,6 +243,9 @@ func (c *Cluster) serveRaftLeave(w http.ResponseWriter, r *http.Request, s *stor
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// readIndexTimeout bounds a read barrier asked of the leader.
+const readIndexTimeout = 2 * time.Second
+
 // forwarder is the store's Forwarder over the control port.
 type forwarder struct{ client *http.Client }
 
@@ -252,6 +256,10 @@ func (f forwarder) Propose(ctx context.Context, leader raft.ServerAddress, batch
 }
 
 func (f forwarder) ReadIndex(ctx context.Context, leader raft.ServerAddress) (uint64, error) {
+	// A leader answers a read barrier in a round trip or two; one that does
+	// not within this is gone (crashed, partitioned) as far as readers care.
+	ctx, cancel := context.WithTimeout(ctx, readIndexTimeout)
+	defer cancel()
 	var reply indexReply
 	err := callRPC(ctx, f.client, string(leader), "/store/readindex", nil, &reply)
 	var te transportError

@@ -281,7 +281,12 @@ func (s *remoteSession) Heartbeat(ctx context.Context) error {
 	return s.post(ctx, "/session/heartbeat", nil)
 }
 
+// postTimeout bounds a status report or a heartbeat.
+const postTimeout = 15 * time.Second
+
 func (s *remoteSession) post(ctx context.Context, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, postTimeout)
+	defer cancel()
 	var body io.Reader = http.NoBody
 	if v != nil {
 		data, err := json.Marshal(v)

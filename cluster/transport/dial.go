@@ -18,10 +18,16 @@ import (
 // dialTimeout bounds connecting to a peer's control port.
 const dialTimeout = 5 * time.Second
 
+// rpcHeaderTimeout bounds the wait for the answer of an RPC call.
+const rpcHeaderTimeout = 15 * time.Second
+
 // Dial opens a connection to a peer's control port speaking proto. The peer
 // must be a manager of this swarm unless anyNode is set.
 func (c *Credentials) Dial(ctx context.Context, addr, proto string, anyNode bool) (*tls.Conn, error) {
 	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}, Config: c.clientConfig(proto, anyNode)}
+	// The handshake too is bounded: a peer may vanish in the middle of it.
+	ctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
+	defer cancel()
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
@@ -44,7 +50,10 @@ func (c *Credentials) RoundTripper(anyNode bool) http.RoundTripper {
 		},
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // streams (sessions, logs) answer headers at once, then run long
+		// Every call answers its headers within this (streams, sessions and
+		// logs, send theirs at once, then run long): a peer behind a network
+		// partition must not hold a caller forever.
+		ResponseHeaderTimeout: rpcHeaderTimeout,
 		ForceAttemptHTTP2:     false,
 	}
 }

@@ -1,0 +1,362 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-project/shoal/testenv"
+)
+
+// A manager and four workers: the workers join and are Ready; a service of 10
+// replicas constrained to workers and spread over a zone label runs 5 per zone,
+// its image loaded on the manager only; its logs come from every node; draining
+// a node moves its tasks; a task no node fits says why; a worker answers
+// cluster commands as Docker's do; a worker that leaves is Down.
+func TestMultiNodeScheduling(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 4)
+	m := nodes[0]
+	for i, n := range nodes[1:] {
+		zone := "a"
+		if i >= 2 {
+			zone = "b"
+		}
+		m.MustDocker("node", "update", "--label-add", "zone="+zone, n.Name)
+	}
+	m.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "10",
+		"--constraint", "node.role==worker", "--placement-pref", "spread=node.labels.zone",
+		"--stop-grace-period", "1s", "busybox", "sh", "-c", "echo hello from $(hostname); exec sleep 1000")
+	by := waitRunningOn(t, m, "web", 10, 90*time.Second, nil)
+	if by["node1"] != 0 {
+		t.Errorf("%d tasks on the manager, constrained to workers", by["node1"])
+	}
+	if a, b := by["node2"]+by["node3"], by["node4"]+by["node5"]; a != 5 || b != 5 {
+		t.Errorf("zone a runs %d, zone b %d: want 5 and 5 (spread over the zone label): %v", a, b, by)
+	}
+	for _, n := range nodes[1:] {
+		if by[n.Name] < 2 || by[n.Name] > 3 {
+			t.Errorf("%s runs %d tasks, want 2 or 3: %v", n.Name, by[n.Name], by)
+		}
+	}
+	// Logs of tasks on four other nodes, read through the manager.
+	testenv.WaitFor(t, 30*time.Second, "logs from every worker", func() (bool, string) {
+		out, err := try(m, "service", "logs", "web")
+		if err != nil {
+			return false, out
+		}
+		for _, n := range nodes[1:] {
+			if !strings.Contains(out, "@"+n.Name) {
+				return false, out
+			}
+		}
+		return strings.Count(out, "hello from") == 10, out
+	})
+
+	m.MustDocker("node", "update", "--availability", "drain", "node5")
+	waitRunningOn(t, m, "web", 10, 60*time.Second, func(by map[string]int) bool { return by["node5"] == 0 && by["node1"] == 0 })
+	testenv.WaitFor(t, 30*time.Second, "node5's containers stopped", func() (bool, string) {
+		out, err := nodes[4].Docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=web")
+		return err == nil && strings.TrimSpace(out) == "", out
+	})
+
+	m.MustDocker("service", "create", "-d", "--name", "nowhere", "--constraint", "node.labels.zone==c", "busybox", "sleep", "1000")
+	testenv.WaitFor(t, 30*time.Second, "the unplaceable task says why", func() (bool, string) {
+		out, _ := try(m, "service", "ps", "--no-trunc", "--format", "{{.CurrentState}}|{{.Error}}", "nowhere")
+		return strings.HasPrefix(out, "Pending") && strings.Contains(out, "no suitable node (scheduling constraints not satisfied on 4 nodes; 1 node not available for new tasks)"), out
+	})
+
+	w := nodes[1]
+	out, err := try(w, "node", "ls")
+	if err == nil || !strings.Contains(out, "Worker nodes can't be used to view or modify cluster state") {
+		t.Errorf("node ls on a worker: %v %q", err, out)
+	}
+	info := w.MustDocker("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{len .Swarm.RemoteManagers}}")
+	if strings.TrimSpace(info) != "active false 1" {
+		t.Errorf("docker info on a worker: %q, want active, no control, one manager", info)
+	}
+	w.MustDocker("swarm", "leave")
+	waitNodeStatus(t, m, "node2", "Down", 30*time.Second)
+	out, _ = try(w, "ps", "-aq", "--filter", "label=com.docker.swarm.service.name=web")
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("containers left on a node that left the swarm: %q", out)
+	}
+}
+
+// Three managers: the leader is SIGKILLed while a client writes through
+// another manager; a new leader is elected, the writes go on, none that was
+// acknowledged is lost, and the old leader comes back as a follower.
+func TestMultiNodeLeaderFailover(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 3, 0)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	n2.MustDocker("service", "create", "-d", "--name", "svc", "--replicas", "0", "busybox", "sleep", "1000")
+
+	var (
+		mu    sync.Mutex
+		acked []int
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, err := n2.DockerContext(wctx, "service", "update", "-d", "--label-add", "k"+strconv.Itoa(i)+"=v", "svc")
+			cancel()
+			if err == nil {
+				mu.Lock()
+				acked = append(acked, i)
+				mu.Unlock()
+			}
+		}
+	}()
+	ackedCount := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	testenv.WaitFor(t, 30*time.Second, "writes before the kill", func() (bool, string) { return ackedCount() >= 3, "" })
+	if l := leaderOf(t, n2); l != "node1" {
+		t.Fatalf("leader before the kill is %q, want node1", l)
+	}
+	n1.Kill()
+	before := ackedCount()
+	testenv.WaitFor(t, 30*time.Second, "a new leader", func() (bool, string) {
+		l := leaderOf(t, n3)
+		return l == "node2" || l == "node3", l
+	})
+	testenv.WaitFor(t, 30*time.Second, "writes through node2 after the kill", func() (bool, string) {
+		return ackedCount() >= before+3, strconv.Itoa(ackedCount())
+	})
+	stop()
+	<-done
+
+	out := n3.MustDocker("service", "inspect", "--format", "{{json .Spec.Labels}}", "svc")
+	mu.Lock()
+	for _, i := range acked {
+		if !strings.Contains(out, fmt.Sprintf(`"k%d":"v"`, i)) {
+			t.Errorf("acknowledged write k%d is lost: %s", i, out)
+		}
+	}
+	mu.Unlock()
+
+	n1.Start()
+	testenv.WaitFor(t, 30*time.Second, "the old leader back as a follower", func() (bool, string) {
+		rows, err := nodeList(t, n1)
+		if err != nil {
+			return false, err.Error()
+		}
+		return rows["node1"].ManagerStatus == "Reachable" && rows["node1"].Status == "Ready", fmt.Sprint(rows)
+	})
+	// It has the writes made while it was dead.
+	if got := n1.MustDocker("service", "inspect", "--format", "{{json .Spec.Labels}}", "svc"); got != out {
+		t.Errorf("the restarted manager reads %s, the others %s", got, out)
+	}
+}
+
+// Three managers, one cut off from the other two: the majority keeps
+// accepting writes, the minority refuses them with a clear error, and once
+// healed every manager has the majority's writes.
+func TestMultiNodePartition(t *testing.T) {
+	t.Parallel()
+	lab := multiSwarmLab(t, 3)
+	n1, n2, n3 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	lab.Partition([]*testenv.Node{n1}, []*testenv.Node{n2, n3})
+	testenv.WaitFor(t, 60*time.Second, "the majority accepts a write", func() (bool, string) {
+		out, err := try(n2, "service", "create", "-d", "--name", "majority", "busybox", "sleep", "1000")
+		return err == nil || strings.Contains(out, "already exists"), out
+	})
+	out, err := try(n1, "service", "create", "-d", "--name", "minority", "busybox", "sleep", "1000")
+	if err == nil || !strings.Contains(out, "does not have a leader") {
+		t.Errorf("a write on the minority: %v %q, want Docker's no-leader error", err, out)
+	}
+	lab.Heal()
+	testenv.WaitFor(t, 60*time.Second, "node1 has the majority's write", func() (bool, string) {
+		out, err := try(n1, "service", "ls", "--format", "{{.Name}}")
+		return err == nil && strings.TrimSpace(out) == "majority", out
+	})
+	waitNodes(t, n1, 3, "Ready")
+}
+
+// multiSwarmLab is multiSwarm of managers, with its lab.
+func multiSwarmLab(t *testing.T, managers int) *testenv.TestLab {
+	t.Helper()
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: managers})
+	n1 := lab.Nodes[0]
+	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr())
+	token := strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "manager"))
+	for _, n := range lab.Nodes[1:] {
+		n.MustDocker("swarm", "join", "--token", token, n1.Addr()+":2377")
+	}
+	waitNodes(t, n1, managers, "Ready")
+	return lab
+}
+
+// A worker's daemon is SIGKILLed: it is Down, its tasks run elsewhere, and
+// when it comes back its stale task containers are removed.
+func TestMultiNodeWorkerLoss(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 2)
+	m, w1, w2 := nodes[0], nodes[1], nodes[2]
+	m.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "4", "--constraint", "node.role==worker",
+		"--stop-grace-period", "1s", "busybox", "sleep", "1000")
+	waitRunningOn(t, m, "web", 4, 90*time.Second, func(by map[string]int) bool { return by["node2"] == 2 && by["node3"] == 2 })
+	w2.Kill()
+	waitNodeStatus(t, m, "node3", "Down", 30*time.Second)
+	waitRunningOn(t, m, "web", 4, 60*time.Second, func(by map[string]int) bool { return by["node2"] == 4 })
+	w2.Start()
+	waitNodeStatus(t, m, "node3", "Ready", 30*time.Second)
+	testenv.WaitFor(t, 30*time.Second, "node3's stale containers gone", func() (bool, string) {
+		out, err := try(w2, "ps", "-q", "--filter", "label=com.docker.swarm.service.name=web")
+		return err == nil && strings.TrimSpace(out) == "", out
+	})
+	if by, _ := runningByNode(t, m, "web"); by["node2"] != 4 {
+		t.Errorf("tasks moved again after node3 came back: %v", by)
+	}
+	_ = w1
+}
+
+// With its manager gone, a worker keeps its task running and restarts it
+// itself when it exits (restart policy any); the manager, back, finds the same
+// task running: nothing was replaced.
+func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 1)
+	m, w := nodes[0], nodes[1]
+	m.MustDocker("service", "create", "-d", "--name", "app", "--constraint", "node.role==worker",
+		"--restart-delay", "100ms", "busybox", "sleep", "1000")
+	waitRunningOn(t, m, "app", 1, 90*time.Second, nil)
+	taskID := strings.TrimSpace(m.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", "app"))
+
+	m.Stop()
+	container := strings.TrimSpace(w.MustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=app"))
+	if container == "" {
+		t.Fatal("the task's container is not running on the worker once the manager stopped")
+	}
+	// The worker notices the session is gone (the manager's connections are
+	// closed), then the task exits.
+	testenv.WaitFor(t, 30*time.Second, "the worker without a session", func() (bool, string) {
+		log := w.Log()
+		return strings.Contains(log, "session ended") || strings.Contains(log, "no session with a manager"), ""
+	})
+	started := w.MustDocker("inspect", "--format", "{{.State.StartedAt}}", container)
+	w.MustDocker("kill", container)
+	testenv.WaitFor(t, 30*time.Second, "the task restarted on the worker", func() (bool, string) {
+		out, _ := try(w, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Running}}", container)
+		return out != "" && !strings.HasPrefix(out, strings.TrimSpace(started)) && strings.Contains(out, "|true"), out
+	})
+	m.Start()
+	waitRunningOn(t, m, "app", 1, 60*time.Second, nil)
+	if got := strings.TrimSpace(m.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", "app")); got != taskID {
+		t.Errorf("running task %s after the manager came back, want the same task %s", got, taskID)
+	}
+	if out := m.MustDocker("service", "ps", "-q", "app"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("the task was replaced while the manager was away:\n%s", m.MustDocker("service", "ps", "app"))
+	}
+}
+
+// Forged, wrong-CA and rotated tokens are refused and add no node; a TLS
+// client without a swarm certificate is refused on the control port; a node
+// removed from the swarm cannot come back with its certificate.
+func TestMultiNodeJoinRefusals(t *testing.T) {
+	t.Parallel()
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 4})
+	n1, n2, n3, n4 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2], lab.Nodes[3]
+	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr())
+	remote := n1.Addr() + ":2377"
+	token := strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker"))
+
+	forged := token[:len(token)-5] + "aaaaa"
+	out, err := try(n2, "swarm", "join", "--token", forged, remote)
+	if err == nil || !strings.Contains(out, "A valid join token is necessary to join this cluster") {
+		t.Errorf("forged token: %v %q", err, out)
+	}
+	// A token of another swarm: its CA digest does not match.
+	n4.MustDocker("swarm", "init", "--advertise-addr", n4.Addr())
+	other := strings.TrimSpace(n4.MustDocker("swarm", "join-token", "-q", "worker"))
+	out, err = try(n2, "swarm", "join", "--token", other, remote)
+	if err == nil || !strings.Contains(out, "remote CA does not match fingerprint") {
+		t.Errorf("wrong-CA token: %v %q", err, out)
+	}
+	n1.MustDocker("swarm", "join-token", "--rotate", "worker")
+	out, err = try(n2, "swarm", "join", "--token", token, remote)
+	if err == nil || !strings.Contains(out, "A valid join token is necessary") {
+		t.Errorf("rotated token: %v %q", err, out)
+	}
+	if rows, _ := nodeList(t, n1); len(rows) != 1 {
+		t.Errorf("refused joins added nodes: %v", rows)
+	}
+
+	// No certificate, no control port (the join protocol aside).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := n2.DialContext(ctx, "tcp", remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"shoal-rpc/1"}, MinVersion: tls.VersionTLS13})
+	err = conn.HandshakeContext(ctx)
+	if err == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+	}
+	conn.Close()
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a client without a certificate on the control port: %v, want a refusal that names the certificate", err)
+	}
+
+	fresh := strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker"))
+	n3.MustDocker("swarm", "join", "--token", fresh, remote)
+	waitNodeStatus(t, n1, "node3", "Ready", 30*time.Second)
+	n1.MustDocker("node", "rm", "--force", "node3")
+	n3.Restart() // its agent opens a new session with the certificate it has
+	testenv.WaitFor(t, 30*time.Second, "the removed node refused", func() (bool, string) {
+		log := n3.Log()
+		return strings.Contains(log, "no session with a manager"), ""
+	})
+	if rows, _ := nodeList(t, n1); len(rows) != 1 {
+		t.Errorf("a removed node came back: %v", rows)
+	}
+}
+
+// Two workers promoted make three managers; the leader demoted hands over;
+// the demoted node answers as a worker.
+func TestMultiNodePromoteDemote(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 2)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	n1.MustDocker("node", "promote", "node2", "node3")
+	testenv.WaitFor(t, 30*time.Second, "three managers", func() (bool, string) {
+		rows, err := nodeList(t, n2)
+		if err != nil {
+			return false, err.Error()
+		}
+		return rows["node1"].ManagerStatus == "Leader" && rows["node2"].ManagerStatus == "Reachable" &&
+			rows["node3"].ManagerStatus == "Reachable", fmt.Sprint(rows)
+	})
+	n2.MustDocker("node", "demote", "node1")
+	testenv.WaitFor(t, 30*time.Second, "leadership handed over", func() (bool, string) {
+		rows, err := nodeList(t, n3)
+		if err != nil {
+			return false, err.Error()
+		}
+		l := leaderOf(t, n3)
+		return (l == "node2" || l == "node3") && rows["node1"].ManagerStatus == "", fmt.Sprint(rows)
+	})
+	testenv.WaitFor(t, 30*time.Second, "node1 answers as a worker", func() (bool, string) {
+		out, err := try(n1, "node", "ls")
+		return err != nil && strings.Contains(out, "Worker nodes can't be used"), out
+	})
+	// Two managers to one keeps a quorum; one to none does not.
+	n2.MustDocker("node", "demote", "node3")
+	out, err := try(n2, "node", "demote", "node2")
+	if err == nil || !strings.Contains(out, "attempting to demote the last manager of the swarm") {
+		t.Errorf("demote of the last manager: %v %q", err, out)
+	}
+}
