@@ -251,6 +251,9 @@ func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
 		out, _ := try(w, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Running}}", container)
 		return out != "" && !strings.HasPrefix(out, strings.TrimSpace(started)) && strings.Contains(out, "|true"), out
 	})
+	if !strings.Contains(w.Log(), "restarting an exited task on this node") {
+		t.Error("the worker's log does not say it restarted the task itself")
+	}
 	m.Start()
 	waitRunningOn(t, m, "app", 1, 60*time.Second, nil)
 	if got := strings.TrimSpace(m.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", "app")); got != taskID {
