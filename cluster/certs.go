@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -237,12 +238,22 @@ func (c *Cluster) promote(ctx context.Context) error {
 	return nil
 }
 
-// demote makes this manager a worker: its store is closed and erased (Raft has
-// already let it go), and it gets a worker certificate.
+// demote makes this manager a worker: once the leader has taken it out of Raft,
+// its store is closed and erased, and it gets a worker certificate.
 func (c *Cluster) demote(ctx context.Context) error {
+	c.mu.RLock()
+	s, self := c.store, c.node.NodeID
+	c.mu.RUnlock()
+	if s != nil {
+		// Until Raft has let this member go, the others may need its vote to
+		// agree on exactly that.
+		if err := waitRemoved(ctx, s, self); err != nil {
+			return err
+		}
+	}
 	c.mu.Lock()
 	st := *c.node
-	s := c.store
+	s = c.store
 	stop := c.stopLeadership()
 	c.store = nil
 	st.Role = ca.WorkerRole
@@ -262,4 +273,17 @@ func (c *Cluster) demote(ctx context.Context) error {
 	}
 	c.log.Info("demoted to worker", "node", st.NodeID)
 	return nil
+}
+
+// waitRemoved waits until this member's Raft configuration no longer has it.
+func waitRemoved(ctx context.Context, s *store.Store, self string) error {
+	for {
+		members, err := s.Members()
+		if err == nil && !slices.ContainsFunc(members, func(m store.Member) bool { return m.ID == self }) {
+			return nil
+		}
+		if err := pauseFor(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("wait to be taken out of raft: %w", err)
+		}
+	}
 }

@@ -59,11 +59,14 @@ func (l *leadership) dropDemoted(ctx context.Context) {
 		}
 		return err
 	})
-	self, _ := l.store.Leader()
 	for _, m := range members {
-		if roles[m.ID] == swarm.NodeRoleManager || m.ID == self {
+		if roles[m.ID] == swarm.NodeRoleManager {
 			continue
 		}
+		// A demoted leader removes itself too: Raft commits the change with
+		// the current members' quorum and then steps down. (Handing over
+		// first would leave two members that can never agree to drop the
+		// second, once it is gone.)
 		l.log.Info("removing a demoted or removed manager from raft", "node", m.ID)
 		if err := l.store.RemoveServer(ctx, m.ID); err != nil {
 			l.log.Warn("remove manager from raft", "node", m.ID, "err", err)
@@ -82,14 +85,6 @@ func (l *leadership) dropDemoted(ctx context.Context) {
 		})
 		if err != nil {
 			l.log.Warn("record demotion", "node", id, "err", err)
-		}
-	}
-	if roles[self] == swarm.NodeRoleWorker {
-		// The leader itself was demoted: it hands leadership over, and the
-		// next leader takes it out of Raft.
-		l.log.Info("this manager was demoted: handing leadership over")
-		if err := l.store.TransferLeadership(); err != nil {
-			l.log.Warn("hand leadership over", "err", err)
 		}
 	}
 }

@@ -159,12 +159,3 @@ func (s *Store) Heartbeats(ctx context.Context) <-chan Reachability {
 func Recover(cfg Config, self raft.ServerAddress) error {
 	return recoverCluster(withDefaults(cfg), self)
 }
-
-// TransferLeadership asks another voter to take over as leader (a demoted
-// leader steps aside so that the next one removes it from Raft).
-func (s *Store) TransferLeadership() error {
-	if err := s.raft.LeadershipTransfer().Error(); err != nil {
-		return fmt.Errorf("transfer leadership: %w", err)
-	}
-	return nil
-}

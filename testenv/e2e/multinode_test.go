@@ -356,9 +356,18 @@ func TestMultiNodePromoteDemote(t *testing.T) {
 		out, err := try(n1, "node", "ls")
 		return err != nil && strings.Contains(out, "Worker nodes can't be used"), out
 	})
-	// Two managers to one keeps a quorum; one to none does not.
-	n2.MustDocker("node", "demote", "node3")
-	out, err := try(n2, "node", "demote", "node2")
+	// Two managers to one keeps a quorum, also when the one demoted leads (it
+	// takes itself out of Raft, then steps down); one to none does not.
+	leader := leaderOf(t, n2)
+	other := map[string]*testenv.Node{"node2": n3, "node3": n2}[leader]
+	if other == nil {
+		t.Fatalf("leader %q, want node2 or node3", leader)
+	}
+	other.MustDocker("node", "demote", leader)
+	testenv.WaitFor(t, 30*time.Second, "the other manager leads alone", func() (bool, string) {
+		return leaderOf(t, other) == other.Name, ""
+	})
+	out, err := try(other, "node", "demote", other.Name)
 	if err == nil || !strings.Contains(out, "attempting to demote the last manager of the swarm") {
 		t.Errorf("demote of the last manager: %v %q", err, out)
 	}
