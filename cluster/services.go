@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/agent"
@@ -16,17 +15,15 @@ import (
 	"github.com/shoal-project/shoal/cluster/store"
 )
 
-// CreateService validates spec and stores a new service; the orchestrator makes its
-// tasks.
+// CreateService fills spec with dockerd's defaults, validates it and stores a new
+// service; the orchestrator makes its tasks.
 func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, encodedAuth string) (swarm.ServiceCreateResponse, error) {
 	if spec.Name == "" {
 		spec.Name = randomName()
 	}
+	spec = orchestrator.SpecDefaults(spec)
 	if err := validateServiceSpec(&spec); err != nil {
 		return swarm.ServiceCreateResponse{}, err
-	}
-	if spec.Labels == nil {
-		spec.Labels = map[string]string{}
 	}
 	svc := &swarm.Service{ID: store.NewID(), Spec: spec}
 	if isJob(spec.Mode) {
@@ -39,6 +36,7 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		if err := resolvePorts(tx, svc, nil); err != nil {
 			return err
 		}
+		svc.Endpoint.Spec = endpointSpecShown(spec, swarm.Endpoint{})
 		if err := tx.CreateService(svc); err != nil {
 			return err
 		}
@@ -51,7 +49,7 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 }
 
 // endpointOf is the endpoint a service spec asks for: its mode and ports, with
-// Docker's defaults (tcp, ingress) filled in.
+// Docker's defaults (vip, tcp, ingress) filled in.
 func endpointOf(spec swarm.ServiceSpec) swarm.Endpoint {
 	ep := swarm.Endpoint{Spec: swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP}}
 	if spec.EndpointSpec != nil {
@@ -59,17 +57,22 @@ func endpointOf(spec swarm.ServiceSpec) swarm.Endpoint {
 		if ep.Spec.Mode == "" {
 			ep.Spec.Mode = swarm.ResolutionModeVIP
 		}
-		for _, p := range spec.EndpointSpec.Ports {
-			if p.Protocol == "" {
-				p.Protocol = network.TCP
-			}
-			if p.PublishMode == "" {
-				p.PublishMode = swarm.PortConfigPublishModeIngress
-			}
-			ep.Ports = append(ep.Ports, p)
-		}
+		ep.Spec.Ports = orchestrator.PortDefaults(ep.Spec.Ports)
+		ep.Ports = orchestrator.PortDefaults(spec.EndpointSpec.Ports)
 	}
 	return ep
+}
+
+// endpointSpecShown is the Endpoint.Spec of a service with spec whose endpoint was
+// before, as dockerd's allocator leaves it: empty until the service publishes a
+// port, then a copy of the spec's endpoint (kept, as dockerd keeps it, once the
+// ports are gone); empty again when the spec has no endpoint at all.
+func endpointSpecShown(spec swarm.ServiceSpec, before swarm.Endpoint) swarm.EndpointSpec {
+	had := before.Spec.Mode != "" || len(before.Spec.Ports) > 0 || len(before.Ports) > 0
+	if spec.EndpointSpec == nil || (len(spec.EndpointSpec.Ports) == 0 && !had) {
+		return swarm.EndpointSpec{}
+	}
+	return endpointOf(spec).Spec
 }
 
 func isJob(m swarm.ServiceMode) bool { return m.ReplicatedJob != nil || m.GlobalJob != nil }
@@ -87,12 +90,13 @@ func (c *Cluster) Services(ctx context.Context, withStatus bool) ([]swarm.Servic
 			return err
 		}
 		for _, s := range services {
+			v := shown(*s)
 			if withStatus {
-				if err := fillStatus(tx, s, ready); err != nil {
+				if err := fillStatus(tx, &v, ready); err != nil {
 					return err
 				}
 			}
-			out = append(out, *s)
+			out = append(out, v)
 		}
 		return nil
 	})
@@ -162,16 +166,25 @@ func (c *Cluster) Service(ctx context.Context, ref string, insertDefaults bool) 
 		if err != nil {
 			return err
 		}
-		out = *s
+		out = shown(*s)
 		return nil
 	})
 	if err == nil && insertDefaults {
-		withDefaults(&out.Spec)
-		if out.PreviousSpec != nil {
-			withDefaults(out.PreviousSpec)
-		}
+		// As swarmkit's: the spec only, not the previous one.
+		out.Spec = withInsertDefaults(out.Spec)
 	}
 	return out, err
+}
+
+// shown is a service as the API shows it: its specs with the defaults dockerd
+// stores, which a store written by an older shoal may lack.
+func shown(s swarm.Service) swarm.Service {
+	s.Spec = orchestrator.SpecDefaults(s.Spec)
+	if s.PreviousSpec != nil {
+		prev := orchestrator.SpecDefaults(*s.PreviousSpec)
+		s.PreviousSpec = &prev
+	}
+	return s
 }
 
 func findService(tx store.ReadTx, ref string) (*swarm.Service, error) {
@@ -200,30 +213,28 @@ func findService(tx store.ReadTx, ref string) (*swarm.Service, error) {
 	return nil, errInvalidf("service %s is ambiguous (%d matches found)", ref, len(match))
 }
 
-// withDefaults fills a spec with swarmkit's defaults, as `docker service inspect`
-// shows them.
-func withDefaults(spec *swarm.ServiceSpec) {
+// withInsertDefaults is spec as `docker service inspect` shows it (insertDefaults):
+// what the spec leaves out filled with swarmkit's defaults, as swarmkit's
+// InterpolateService fills them (compared with dockerd 20.10, docs/conformance.md).
+func withInsertDefaults(spec swarm.ServiceSpec) swarm.ServiceSpec {
 	tt := &spec.TaskTemplate
 	if cs := tt.ContainerSpec; cs != nil {
-		if cs.StopGracePeriod == nil {
+		c := *cs
+		if c.StopGracePeriod == nil {
 			d := agent.DefaultStopGracePeriod
-			cs.StopGracePeriod = &d
+			c.StopGracePeriod = &d
 		}
-		if cs.DNSConfig == nil {
-			cs.DNSConfig = &swarm.DNSConfig{}
+		if c.DNSConfig == nil {
+			c.DNSConfig = &swarm.DNSConfig{}
 		}
+		tt.ContainerSpec = &c
 	}
 	if tt.Resources == nil {
-		tt.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{}, Reservations: &swarm.Resources{}}
+		tt.Resources = &swarm.ResourceRequirements{}
 	}
-	if tt.RestartPolicy == nil {
-		tt.RestartPolicy = &swarm.RestartPolicy{}
-	}
-	rp := tt.RestartPolicy
-	if rp.Condition == "" {
-		// swarmkit's default, shown for jobs too (whose completed tasks are not
-		// restarted whatever the condition).
-		rp.Condition = swarm.RestartPolicyConditionAny
+	rp := swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny}
+	if tt.RestartPolicy != nil {
+		rp = *tt.RestartPolicy
 	}
 	if rp.Delay == nil {
 		d := orchestrator.DefaultRestartDelay
@@ -233,22 +244,15 @@ func withDefaults(spec *swarm.ServiceSpec) {
 		var zero uint64
 		rp.MaxAttempts = &zero
 	}
+	tt.RestartPolicy = &rp
 	if tt.Placement == nil {
 		tt.Placement = &swarm.Placement{}
-	}
-	if tt.Runtime == "" {
-		tt.Runtime = swarm.RuntimeContainer
 	}
 	u := orchestrator.UpdateDefaults(spec.UpdateConfig)
 	spec.UpdateConfig = &u
 	r := orchestrator.UpdateDefaults(spec.RollbackConfig)
 	spec.RollbackConfig = &r
-	if spec.EndpointSpec == nil {
-		spec.EndpointSpec = &swarm.EndpointSpec{}
-	}
-	if spec.EndpointSpec.Mode == "" {
-		spec.EndpointSpec.Mode = swarm.ResolutionModeVIP
-	}
+	return spec
 }
 
 // UpdateService replaces a service's spec (compare-and-set on version), or rolls
@@ -259,6 +263,7 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 		return swarm.ServiceUpdateResponse{}, errInvalidf("unrecognized rollback option %s", opts.Rollback)
 	}
 	if !rollback {
+		spec = orchestrator.SpecDefaults(spec)
 		if err := validateServiceSpec(&spec); err != nil {
 			return swarm.ServiceUpdateResponse{}, err
 		}
@@ -272,12 +277,13 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 			return store.ErrOutOfSequence
 		}
 		now := time.Now().UTC()
-		cur := svc.Spec
+		before := svc.Endpoint
+		cur := orchestrator.SpecDefaults(svc.Spec)
 		if rollback {
 			if svc.PreviousSpec == nil {
 				return errInvalidf("service %s does not have a previous spec", svc.ID)
 			}
-			spec = *svc.PreviousSpec
+			spec = orchestrator.SpecDefaults(*svc.PreviousSpec)
 			svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted, StartedAt: &now, Message: "manually requested rollback"}
 		} else {
 			if spec.Name != cur.Name {
@@ -287,18 +293,18 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 				return errInvalidf("rpc error: code = Unimplemented desc = service mode change is not allowed")
 			}
 			svc.UpdateStatus = nil
+			// Both specs carry the stored defaults, so a spec read from an older
+			// store compares equal to itself sent back unchanged.
 			if !jsonEqual(spec.TaskTemplate, cur.TaskTemplate) || !reflect.DeepEqual(endpointOf(spec).Ports, endpointOf(cur).Ports) {
 				svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &now, Message: "update in progress"}
 			}
 		}
-		if spec.Labels == nil {
-			spec.Labels = map[string]string{}
-		}
 		svc.PreviousSpec = &cur
 		svc.Spec = spec
-		if err := resolvePorts(tx, svc, svc.Endpoint.Ports); err != nil {
+		if err := resolvePorts(tx, svc, before.Ports); err != nil {
 			return err
 		}
+		svc.Endpoint.Spec = endpointSpecShown(spec, before)
 		if isJob(spec.Mode) {
 			it := uint64(1)
 			if svc.JobStatus != nil {

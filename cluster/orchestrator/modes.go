@@ -202,19 +202,9 @@ func hasCompleted(ts slotTasks) bool {
 	return false
 }
 
-// jobCounts reads a replicated job's TotalCompletions and MaxConcurrent, each
-// defaulting to the other, and both to 1.
+// jobCounts reads a replicated job's TotalCompletions and MaxConcurrent as dockerd
+// defaults them (MaxConcurrent 1, TotalCompletions MaxConcurrent).
 func jobCounts(j *swarm.ReplicatedJob) (total, concurrent int) {
-	total, concurrent = 1, 1
-	switch {
-	case j.TotalCompletions != nil && j.MaxConcurrent != nil:
-		total, concurrent = int(*j.TotalCompletions), int(*j.MaxConcurrent)
-	case j.TotalCompletions != nil:
-		total = int(*j.TotalCompletions)
-		concurrent = total
-	case j.MaxConcurrent != nil:
-		concurrent = int(*j.MaxConcurrent)
-		total = concurrent
-	}
-	return total, max(concurrent, 1)
+	d := modeDefaults(swarm.ServiceMode{ReplicatedJob: j}).ReplicatedJob
+	return int(*d.TotalCompletions), max(int(*d.MaxConcurrent), 1)
 }

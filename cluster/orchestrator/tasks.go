@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/store"
@@ -30,8 +29,10 @@ func active(t *swarm.Task) bool {
 func stopping(t *swarm.Task) bool { return !active(t) && !Terminal(t.Status.State) }
 
 // upToDate reports whether t was made from the service's current task template.
+// Both templates are compared with the defaults dockerd stores (TaskDefaults), so
+// a task made before shoal stored them is not out of date for lacking them.
 func upToDate(t *swarm.Task, svc *swarm.Service) bool {
-	return specEqual(t.Spec, svc.Spec.TaskTemplate) && portsEqual(t.Status.PortStatus.Ports, endpointPorts(svc))
+	return specEqual(TaskDefaults(t.Spec), TaskDefaults(svc.Spec.TaskTemplate)) && portsEqual(t.Status.PortStatus.Ports, endpointPorts(svc))
 }
 
 // UpToDate is upToDate for other packages (the API's "_up-to-date" task filter).
@@ -68,20 +69,10 @@ func endpointPorts(svc *swarm.Service) []swarm.PortConfig {
 	if len(svc.Endpoint.Ports) > 0 {
 		return append([]swarm.PortConfig(nil), svc.Endpoint.Ports...)
 	}
-	if svc.Spec.EndpointSpec == nil {
+	if svc.Spec.EndpointSpec == nil || len(svc.Spec.EndpointSpec.Ports) == 0 {
 		return nil
 	}
-	var out []swarm.PortConfig
-	for _, p := range svc.Spec.EndpointSpec.Ports {
-		if p.Protocol == "" {
-			p.Protocol = network.TCP
-		}
-		if p.PublishMode == "" {
-			p.PublishMode = swarm.PortConfigPublishModeIngress
-		}
-		out = append(out, p)
-	}
-	return out
+	return PortDefaults(svc.Spec.EndpointSpec.Ports)
 }
 
 // newTask makes a task for slot (replicated) or node (global) of svc, ready for the

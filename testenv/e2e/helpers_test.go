@@ -3,9 +3,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/runtime/image/imagetest"
 	"github.com/shoal-project/shoal/testenv"
@@ -72,4 +75,16 @@ func inspect(t *testing.T, n *testenv.Node, kind, ref string, v any) {
 	if err := json.Unmarshal(list[0], v); err != nil {
 		t.Fatalf("%s inspect %s: %v", kind, ref, err)
 	}
+}
+
+// storedService is GET /services/{ref} without insertDefaults: the spec as stored,
+// which the CLI's progress and `service ls` read.
+func storedService(t *testing.T, n *testenv.Node, ref string) swarm.Service {
+	t.Helper()
+	status, body := apiCall(t, n, "GET", "/services/"+ref, nil)
+	var svc swarm.Service
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &svc) != nil {
+		t.Fatalf("GET /services/%s = %d %s", ref, status, body)
+	}
+	return svc
 }

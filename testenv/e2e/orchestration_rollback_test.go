@@ -20,7 +20,10 @@ func TestServiceRollback(t *testing.T) {
 		"busybox:latest", "sleep", "300")
 	waitRunning(t, n, "web", 2)
 	n.MustDocker("service", "update", "-d", "--image", "busybox:other", "web")
-	updated := waitUpdateState(t, n, "web", swarm.UpdateStateCompleted)
+	waitUpdateState(t, n, "web", swarm.UpdateStateCompleted)
+	// The stored specs: inspect fills the spec's defaults but not the previous
+	// spec's, as dockerd's does.
+	updated := storedService(t, n, "web")
 	if updated.PreviousSpec == nil {
 		t.Fatal("no PreviousSpec after an update")
 	}
@@ -35,8 +38,8 @@ func TestServiceRollback(t *testing.T) {
 	if svc.UpdateStatus.Message != "rollback completed" {
 		t.Fatalf("UpdateStatus = %+v", *svc.UpdateStatus)
 	}
-	if !jsonEqual(t, svc.Spec, *updated.PreviousSpec) {
-		t.Fatalf("spec after rollback differs from the previous spec:\n%s\nwant\n%s", mustJSON(t, svc.Spec), mustJSON(t, *updated.PreviousSpec))
+	if stored := storedService(t, n, "web"); !jsonEqual(t, stored.Spec, *updated.PreviousSpec) {
+		t.Fatalf("spec after rollback differs from the previous spec:\n%s\nwant\n%s", mustJSON(t, stored.Spec), mustJSON(t, *updated.PreviousSpec))
 	}
 	if svc.PreviousSpec == nil || svc.PreviousSpec.TaskTemplate.ContainerSpec.Image != "busybox:other" {
 		t.Fatalf("PreviousSpec after rollback = %+v", svc.PreviousSpec)
