@@ -42,3 +42,13 @@ func errNotFoundf(format string, args ...any) error {
 func errUnavailablef(format string, args ...any) error {
 	return unavailableError{fmt.Sprintf(format, args...)}
 }
+
+// notImplementedError is what dockerd answers 501 for (swarmkit's Unimplemented).
+type notImplementedError struct{ msg string }
+
+func (e notImplementedError) Error() string        { return e.msg }
+func (e notImplementedError) NotImplemented() bool { return true }
+
+func errNotImplementedf(format string, args ...any) error {
+	return notImplementedError{fmt.Sprintf(format, args...)}
+}

@@ -287,10 +287,10 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 			svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted, StartedAt: &now, Message: "manually requested rollback"}
 		} else {
 			if spec.Name != cur.Name {
-				return errInvalidf("rpc error: code = Unimplemented desc = renaming services is not supported")
+				return errNotImplementedf("rpc error: code = Unimplemented desc = renaming services is not supported")
 			}
 			if modeName(spec.Mode) != modeName(cur.Mode) {
-				return errInvalidf("rpc error: code = Unimplemented desc = service mode change is not allowed")
+				return errNotImplementedf("rpc error: code = Unimplemented desc = service mode change is not allowed")
 			}
 			svc.UpdateStatus = nil
 			// Both specs carry the stored defaults, so a spec read from an older

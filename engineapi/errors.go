@@ -19,6 +19,7 @@ type (
 	forbidden        interface{ Forbidden() bool }
 	notModified      interface{ NotModified() bool }
 	unauthorized     interface{ Unauthorized() bool }
+	notImplemented   interface{ NotImplemented() bool }
 )
 
 // statusOf returns the HTTP status for err.
@@ -31,6 +32,7 @@ func statusOf(err error) int {
 		fb forbidden
 		nm notModified
 		ua unauthorized
+		ni notImplemented
 	)
 	switch {
 	case errors.As(err, &nf) && nf.NotFound():
@@ -47,6 +49,8 @@ func statusOf(err error) int {
 		return http.StatusNotModified
 	case errors.As(err, &ua) && ua.Unauthorized():
 		return http.StatusUnauthorized
+	case errors.As(err, &ni) && ni.NotImplemented():
+		return http.StatusNotImplemented
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	}
