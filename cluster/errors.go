@@ -1,6 +1,9 @@
 package cluster
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Docker's own words for the states a request can find the node in.
 const (
@@ -51,4 +54,15 @@ func (e notImplementedError) NotImplemented() bool { return true }
 
 func errNotImplementedf(format string, args ...any) error {
 	return notImplementedError{fmt.Sprintf(format, args...)}
+}
+
+// errServiceExists is Docker's answer to a service name that is taken.
+func errServiceExists(name string) error {
+	return conflictError{"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service " + name + " already exists"}
+}
+
+// isConflict reports whether err is of the Conflict class.
+func isConflict(err error) bool {
+	var cf interface{ Conflict() bool }
+	return errors.As(err, &cf) && cf.Conflict()
 }

@@ -31,7 +31,7 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	}
 	err := c.update(ctx, func(tx store.Tx) error {
 		if _, err := tx.ServiceByName(spec.Name); err == nil {
-			return conflictError{"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service " + spec.Name + " already exists"}
+			return errServiceExists(spec.Name)
 		}
 		if err := resolvePorts(tx, svc, nil); err != nil {
 			return err
@@ -43,9 +43,22 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		return setRegistryAuth(tx, svc.ID, encodedAuth)
 	})
 	if err != nil {
+		// Two creates of one name that both passed the check above: the store
+		// refuses the second when it applies it. Docker's words either way.
+		if isConflict(err) && c.serviceNameTaken(spec.Name) {
+			return swarm.ServiceCreateResponse{}, errServiceExists(spec.Name)
+		}
 		return swarm.ServiceCreateResponse{}, err
 	}
 	return swarm.ServiceCreateResponse{ID: svc.ID}, nil
+}
+
+// serviceNameTaken reports whether a service is named name.
+func (c *Cluster) serviceNameTaken(name string) bool {
+	return c.view(func(tx store.ReadTx) error {
+		_, err := tx.ServiceByName(name)
+		return err
+	}) == nil
 }
 
 // endpointOf is the endpoint a service spec asks for: its mode and ports, with
