@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/orchestrator"
 	"github.com/shoal-project/shoal/cluster/scheduler"
 )
 
@@ -18,8 +19,8 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9](?:[-_a-zA-Z0-9]{0,61}[a-zA-Z0-9
 // minMemory is the smallest memory limit a task may have (swarmkit's).
 const minMemory = 4 << 20
 
-// validateServiceSpec refuses a spec Docker would refuse, naming the field. It
-// fills nothing but the default endpoint protocol.
+// validateServiceSpec refuses a spec Docker would refuse, naming the field, and
+// what shoal bounds (see limits.go). It changes nothing.
 func validateServiceSpec(spec *swarm.ServiceSpec) error {
 	if !validName.MatchString(spec.Name) {
 		return errInvalidf("rpc error: code = InvalidArgument desc = name must be valid as a DNS name component: %q", spec.Name)
@@ -52,7 +53,10 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 	if err := validateUpdateConfig("rollback", spec.RollbackConfig); err != nil {
 		return err
 	}
-	return validateEndpoint(spec.EndpointSpec)
+	if err := validateEndpoint(spec.EndpointSpec); err != nil {
+		return err
+	}
+	return validateWeight(spec)
 }
 
 func validateContainerSpec(cs *swarm.ContainerSpec) error {
@@ -62,6 +66,7 @@ func validateContainerSpec(cs *swarm.ContainerSpec) error {
 	if strings.TrimSpace(cs.Image) == "" {
 		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
 	}
+
 	if cs.TTY {
 		// A task's terminal would be held by the daemon, and lost when it restarts
 		// while the task runs on (see docs/design.md): refused up front rather than
@@ -161,7 +166,33 @@ func validateMode(m swarm.ServiceMode) error {
 	if j := m.ReplicatedJob; j != nil && j.MaxConcurrent != nil && j.TotalCompletions != nil && *j.MaxConcurrent > *j.TotalCompletions {
 		return errInvalidf("rpc error: code = InvalidArgument desc = ServiceSpec: MaxConcurrent cannot be greater than TotalCompletions")
 	}
+	for _, c := range []struct {
+		name  string
+		count *uint64
+	}{
+		{"replicas", replicaField(m.Replicated)},
+		{"TotalCompletions", jobField(m.ReplicatedJob, func(j *swarm.ReplicatedJob) *uint64 { return j.TotalCompletions })},
+		{"MaxConcurrent", jobField(m.ReplicatedJob, func(j *swarm.ReplicatedJob) *uint64 { return j.MaxConcurrent })},
+	} {
+		if c.count != nil && *c.count > orchestrator.MaxReplicas {
+			return errInvalidf("rpc error: code = InvalidArgument desc = ServiceSpec: %s %d is more than shoal's limit of %d tasks per service", c.name, *c.count, orchestrator.MaxReplicas)
+		}
+	}
 	return nil
+}
+
+func replicaField(r *swarm.ReplicatedService) *uint64 {
+	if r == nil {
+		return nil
+	}
+	return r.Replicas
+}
+
+func jobField(j *swarm.ReplicatedJob, field func(*swarm.ReplicatedJob) *uint64) *uint64 {
+	if j == nil {
+		return nil
+	}
+	return field(j)
 }
 
 func validateResources(r *swarm.ResourceRequirements) error {

@@ -105,6 +105,7 @@ func TestJobCountsAsDockerd(t *testing.T) {
 		{swarm.ReplicatedJob{MaxConcurrent: u64(3)}, 3, 3},
 		{swarm.ReplicatedJob{TotalCompletions: u64(3)}, 3, 1},
 		{swarm.ReplicatedJob{MaxConcurrent: u64(2), TotalCompletions: u64(5)}, 5, 2},
+		{swarm.ReplicatedJob{MaxConcurrent: u64(1 << 63), TotalCompletions: u64(1<<64 - 1)}, MaxReplicas, MaxReplicas},
 	} {
 		total, concurrent := jobCounts(&c.job)
 		if total != c.total || concurrent != c.concurrent {

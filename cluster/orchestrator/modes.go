@@ -10,10 +10,7 @@ import (
 
 // replicated keeps one running task in each of slots 1..Replicas.
 func (r *reconciliation) replicated(tasks []*swarm.Task) error {
-	replicas := 1
-	if m := r.svc.Spec.Mode.Replicated; m != nil && m.Replicas != nil {
-		replicas = int(*m.Replicas)
-	}
+	replicas := replicaCount(r.svc)
 	slots := map[int]slotTasks{}
 	for _, t := range tasks {
 		slots[t.Slot] = append(slots[t.Slot], t)
@@ -203,8 +200,9 @@ func hasCompleted(ts slotTasks) bool {
 }
 
 // jobCounts reads a replicated job's TotalCompletions and MaxConcurrent as dockerd
-// defaults them (MaxConcurrent 1, TotalCompletions MaxConcurrent).
+// defaults them (MaxConcurrent 1, TotalCompletions MaxConcurrent), each bounded
+// by MaxReplicas.
 func jobCounts(j *swarm.ReplicatedJob) (total, concurrent int) {
 	d := modeDefaults(swarm.ServiceMode{ReplicatedJob: j}).ReplicatedJob
-	return int(*d.TotalCompletions), max(int(*d.MaxConcurrent), 1)
+	return bounded(*d.TotalCompletions), max(bounded(*d.MaxConcurrent), 1)
 }

@@ -163,20 +163,30 @@ func (o *Orchestrator) reconcileDirty(ctx context.Context) {
 }
 
 // reconcile brings one service's tasks in line with its spec, retrying when a
-// concurrent write got there first.
+// concurrent write got there first. One pass writes one bounded store entry
+// (budgetTx); a pass that fills it marks the service dirty to go on.
 func (o *Orchestrator) reconcile(ctx context.Context, serviceID string) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var r *reconciliation
+		more := false
 		err = o.store.Update(ctx, func(tx store.Tx) error {
-			r = &reconciliation{o: o, tx: tx, now: o.now()}
-			return r.run(serviceID)
+			r = &reconciliation{o: o, tx: &budgetTx{Tx: tx}, now: o.now()}
+			err := r.run(serviceID)
+			more = errors.Is(err, errEntryFull)
+			if more {
+				return nil // commit what fits in one entry; the rest in the next pass
+			}
+			return err
 		})
 		if errors.Is(err, store.ErrOutOfSequence) {
 			continue
 		}
 		if err == nil && r != nil {
 			r.commit()
+			if more {
+				o.markDirty(serviceID)
+			}
 		}
 		return err
 	}

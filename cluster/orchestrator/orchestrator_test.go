@@ -81,7 +81,12 @@ func (l *lab) report(id string, state swarm.TaskState) {
 
 func (l *lab) waitTasks(serviceID, what string, cond func([]*swarm.Task) bool) []*swarm.Task {
 	l.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	return l.waitTasksFor(serviceID, 10*time.Second, what, cond)
+}
+
+func (l *lab) waitTasksFor(serviceID string, timeout time.Duration, what string, cond func([]*swarm.Task) bool) []*swarm.Task {
+	l.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		ts := l.tasks(serviceID)
 		if cond(ts) {

@@ -225,14 +225,10 @@ func (u *updater) read() (*swarm.Service, []slotKey, error) {
 // still stops. As in swarmkit, the update replaces them at once, so an update or
 // rollback completes only once they run the current spec.
 func emptyStaleSlots(svc *swarm.Service, tasks []*swarm.Task) []slotKey {
-	m := svc.Spec.Mode.Replicated
-	if m == nil {
+	if svc.Spec.Mode.Replicated == nil {
 		return nil
 	}
-	replicas := 1
-	if m.Replicas != nil {
-		replicas = int(*m.Replicas)
-	}
+	replicas := replicaCount(svc)
 	last := map[int]*swarm.Task{}
 	busy := map[int]bool{}
 	for _, t := range tasks {
@@ -321,16 +317,16 @@ func (u *updater) fail(ctx context.Context, cfg swarm.UpdateConfig, rollback boo
 // returns the ID of a new task that failed, if one did.
 func (u *updater) replace(ctx context.Context, events <-chan store.Event, svc *swarm.Service, batch []slotKey, cfg swarm.UpdateConfig) (string, error) {
 	started := u.o.now()
-	err := u.o.store.Update(ctx, func(tx store.Tx) error {
-		for _, k := range batch {
-			if err := u.startSlot(tx, svc, k, cfg.Order); err != nil {
-				return err
-			}
+	// A batch may be every slot (parallelism 0): it is written in bounded entries.
+	for rest := batch; len(rest) > 0; {
+		n, err := u.startSlots(ctx, svc, rest, cfg.Order)
+		if errors.Is(err, store.ErrOutOfSequence) {
+			break // a concurrent write: the next round reads again
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, store.ErrOutOfSequence) {
-		return "", fmt.Errorf("replace tasks: %w", err)
+		if err != nil {
+			return "", fmt.Errorf("replace tasks: %w", err)
+		}
+		rest = rest[n:]
 	}
 	u.o.markDirty(u.serviceID)
 	for {
@@ -407,27 +403,57 @@ func (u *updater) stoppedTask(svc *swarm.Service, slots []slotKey, started time.
 	return failed, err
 }
 
-// startSlot begins the replacement of a slot's old task. Start-first starts the new
-// task next to it. Stop-first stops it and creates the new task desired ready, as
-// swarmkit does: the worker pulls its image while the old task stops, and the
-// reconciler starts it once the old one has stopped.
-func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order swarm.UpdateOrder) error {
-	tasks, err := tx.TasksByService(svc.ID)
-	if err != nil {
-		return err
-	}
-	now := u.o.now()
-	for _, e := range emptyStaleSlots(svc, tasks) {
-		if e == k {
-			// The reconciler fills the slot, now rather than after the restart
-			// delay: only one loop ever creates tasks in empty slots.
-			u.o.skipRestartDelay(k)
-			return nil
+// startSlots begins the replacement of the first of slots, as many as fit in one
+// store entry (at least one), and returns how many it started.
+func (u *updater) startSlots(ctx context.Context, svc *swarm.Service, slots []slotKey, order swarm.UpdateOrder) (int, error) {
+	n := 0
+	err := u.o.store.Update(ctx, func(tx store.Tx) error {
+		n = 0
+		tasks, err := tx.TasksByService(svc.ID)
+		if err != nil {
+			return err
 		}
+		bySlot := map[slotKey][]*swarm.Task{}
+		for _, t := range tasks {
+			k := keyOf(t, svc)
+			bySlot[k] = append(bySlot[k], t)
+		}
+		empty := map[slotKey]bool{}
+		for _, k := range emptyStaleSlots(svc, tasks) {
+			empty[k] = true
+		}
+		var b entryBudget
+		for _, k := range slots {
+			err := u.startSlot(tx, &b, svc, k, bySlot[k], empty[k], order)
+			if errors.Is(err, errEntryFull) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return max(n, 1), err
+}
+
+// startSlot begins the replacement of slot k's old task (ts are the slot's tasks;
+// empty says the slot has no active task and its last one ran an old spec).
+// Start-first starts the new task next to it. Stop-first stops it and creates the
+// new task desired ready, as swarmkit does: the worker pulls its image while the
+// old task stops, and the reconciler starts it once the old one has stopped. Its
+// writes are charged to b as one step.
+func (u *updater) startSlot(tx store.Tx, b *entryBudget, svc *swarm.Service, k slotKey, ts []*swarm.Task, empty bool, order swarm.UpdateOrder) error {
+	if empty {
+		// The reconciler fills the slot, now rather than after the restart
+		// delay: only one loop ever creates tasks in empty slots.
+		u.o.skipRestartDelay(k)
+		return nil
 	}
 	var old []*swarm.Task
-	for _, t := range tasks {
-		if keyOf(t, svc) != k || !active(t) {
+	for _, t := range ts {
+		if !active(t) {
 			continue
 		}
 		if upToDate(t, svc) {
@@ -438,15 +464,24 @@ func (u *updater) startSlot(tx store.Tx, svc *swarm.Service, k slotKey, order sw
 	if len(old) == 0 {
 		return nil
 	}
-	next := newTask(svc, k.slot, k.node, now)
+	next := newTask(svc, k.slot, k.node, u.o.now())
+	writes := []any{next}
 	if order != swarm.UpdateOrderStartFirst {
 		for _, t := range old {
 			t.DesiredState = swarm.TaskStateShutdown
-			if err := tx.UpdateTask(t); err != nil {
-				return err
-			}
+			writes = append(writes, t)
 		}
 		next.DesiredState = swarm.TaskStateReady
+	} else {
+		old = nil
+	}
+	if err := b.charge(writes...); err != nil {
+		return err
+	}
+	for _, t := range old {
+		if err := tx.UpdateTask(t); err != nil {
+			return err
+		}
 	}
 	return tx.CreateTask(next)
 }
@@ -498,25 +533,46 @@ func (u *updater) batchState(svc *swarm.Service, batch []slotKey, order swarm.Up
 	if err != nil {
 		return batchWaiting, "", err
 	}
-	if len(retire) > 0 {
-		err = u.o.store.Update(context.Background(), func(tx store.Tx) error {
-			for _, id := range retire {
+	if err := u.o.shutdownTasks(retire); err != nil {
+		return batchWaiting, "", err
+	}
+	return state, failed, nil
+}
+
+// shutdownTasks sets the tasks ids desired shutdown, in bounded store entries. A
+// concurrent write stops it: the updater reads again and retires what is left.
+func (o *Orchestrator) shutdownTasks(ids []string) error {
+	for len(ids) > 0 {
+		n := 0
+		err := o.store.Update(context.Background(), func(tx store.Tx) error {
+			n = 0
+			btx := &budgetTx{Tx: tx}
+			for _, id := range ids {
 				t, err := tx.Task(id)
 				if err != nil {
 					return err
 				}
 				t.DesiredState = swarm.TaskStateShutdown
-				if err := tx.UpdateTask(t); err != nil {
+				err = btx.UpdateTask(t)
+				if errors.Is(err, errEntryFull) {
+					return nil
+				}
+				if err != nil {
 					return err
 				}
+				n++
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, store.ErrOutOfSequence) {
-			return batchWaiting, "", err
+		if errors.Is(err, store.ErrOutOfSequence) {
+			return nil
 		}
+		if err != nil {
+			return err
+		}
+		ids = ids[max(n, 1):]
 	}
-	return state, failed, nil
+	return nil
 }
 
 // updateService applies fn to the current service, retrying on concurrent writes.

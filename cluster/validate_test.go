@@ -1,0 +1,77 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/orchestrator"
+)
+
+func specWith(change func(*swarm.ServiceSpec)) swarm.ServiceSpec {
+	spec := swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "busybox"}}}
+	change(&spec)
+	return orchestrator.SpecDefaults(spec)
+}
+
+func count(n uint64) *uint64 { return &n }
+
+// Each bound and each refused value answers 400 naming the field and, for a
+// bound, the limit; the values around them pass.
+func TestValidateServiceSpec(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(*swarm.ServiceSpec)
+		want   string // "" = valid
+	}{
+		{"plain", func(*swarm.ServiceSpec) {}, ""},
+		{"replicas at the limit", func(s *swarm.ServiceSpec) {
+			s.Mode.Replicated = &swarm.ReplicatedService{Replicas: count(orchestrator.MaxReplicas)}
+		}, ""},
+		{"replicas 2^64-1", func(s *swarm.ServiceSpec) {
+			s.Mode.Replicated = &swarm.ReplicatedService{Replicas: count(1<<64 - 1)}
+		}, "ServiceSpec: replicas 18446744073709551615 is more than shoal's limit of 10000 tasks per service"},
+		{"replicas 100000000", func(s *swarm.ServiceSpec) {
+			s.Mode.Replicated = &swarm.ReplicatedService{Replicas: count(100000000)}
+		}, "replicas 100000000 is more than shoal's limit of 10000"},
+		{"job completions", func(s *swarm.ServiceSpec) {
+			s.Mode.ReplicatedJob = &swarm.ReplicatedJob{TotalCompletions: count(10001)}
+		}, "TotalCompletions 10001 is more than shoal's limit of 10000"},
+		{"job concurrency", func(s *swarm.ServiceSpec) {
+			s.Mode.ReplicatedJob = &swarm.ReplicatedJob{MaxConcurrent: count(20000)}
+		}, "is more than shoal's limit of 10000"},
+		{"200 KiB environment", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Env = []string{"A=" + strings.Repeat("a", 200<<10)}
+		}, ""},
+		{"2 MB environment", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Env = []string{"A=" + strings.Repeat("a", 2<<20)}
+		}, "more than shoal's limit of 262144 bytes (256 KiB)"},
+		{"big labels", func(s *swarm.ServiceSpec) {
+			s.Labels = map[string]string{"l": strings.Repeat("a", 300<<10)}
+		}, "more than shoal's limit of 262144 bytes"},
+		{"replicas times spec", func(s *swarm.ServiceSpec) {
+			s.Mode.Replicated = &swarm.ReplicatedService{Replicas: count(1000)}
+			s.TaskTemplate.ContainerSpec.Args = []string{strings.Repeat("a", 100<<10)}
+		}, "more than shoal's limit of 67108864 bytes (64 MiB) per service"},
+	} {
+		spec := specWith(c.change)
+		err := validateServiceSpec(&spec)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.want != "" && err == nil:
+			t.Errorf("%s: accepted", c.name)
+		case c.want != "" && !strings.Contains(err.Error(), c.want):
+			t.Errorf("%s: %q, want it to contain %q", c.name, err, c.want)
+		case c.want != "" && !isInvalid(err):
+			t.Errorf("%s: %v is not an InvalidParameter error", c.name, err)
+		}
+	}
+}
+
+func isInvalid(err error) bool {
+	ip, ok := err.(interface{ InvalidParameter() bool })
+	return ok && ip.InvalidParameter()
+}
