@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 
@@ -15,6 +16,9 @@ import (
 
 // validName is swarmkit's rule for service names: a DNS name component.
 var validName = regexp.MustCompile(`^[a-zA-Z0-9](?:[-_a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$`)
+
+// validVolumeName is the local volume driver's rule for volume names (Docker's).
+var validVolumeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // minMemory is the smallest memory limit a task may have (swarmkit's).
 const minMemory = 4 << 20
@@ -66,7 +70,9 @@ func validateContainerSpec(cs *swarm.ContainerSpec) error {
 	if strings.TrimSpace(cs.Image) == "" {
 		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
 	}
-
+	if _, err := reference.ParseNormalizedNamed(cs.Image); err != nil {
+		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: %q is not a valid repository/tag", cs.Image)
+	}
 	if cs.TTY {
 		// A task's terminal would be held by the daemon, and lost when it restarts
 		// while the task runs on (see docs/design.md): refused up front rather than
@@ -233,9 +239,18 @@ func validateMounts(mounts []mount.Mount) error {
 			if !path.IsAbs(m.Source) {
 				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid bind mount source, must be an absolute path: %s", m.Source)
 			}
+			if strings.Contains(m.Source+"/", "/../") {
+				// dockerd takes it and resolves it; shoal refuses what its tasks
+				// would be rejected for, or should not reach, up front.
+				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid bind mount source, must not contain \"..\": %s", m.Source)
+			}
 		case mount.TypeVolume:
 			if strings.HasPrefix(m.Source, "/") {
 				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid volume mount source, must not be an absolute path: %s", m.Source)
+			}
+			if m.Source != "" && !validVolumeName.MatchString(m.Source) {
+				// The local driver's words, which dockerd's tasks fail with.
+				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid volume mount source %q: includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", m.Source)
 			}
 		case mount.TypeTmpfs:
 			if m.Source != "" {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/orchestrator"
@@ -55,6 +56,36 @@ func TestValidateServiceSpec(t *testing.T) {
 			s.Mode.Replicated = &swarm.ReplicatedService{Replicas: count(1000)}
 			s.TaskTemplate.ContainerSpec.Args = []string{strings.Repeat("a", 100<<10)}
 		}, "more than shoal's limit of 67108864 bytes (64 MiB) per service"},
+		{"invalid reference", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "UPPER::bad@@" },
+			`rpc error: code = InvalidArgument desc = ContainerSpec: "UPPER::bad@@" is not a valid repository/tag`},
+		{"upper-case repository", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "Busybox" },
+			`"Busybox" is not a valid repository/tag`},
+		{"short digest", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "busybox@sha256:abc" },
+			`"busybox@sha256:abc" is not a valid repository/tag`},
+		{"registry, path, tag", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Image = "localhost:5000/a/b:1.2"
+		}, ""},
+		{"digest", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Image = "busybox:1.36@sha256:" + strings.Repeat("ab", 32)
+		}, ""},
+		{"volume ..", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: "../x", Target: "/x"}}
+		}, `ContainerSpec: invalid volume mount source "../x": includes invalid characters for a local volume name`},
+		{"volume with a slash", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: "a/b", Target: "/x"}}
+		}, `invalid volume mount source "a/b"`},
+		{"named and anonymous volumes", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: "data.v1", Target: "/x"}, {Type: mount.TypeVolume, Target: "/y"}}
+		}, ""},
+		{"bind ..", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/tmp/../etc", Target: "/x"}}
+		}, `ContainerSpec: invalid bind mount source, must not contain "..": /tmp/../etc`},
+		{"bind ending in ..", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/tmp/..", Target: "/x"}}
+		}, `must not contain ".."`},
+		{"bind with dots in a name", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: "/srv/..data", Target: "/x"}}
+		}, ""},
 	} {
 		spec := specWith(c.change)
 		err := validateServiceSpec(&spec)
