@@ -3,6 +3,7 @@ package engineapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -73,6 +74,21 @@ func notFoundError(msg string) error { return &apiError{status: http.StatusNotFo
 
 // conflictError is a 409 error with a Docker-style message.
 func conflictError(msg string) error { return &apiError{status: http.StatusConflict, msg: msg} }
+
+// bodyTooLarge is the 413 answer to a request body over maxBodyBytes.
+func bodyTooLarge(limit int64) error {
+	return &apiError{status: http.StatusRequestEntityTooLarge,
+		msg: fmt.Sprintf("request body too large: the limit is %d bytes (%d MiB)", limit, limit>>20)}
+}
+
+// tooLarge returns bodyTooLarge if err is the body limit being reached, else nil.
+func tooLarge(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return bodyTooLarge(mbe.Limit)
+	}
+	return nil
+}
 
 // writeError answers with Docker's error body {"message": ...} and the status of err.
 func writeError(c *gin.Context, err error) {

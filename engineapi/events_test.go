@@ -238,7 +238,8 @@ func TestEventsHTTPFormat(t *testing.T) {
 	}{
 		{"/v1.41/events" + window, "application/json", true},
 		{"/v1.50/events" + window, "application/json", true},
-		{"/v1.52/events" + window, "application/jsonl", false},
+		// 1.52's JSON lines are served once APIVersion reaches 1.52: until then
+		// /v1.52 is refused as too new, as dockerd refuses it.
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

@@ -6,6 +6,7 @@
 package engineapi
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -87,10 +88,13 @@ func New(cfg Config) *Server {
 // the body, and routes the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
+		// dockerd's words and status for versions it does not speak.
 		if versionLess(m[1], MinAPIVersion) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write([]byte(`{"message":"client version ` + m[1] + ` is too old. Minimum supported API version is ` + MinAPIVersion + `, please upgrade your client to a newer version"}` + "\n"))
+			refuseVersion(w, "client version "+m[1]+" is too old. Minimum supported API version is "+MinAPIVersion+", please upgrade your client to a newer version")
+			return
+		}
+		if versionLess(APIVersion, m[1]) {
+			refuseVersion(w, "client version "+m[1]+" is too new. Maximum supported API version is "+APIVersion)
 			return
 		}
 		r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path[len(m[0]):], "/")
@@ -103,6 +107,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Api-Version", APIVersion)
 	w.Header().Set("Server", "Docker/"+s.cfg.Version+" (linux)")
 	s.router.ServeHTTP(w, r)
+}
+
+// refuseVersion answers 400 with msg, before any route runs.
+func refuseVersion(w http.ResponseWriter, msg string) {
+	w.Header().Set("Api-Version", APIVersion)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
 }
 
 // Close stops the server's background work.

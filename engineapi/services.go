@@ -184,9 +184,8 @@ func decodeJSONBody(c *gin.Context, out any) error {
 		if errors.Is(err, io.EOF) {
 			return badRequest("invalid JSON: got EOF while reading request body")
 		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return badRequest(fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
+		if tl := tooLarge(err); tl != nil {
+			return tl
 		}
 		return badRequest("invalid JSON: " + strings.TrimPrefix(err.Error(), "json: "))
 	}

@@ -232,9 +232,8 @@ func readOptionalJSON(r *http.Request, out any) error {
 			}
 			return nil
 		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return badRequest(fmt.Sprintf("request body larger than %d bytes", tooBig.Limit))
+		if tl := tooLarge(err); tl != nil {
+			return tl
 		}
 		return badRequest("invalid JSON: " + err.Error())
 	}
