@@ -401,7 +401,7 @@ func advertiseAddr(addr, listen, remote string) (string, error) {
 	}
 	ip, err := sourceIP(remote)
 	if err != nil {
-		return "", errInvalidf("could not choose an IP address to advertise since this system has no usable address - specify one with --advertise-addr")
+		return "", errInvalidf("could not find the system's IP address") // dockerd's words; the CLI adds its hint
 	}
 	return net.JoinHostPort(ip, listenPort), nil
 }

@@ -54,6 +54,10 @@ func (s *Server) swarmInit(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
+	if err := cluster.ValidateInitRequest(req); err != nil {
+		writeError(c, err)
+		return
+	}
 	v := requestVersion(c)
 	if versionLess(v, "1.39") {
 		req.DefaultAddrPool, req.SubnetSize = nil, 0
@@ -87,6 +91,10 @@ func (s *Server) swarmJoin(c *gin.Context) {
 	}
 	if len(req.RemoteAddrs) == 0 {
 		writeError(c, badRequest("at least 1 RemoteAddr is required to join"))
+		return
+	}
+	if err := cluster.ValidateJoinRequest(req); err != nil {
+		writeError(c, err)
 		return
 	}
 	sw := s.swarmBackend(c)
@@ -140,6 +148,10 @@ func (s *Server) swarmUpdate(c *gin.Context) {
 	version, err := strconv.ParseUint(raw, 10, 64)
 	if err != nil {
 		writeError(c, badRequest(fmt.Sprintf("invalid swarm version '%s': %v", raw, err)))
+		return
+	}
+	if err := cluster.ValidateSwarmSpec(spec); err != nil {
+		writeError(c, err)
 		return
 	}
 	var flags cluster.UpdateFlags

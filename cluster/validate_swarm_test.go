@@ -1,0 +1,44 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+)
+
+// dockerd's answers (compared with 20.10): a data path address must be a non-zero
+// IP or an interface, without a port; certificates live at least an hour.
+func TestValidateSwarmRequests(t *testing.T) {
+	spec := func(expiry time.Duration) swarm.Spec {
+		var s swarm.Spec
+		s.CAConfig.NodeCertExpiry = expiry
+		return s
+	}
+	const badAddr = "data path address must be a non-zero IP address or network interface (without a port number)"
+	const shortCert = "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
+	for _, c := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"no data path address", ValidateInitRequest(swarm.InitRequest{}), ""},
+		{"data path 0.0.0.0", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "0.0.0.0"}), badAddr},
+		{"data path ::", ValidateJoinRequest(swarm.JoinRequest{DataPathAddr: "::"}), badAddr},
+		{"data path with a port", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "127.0.0.1:4789"}), badAddr},
+		{"data path IP", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "10.0.0.2"}), ""},
+		{"data path interface", ValidateJoinRequest(swarm.JoinRequest{DataPathAddr: "lo"}), ""},
+		{"cert expiry 15m", ValidateSwarmSpec(spec(15 * time.Minute)), shortCert},
+		{"cert expiry just under an hour", ValidateInitRequest(swarm.InitRequest{Spec: spec(time.Hour - time.Second)}), shortCert},
+		{"cert expiry negative", ValidateSwarmSpec(spec(-time.Hour)), shortCert},
+		{"cert expiry an hour", ValidateSwarmSpec(spec(time.Hour)), ""},
+		{"cert expiry default", ValidateSwarmSpec(spec(0)), ""},
+	} {
+		switch {
+		case c.want == "" && c.err != nil:
+			t.Errorf("%s: refused: %v", c.name, c.err)
+		case c.want != "" && (c.err == nil || c.err.Error() != c.want || !isInvalid(c.err)):
+			t.Errorf("%s: %v, want %q (invalid parameter)", c.name, c.err, c.want)
+		}
+	}
+}
