@@ -135,6 +135,9 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 		cfg.Hosts = []string{"unix:///run/shoal.sock"}
 	}
 	for _, h := range cfg.Hosts {
+		if err := checkHost(h); err != nil {
+			return cfg, err
+		}
 		if strings.HasPrefix(h, "tcp://") && !(cfg.TLSVerify && cfg.TLSCACert != "" && cfg.TLSCert != "" && cfg.TLSKey != "") {
 			return cfg, errors.New("a TCP listener needs --tlsverify with --tlscacert, --tlscert and --tlskey: shoal never listens on TCP without mutual TLS")
 		}
@@ -147,4 +150,16 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// checkHost refuses, while flags are parsed and so before the daemon touches the
+// host, a -H address shoal cannot listen on.
+func checkHost(h string) error {
+	switch {
+	case strings.HasPrefix(h, "fd://"):
+		return fmt.Errorf("invalid -H %q: systemd socket activation (fd://) is not supported; use unix:///path or tcp://host:port", h)
+	case strings.HasPrefix(h, "unix://") && len(h) > len("unix://"), strings.HasPrefix(h, "tcp://") && len(h) > len("tcp://"):
+		return nil
+	}
+	return fmt.Errorf("invalid -H %q: want unix:///path or tcp://host:port", h)
 }

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Bad -H addresses are refused while flags are parsed, before the daemon creates
+// anything on the host (bridge, nftables table, directories).
+func TestDaemonHostFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string // "" = accepted
+	}{
+		{[]string{"-H", "fd://"}, `invalid -H "fd://": systemd socket activation (fd://) is not supported; use unix:///path or tcp://host:port`},
+		{[]string{"-H", "unix:///run/x.sock", "--host", "fd://3"}, "systemd socket activation (fd://) is not supported"},
+		{[]string{"-H", "npipe:////./pipe/docker"}, `invalid -H "npipe:////./pipe/docker": want unix:///path or tcp://host:port`},
+		{[]string{"-H", "/run/x.sock"}, "want unix:///path or tcp://host:port"},
+		{[]string{"-H", "unix://"}, "want unix:///path or tcp://host:port"},
+		{[]string{"-H", "tcp://0.0.0.0:2376"}, "a TCP listener needs --tlsverify"},
+		{[]string{"-H", "unix:///run/x.sock"}, ""},
+		{nil, ""},
+	} {
+		cfg, err := parseDaemonFlags(c.args)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: refused: %v", c.args, err)
+		case c.want == "" && len(cfg.Hosts) == 0:
+			t.Errorf("%v: no host", c.args)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
