@@ -90,6 +90,10 @@ func TestTaskWithoutStoredDefaultsIsUpToDate(t *testing.T) {
 	if !upToDate(task, svc) {
 		t.Fatal("a task of the template without defaults is out of date with the template with them")
 	}
+	fresh := newTask(svc, 1, "", time.Now())
+	if fresh.Spec.Runtime != "" || !upToDate(fresh, svc) {
+		t.Fatalf("a new task: runtime %q (dockerd shows none), up to date %v", fresh.Spec.Runtime, upToDate(fresh, svc))
+	}
 	svc.Spec.TaskTemplate.ContainerSpec.Env = []string{"A=1"}
 	if upToDate(task, svc) {
 		t.Fatal("a changed template is up to date")

@@ -92,6 +92,10 @@ func newTask(svc *swarm.Service, slot int, nodeID string, now time.Time) *swarm.
 			PortStatus: swarm.PortStatus{Ports: endpointPorts(svc)},
 		},
 	}
+	// dockerd shows a task's spec without the service's runtime name (swarmkit
+	// keeps the runtime in the spec's oneof, and only the service's conversion
+	// names it); upToDate compares the two with TaskDefaults.
+	t.Spec.Runtime = ""
 	t.Annotations.Labels = map[string]string{}
 	if svc.JobStatus != nil {
 		t.DesiredState = swarm.TaskStateComplete
