@@ -112,6 +112,9 @@ func explainFailures(t *swarm.Task, nodes []*nodeInfo) string {
 		}
 		counts[f]++
 	}
+	// In the pipeline's order, as swarmkit words it, whatever the order of
+	// the nodes.
+	sort.SliceStable(order, func(i, j int) bool { return pipelineIndex(order[i]) < pipelineIndex(order[j]) })
 	parts := make([]string, 0, len(order))
 	for _, f := range order {
 		parts = append(parts, f.explain(counts[f]))
@@ -211,4 +214,14 @@ func Fits(t *swarm.Task, n *swarm.Node) bool {
 		}
 	}
 	return true
+}
+
+// pipelineIndex is f's position in the filter pipeline.
+func pipelineIndex(f filter) int {
+	for i, p := range pipeline {
+		if p == f {
+			return i
+		}
+	}
+	return len(pipeline)
 }

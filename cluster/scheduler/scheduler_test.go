@@ -175,3 +175,16 @@ func BenchmarkPlan(b *testing.B) {
 		Plan(nodes, nil, pending)
 	}
 }
+
+// The reasons a task has no node come in the pipeline's order, whatever the
+// order of the nodes.
+func TestUnplacedReasonOrder(t *testing.T) {
+	drained := node("d", func(n *swarm.Node) { n.Spec.Availability = swarm.NodeAvailabilityDrain })
+	want := "no suitable node (1 node not available for new tasks; scheduling constraints not satisfied on 2 nodes)"
+	for _, nodes := range [][]*swarm.Node{{node("a"), node("b"), drained}, {drained, node("b"), node("a")}} {
+		_, unplaced := Plan(nodes, nil, []*swarm.Task{task("t", "s", constrained("node.labels.zone==c"))})
+		if len(unplaced) != 1 || unplaced[0].Reason != want {
+			t.Errorf("unplaced %+v, want %q", unplaced, want)
+		}
+	}
+}
