@@ -104,8 +104,24 @@ func observe(ev store.Event, pending map[string]bool) bool {
 
 // schedule places every pending task it can in one update.
 func (l *Loop) schedule(ctx context.Context) error {
-	var err error
+	for {
+		more, err := l.scheduleRound(ctx)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// maxWrites bounds the tasks one scheduling round writes: a round is one Raft
+// entry, and a service of thousands of replicas must not make one of tens of
+// megabytes.
+const maxWrites = 256
+
+// scheduleRound plans every pending task and commits the first maxWrites
+// changes in one update; more says whether changes remain for another round.
+func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 	for attempt := 0; attempt < 5; attempt++ {
+		more = false
 		err = l.store.Update(ctx, func(tx store.Tx) error {
 			nodes, err := tx.Nodes()
 			if err != nil {
@@ -131,7 +147,13 @@ func (l *Loop) schedule(ctx context.Context) error {
 			}
 			assigned, unplaced := Plan(nodes, placed, pending)
 			now := time.Now()
+			writes := 0
 			for _, a := range assigned {
+				if writes == maxWrites {
+					more = true
+					return nil
+				}
+				writes++
 				t := byID[a.TaskID]
 				t.NodeID = a.NodeID
 				t.Status = swarm.TaskStatus{Timestamp: now, State: swarm.TaskStateAssigned, Message: "scheduler assigned task to node", PortStatus: t.Status.PortStatus}
@@ -144,6 +166,11 @@ func (l *Loop) schedule(ctx context.Context) error {
 				if t.Status.Err == u.Reason {
 					continue
 				}
+				if writes == maxWrites {
+					more = true
+					return nil
+				}
+				writes++
 				t.Status.Err = u.Reason
 				t.Status.Timestamp = now
 				if err := tx.UpdateTask(t); err != nil {
@@ -153,8 +180,8 @@ func (l *Loop) schedule(ctx context.Context) error {
 			return nil
 		})
 		if !errors.Is(err, store.ErrOutOfSequence) {
-			return err
+			return more && err == nil, err
 		}
 	}
-	return err
+	return false, err
 }

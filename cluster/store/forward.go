@@ -67,6 +67,9 @@ func (s *Store) leader(ctx context.Context) (raft.ServerAddress, error) {
 // Propose proposes a batch encoded by a follower's Update (the leader's side of
 // Forwarder.Propose) and returns the index it was applied at.
 func (s *Store) Propose(ctx context.Context, data []byte) (uint64, error) {
+	if err := checkEntrySize(data); err != nil {
+		return 0, err
+	}
 	if _, err := decodeBatch(data); err != nil {
 		return 0, invalidError{msg: err.Error()}
 	}
@@ -239,3 +242,18 @@ type notFoundMessage struct{ msg string }
 
 func (e notFoundMessage) Error() string  { return e.msg }
 func (e notFoundMessage) NotFound() bool { return true }
+
+// MaxEntrySize bounds one write (one Raft entry). The largest legitimate ones
+// (a service update with its previous spec and registry credentials, a round of
+// the orchestrator or the scheduler) stay under 2 MiB; Raft replicates entries
+// whole and every member keeps them until a snapshot, so one much larger would
+// cost every manager. Entries already in a log are never refused: only new
+// proposals are checked.
+const MaxEntrySize = 4 << 20
+
+func checkEntrySize(data []byte) error {
+	if len(data) > MaxEntrySize {
+		return invalidError{msg: fmt.Sprintf("the change is too large to store: %d bytes, more than the limit of %d bytes (4 MiB) per change", len(data), MaxEntrySize)}
+	}
+	return nil
+}

@@ -54,6 +54,9 @@ func (s *Store) Update(ctx context.Context, fn func(tx Tx) error) error {
 	if err != nil {
 		return err
 	}
+	if err := checkEntrySize(data); err != nil {
+		return err
+	}
 	var applied uint64
 	if leader == "" {
 		applied, err = s.apply(ctx, data)

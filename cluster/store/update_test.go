@@ -313,3 +313,21 @@ func TestNewID(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// A change over MaxEntrySize is refused before it reaches Raft.
+func TestUpdateRefusesOversizedEntry(t *testing.T) {
+	s := newStore(t)
+	svc := newService("big")
+	svc.Spec.Labels["blob"] = strings.Repeat("x", MaxEntrySize)
+	err := s.Update(testContext(t), func(tx Tx) error { return tx.CreateService(svc) })
+	var iv interface{ InvalidParameter() bool }
+	if !errors.As(err, &iv) || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("oversized create: err = %v, want an invalid-parameter error saying it is too large", err)
+	}
+	_ = s.View(func(tx ReadTx) error {
+		if _, err := tx.ServiceByName("big"); err == nil {
+			t.Error("the oversized service was stored")
+		}
+		return nil
+	})
+}
