@@ -69,6 +69,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Root:          filepath.Join(cfg.DataRoot, "swarm"),
 		Hostname:      hostname,
 		EngineVersion: version,
+		EngineLabels:  cfg.Labels,
 		Containers:    containers,
 		Images:        images,
 		Network:       network,
@@ -88,6 +89,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Bridge:     network,
 		Version:    version,
 		DataRoot:   cfg.DataRoot,
+		Labels:     cfg.Labels,
 		Logger:     log.With("component", "api"),
 	})
 	defer api.Close()

@@ -86,6 +86,9 @@ type daemonConfig struct {
 	TLSCACert        string
 	TLSCert          string
 	TLSKey           string
+	// Labels are the engine's labels (key=value), as `docker info` and the
+	// scheduler's engine.labels.* constraints see them.
+	Labels map[string]string
 }
 
 // listFlag is a flag that may be given many times.
@@ -122,8 +125,20 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 	fs.StringVar(&cfg.TLSCACert, "tlscacert", "", "CA that signs accepted client certificates")
 	fs.StringVar(&cfg.TLSCert, "tlscert", "", "server certificate")
 	fs.StringVar(&cfg.TLSKey, "tlskey", "", "server key")
+	var labels []string
+	fs.Var(listFlag{&labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return cfg, fmt.Errorf("invalid --label %q: want key=value", l)
+		}
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		cfg.Labels[k] = v
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

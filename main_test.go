@@ -32,3 +32,16 @@ func TestDaemonHostFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemonLabelFlags(t *testing.T) {
+	cfg, err := parseDaemonFlags([]string{"--label", "zone=east", "--label", "gpu=", "--data-root", t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Labels) != 2 || cfg.Labels["zone"] != "east" || cfg.Labels["gpu"] != "" {
+		t.Fatalf("labels %v, want zone=east and gpu=", cfg.Labels)
+	}
+	if _, err := parseDaemonFlags([]string{"--label", "novalue"}); err == nil {
+		t.Fatal("a label without = was accepted")
+	}
+}

@@ -41,9 +41,11 @@ type Config struct {
 	Root          string
 	Hostname      string
 	EngineVersion string
-	Containers    Runtime
-	Images        agent.Images
-	Network       agent.Network
+	// EngineLabels are the daemon's --label values (engine.labels.*).
+	EngineLabels map[string]string
+	Containers   Runtime
+	Images       agent.Images
+	Network      agent.Network
 	// PeerImages serves this node's images to the other nodes (under /v2/ on
 	// the control port); nil serves none.
 	PeerImages http.Handler

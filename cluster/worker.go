@@ -94,6 +94,7 @@ func (c *Cluster) description() swarm.NodeDescription {
 		Resources: swarm.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: int64(si.Totalram) * int64(si.Unit)},
 		Engine: swarm.EngineDescription{
 			EngineVersion: c.cfg.EngineVersion,
+			Labels:        c.cfg.EngineLabels,
 			Plugins: []swarm.PluginDescription{
 				{Type: "Log", Name: "json-file"},
 				{Type: "Network", Name: "bridge"}, {Type: "Network", Name: "host"},

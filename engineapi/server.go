@@ -41,7 +41,9 @@ type Config struct {
 	Version string
 	// DataRoot is shown by `docker info` as Docker Root Dir.
 	DataRoot string
-	Logger   *slog.Logger
+	// Labels are the daemon's --label values, shown by `docker info`.
+	Labels map[string]string
+	Logger *slog.Logger
 }
 
 // Server is the Engine API as an http.Handler.

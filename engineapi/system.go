@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -179,7 +180,7 @@ func (s *Server) systemInfo(ctx context.Context) (system.Info, error) {
 		HTTPSProxy:         os.Getenv("HTTPS_PROXY"),
 		NoProxy:            os.Getenv("NO_PROXY"),
 		Name:               host.hostname,
-		Labels:             []string{},
+		Labels:             engineLabels(s.cfg.Labels),
 		ServerVersion:      s.cfg.Version,
 		Runtimes:           map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
 		DefaultRuntime:     "runc",
@@ -453,4 +454,14 @@ func buildSetting(key string) string {
 		}
 	}
 	return ""
+}
+
+// engineLabels are the daemon's labels as `docker info` lists them, sorted.
+func engineLabels(m map[string]string) []string {
+	out := []string{}
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
 }

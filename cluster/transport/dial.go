@@ -48,8 +48,8 @@ func (c *Credentials) RoundTripper(anyNode bool) http.RoundTripper {
 		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return c.Dial(ctx, addr, ProtoRPC, anyNode)
 		},
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
 		// Every call answers its headers within this (streams, sessions and
 		// logs, send theirs at once, then run long): a peer behind a network
 		// partition must not hold a caller forever.
