@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,12 +9,14 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/ca"
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/cluster/transport"
 )
@@ -74,11 +77,21 @@ func (c *Cluster) serveCertificate(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		cert, err := rootOf(cl).Issue(req.CSR, ca.Identity{NodeID: n.ID, Role: role, ClusterID: cl.ID}, time.Now(), cl.Spec.CAConfig.NodeCertExpiry)
+		r, err := swarmRoot(tx)
+		if err != nil {
+			return err
+		}
+		cert, err := signer(r).Issue(req.CSR, ca.Identity{NodeID: n.ID, Role: role, ClusterID: cl.ID}, time.Now(), cl.Spec.CAConfig.NodeCertExpiry)
 		if err != nil {
 			return errInvalidf("%v", err)
 		}
-		reply = certReply{CertPEM: cert, RootPEM: []byte(cl.Spec.CAConfig.SigningCACert), Role: role}
+		reply = certReply{CertPEM: cert, RootPEM: trustBundle(r), Role: role}
+		// What the node holds from now on, for `docker node ls` and for the
+		// end of a root rotation.
+		if info, err := tlsInfoOf(r.CertPEM); err == nil && !reflect.DeepEqual(n.Description.TLSInfo, info) {
+			n.Description.TLSInfo = info
+			return tx.UpdateNode(n)
+		}
 		return nil
 	})
 	if err != nil {
@@ -286,4 +299,37 @@ func waitRemoved(ctx context.Context, s *store.Store, self string) error {
 			return fmt.Errorf("wait to be taken out of raft: %w", err)
 		}
 	}
+}
+
+// onCA renews the node's certificate when the swarm's root has moved on from
+// what the node holds: a rotation began (a certificate of the new root), or
+// ended (trust the new root alone).
+func (c *Cluster) onCA(st *session.CAState) {
+	c.mu.Lock()
+	creds := c.creds
+	if creds == nil || c.renewing || c.busy {
+		c.mu.Unlock()
+		return
+	}
+	files, info := creds.Files(), creds.TLSInfo()
+	if bytes.Equal(files.RootPEM, st.TrustRoots) && bytes.Equal(info.CertIssuerPublicKey, st.IssuerKey) {
+		c.mu.Unlock()
+		return
+	}
+	c.renewing = true
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			c.renewing = false
+			c.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := c.renewCertificate(ctx); err != nil {
+			c.log.Warn("renew the node certificate for the swarm's new root", "err", err)
+			return
+		}
+		c.log.Info("node certificate renewed for the swarm's root CA")
+	}()
 }

@@ -71,6 +71,7 @@ type Cluster struct {
 	leadStop func()
 	agent    *agentState
 	busy     bool // an init, join or leave is under way
+	renewing bool // a certificate renewal for a new root is under way
 }
 
 // nodeState is what the node keeps of its membership outside the store.

@@ -71,15 +71,22 @@ const msgBadToken = "rpc error: code = InvalidArgument desc = A valid join token
 func (c *Cluster) joinHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /join/ca", func(w http.ResponseWriter, r *http.Request) {
-		c.mu.RLock()
-		creds := c.creds
-		c.mu.RUnlock()
-		if creds == nil {
-			writeRPCError(w, http.StatusServiceUnavailable, errors.New("not ready"))
+		// The roots the swarm trusts (two while its root rotates): the
+		// joiner keeps the one its token names.
+		var bundle []byte
+		err := c.view(func(tx store.ReadTx) error {
+			root, err := swarmRoot(tx)
+			if err == nil {
+				bundle = trustBundle(root)
+			}
+			return err
+		})
+		if err != nil {
+			writeRPCError(w, http.StatusServiceUnavailable, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(creds.Files().RootPEM)
+		_, _ = w.Write(bundle)
 	})
 	mux.HandleFunc("POST /join", c.serveJoin)
 	return mux
@@ -125,11 +132,15 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest) (joinReply, error)
 	}
 	var (
 		cl   *swarm.Swarm
+		root *store.RootCA
 		role string
 	)
 	err = s.View(func(tx store.ReadTx) error {
 		var err error
 		if cl, err = tx.Cluster(); err != nil {
+			return err
+		}
+		if root, err = swarmRoot(tx); err != nil {
 			return err
 		}
 		switch {
@@ -147,7 +158,7 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest) (joinReply, error)
 	}
 	nodeID := store.NewID()
 	now := time.Now().UTC()
-	cert, err := rootOf(cl).Issue(req.CSR, ca.Identity{NodeID: nodeID, Role: role, ClusterID: cl.ID}, now, cl.Spec.CAConfig.NodeCertExpiry)
+	cert, err := signer(root).Issue(req.CSR, ca.Identity{NodeID: nodeID, Role: role, ClusterID: cl.ID}, now, cl.Spec.CAConfig.NodeCertExpiry)
 	if err != nil {
 		return joinReply{}, errInvalidf("%v", err)
 	}
@@ -161,7 +172,9 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest) (joinReply, error)
 		Description: req.Hello.Description,
 		Status:      swarm.NodeStatus{State: swarm.NodeStateUnknown, Addr: hostOf(req.Hello.AdvertiseAddr)},
 	}
-	node.Description.TLSInfo = cl.TLSInfo
+	if info, err := tlsInfoOf(root.CertPEM); err == nil {
+		node.Description.TLSInfo = info
+	}
 	if role == ca.ManagerRole {
 		node.Spec.Role = swarm.NodeRoleManager
 		node.ManagerStatus = &swarm.ManagerStatus{Reachability: swarm.ReachabilityUnknown, Addr: req.Hello.AdvertiseAddr}
@@ -176,7 +189,7 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest) (joinReply, error)
 		return joinReply{}, fmt.Errorf("record the new node: %w", err)
 	}
 	c.log.Info("node joined", "node", nodeID, "role", role, "addr", req.Hello.AdvertiseAddr)
-	reply := joinReply{NodeID: nodeID, ClusterID: cl.ID, Role: role, CertPEM: cert, RootPEM: []byte(cl.Spec.CAConfig.SigningCACert)}
+	reply := joinReply{NodeID: nodeID, ClusterID: cl.ID, Role: role, CertPEM: cert, RootPEM: trustBundle(root)}
 	if lead := c.leadership(); lead != nil {
 		reply.Managers = lead.managers()
 	}
@@ -279,10 +292,10 @@ func (c *Cluster) joinVia(ctx context.Context, remote, digest string, req swarm.
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&reply); err != nil {
 		return fmt.Errorf("read join answer: %w", err)
 	}
-	if !bytes.Equal(reply.RootPEM, root) {
+	if !bytes.Contains(reply.RootPEM, root) {
 		return errUnavailablef("join the swarm through %s: the manager answered with another root CA", remote)
 	}
-	files := ca.NodeFiles{CertPEM: reply.CertPEM, KeyPEM: keyPEM, RootPEM: root}
+	files := ca.NodeFiles{CertPEM: reply.CertPEM, KeyPEM: keyPEM, RootPEM: reply.RootPEM}
 	managers := reply.Managers
 	if len(managers) == 0 {
 		managers = []string{remote}
@@ -318,15 +331,23 @@ func fetchRoot(ctx context.Context, remote, digest string) ([]byte, error) {
 		return nil, unreachableManager(remote, err)
 	}
 	defer resp.Body.Close()
-	root, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	bundle, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return nil, errUnavailablef("join the swarm through %s: no root CA from it (%s)", remote, resp.Status)
 	}
-	got, err := ca.DigestOf(root)
-	if err != nil || subtle.ConstantTimeCompare([]byte(got), []byte(digest)) != 1 {
-		return nil, errInvalidf("error while validating Root CA Certificate: remote CA does not match fingerprint. Expected: %s", digest)
+	// Only the root the token names is trusted; a second one (a rotation
+	// under way) comes with the join's answer, over TLS verified by the first.
+	for rest := bundle; ; {
+		root := firstPEM(rest)
+		if root == nil {
+			break
+		}
+		_, rest, _ = bytes.Cut(rest, []byte("-----END CERTIFICATE-----"))
+		if got, err := ca.DigestOf(root); err == nil && subtle.ConstantTimeCompare([]byte(got), []byte(digest)) == 1 {
+			return root, nil
+		}
 	}
-	return root, nil
+	return nil, errInvalidf("error while validating Root CA Certificate: remote CA does not match fingerprint. Expected: %s", digest)
 }
 
 func unreachableManager(remote string, err error) error {

@@ -97,6 +97,7 @@ func (l *leadership) lead(ctx context.Context) {
 	run("scheduler", scheduler.NewLoop(l.store, l.c.log.With("component", "scheduler")).Run)
 	run("reachability", l.trackReachability)
 	run("membership", l.reconcileMembers)
+	run("root rotation", l.watchRotation)
 	<-ctx.Done()
 	l.mu.Lock()
 	l.disp = nil

@@ -213,7 +213,10 @@ func (c *Cluster) upgradeCertificates(ctx context.Context, st *nodeState) (ca.No
 	if err != nil {
 		return ca.NodeFiles{}, fmt.Errorf("open swarm store: %w", err)
 	}
-	var cl *swarm.Swarm
+	var (
+		cl   *swarm.Swarm
+		root *store.RootCA
+	)
 	err = func() error {
 		defer s.Close()
 		if err := waitLeader(ctx, s); err != nil {
@@ -221,7 +224,10 @@ func (c *Cluster) upgradeCertificates(ctx context.Context, st *nodeState) (ca.No
 		}
 		return s.View(func(tx store.ReadTx) error {
 			var err error
-			cl, err = tx.Cluster()
+			if cl, err = tx.Cluster(); err != nil {
+				return err
+			}
+			root, err = swarmRoot(tx)
 			return err
 		})
 	}()
@@ -231,7 +237,7 @@ func (c *Cluster) upgradeCertificates(ctx context.Context, st *nodeState) (ca.No
 	if err := store.Recover(cfg, raft.ServerAddress(st.AdvertiseAddr)); err != nil {
 		return ca.NodeFiles{}, err
 	}
-	files, err := issueOwn(rootOf(cl), ca.Identity{NodeID: st.NodeID, Role: ca.ManagerRole, ClusterID: cl.ID}, time.Now(), cl.Spec.CAConfig.NodeCertExpiry)
+	files, err := issueOwn(signer(root), ca.Identity{NodeID: st.NodeID, Role: ca.ManagerRole, ClusterID: cl.ID}, time.Now(), cl.Spec.CAConfig.NodeCertExpiry)
 	if err != nil {
 		return ca.NodeFiles{}, err
 	}

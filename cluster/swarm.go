@@ -105,11 +105,10 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 	}
 	now := time.Now().UTC()
 	nodeID := store.NewID()
-	cl, err := newClusterObject(req, now)
+	cl, root, err := newClusterObject(req, now)
 	if err != nil {
 		return "", err
 	}
-	root := rootOf(cl)
 	files, err := issueOwn(root, ca.Identity{NodeID: nodeID, Role: ca.ManagerRole, ClusterID: cl.ID}, now, cl.Spec.CAConfig.NodeCertExpiry)
 	if err != nil {
 		return "", err
@@ -128,6 +127,9 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 			if err := tx.CreateCluster(cl); err != nil {
 				return err
 			}
+			if err := tx.CreateRoot(&store.RootCA{ID: store.RootID, CertPEM: root.CertPEM, KeyPEM: root.KeyPEM}); err != nil {
+				return err
+			}
 			if err := tx.CreateNode(node); err != nil {
 				return err
 			}
@@ -143,11 +145,6 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 	}
 	c.log.Info("swarm initialized", "node", nodeID, "advertise", advertise)
 	return nodeID, nil
-}
-
-// rootOf is the swarm's root CA as the cluster object keeps it.
-func rootOf(cl *swarm.Swarm) ca.RootCA {
-	return ca.RootCA{CertPEM: []byte(cl.Spec.CAConfig.SigningCACert), KeyPEM: []byte(cl.Spec.CAConfig.SigningCAKey)}
 }
 
 // issueOwn makes a key and a certificate for this node, on a manager that holds
@@ -191,10 +188,10 @@ func validateInit(req swarm.InitRequest) error {
 
 // newClusterObject is the cluster object of a new swarm: Docker's defaults, the
 // request's settings, a new root CA and join tokens.
-func newClusterObject(req swarm.InitRequest, now time.Time) (*swarm.Swarm, error) {
+func newClusterObject(req swarm.InitRequest, now time.Time) (*swarm.Swarm, ca.RootCA, error) {
 	root, err := ca.NewRootCA(now)
 	if err != nil {
-		return nil, err
+		return nil, ca.RootCA{}, err
 	}
 	spec := req.Spec
 	if spec.Name == "" {
@@ -230,15 +227,13 @@ func newClusterObject(req swarm.InitRequest, now time.Time) (*swarm.Swarm, error
 		spec.CAConfig.NodeCertExpiry = defaultCertExpiry
 	}
 	spec.EncryptionConfig.AutoLockManagers = req.AutoLockManagers
-	spec.CAConfig.SigningCACert = string(root.CertPEM)
-	spec.CAConfig.SigningCAKey = string(root.KeyPEM)
 	worker, err := ca.NewJoinToken(root)
 	if err != nil {
-		return nil, err
+		return nil, ca.RootCA{}, err
 	}
 	manager, err := ca.NewJoinToken(root)
 	if err != nil {
-		return nil, err
+		return nil, ca.RootCA{}, err
 	}
 	pool := req.DefaultAddrPool
 	if len(pool) == 0 {
@@ -254,7 +249,7 @@ func newClusterObject(req swarm.InitRequest, now time.Time) (*swarm.Swarm, error
 	}
 	cert, err := root.Certificate()
 	if err != nil {
-		return nil, err
+		return nil, ca.RootCA{}, err
 	}
 	return &swarm.Swarm{
 		ClusterInfo: swarm.ClusterInfo{
@@ -270,7 +265,7 @@ func newClusterObject(req swarm.InitRequest, now time.Time) (*swarm.Swarm, error
 			DataPathPort:    port,
 		},
 		JoinTokens: swarm.JoinTokens{Worker: worker, Manager: manager},
-	}, nil
+	}, root, nil
 }
 
 // publicCluster is the cluster object as the API shows it: never the CA's key.
@@ -329,19 +324,46 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 		if cl.Version.Index != version {
 			return store.ErrOutOfSequence
 		}
-		root := rootOf(cl)
-		spec.CAConfig.SigningCACert, spec.CAConfig.SigningCAKey = cl.Spec.CAConfig.SigningCACert, cl.Spec.CAConfig.SigningCAKey
+		r, err := swarmRoot(tx)
+		if err != nil {
+			return err
+		}
+		givenCert, givenKey := spec.CAConfig.SigningCACert, spec.CAConfig.SigningCAKey
+		spec.CAConfig.SigningCACert, spec.CAConfig.SigningCAKey = "", ""
 		if spec.Labels == nil {
 			spec.Labels = map[string]string{}
 		}
+		rotate := spec.CAConfig.ForceRotate != cl.Spec.CAConfig.ForceRotate ||
+			(givenCert != "" && givenCert != string(r.CertPEM))
 		cl.Spec = spec
+		if rotate {
+			var next ca.RootCA
+			if givenCert != "" {
+				if next, err = ca.ParseRoot([]byte(givenCert), []byte(givenKey)); err != nil {
+					return errInvalidf("%v", err)
+				}
+			}
+			if err := startRotation(tx, cl, r, next); err != nil {
+				return err
+			}
+		} else if r.Version.Index == 0 {
+			if err := putRoot(tx, r, cl); err != nil { // a swarm made by an older shoal
+				return err
+			}
+		}
+		// Tokens pin the root the nodes trust: the previous one while the
+		// root rotates (the rotation's end moves them to the new one).
+		tokenRoot := ca.RootCA{CertPEM: r.CertPEM}
+		if rotating(r) {
+			tokenRoot = ca.RootCA{CertPEM: r.PrevCertPEM}
+		}
 		if flags.RotateWorkerToken {
-			if cl.JoinTokens.Worker, err = ca.NewJoinToken(root); err != nil {
+			if cl.JoinTokens.Worker, err = ca.NewJoinToken(tokenRoot); err != nil {
 				return err
 			}
 		}
 		if flags.RotateManagerToken {
-			if cl.JoinTokens.Manager, err = ca.NewJoinToken(root); err != nil {
+			if cl.JoinTokens.Manager, err = ca.NewJoinToken(tokenRoot); err != nil {
 				return err
 			}
 		}

@@ -53,6 +53,7 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		Dispatcher: follower,
 		Hello:      func() session.Hello { return c.hello(st) },
 		OnNode:     c.onNode,
+		OnCA:       c.onCA,
 		Containers: c.cfg.Containers,
 		Images:     c.cfg.Images,
 		Network:    c.cfg.Network,

@@ -65,7 +65,10 @@ type Config struct {
 	Hello func() session.Hello
 	// OnNode, if set, receives the node's own object whenever a session
 	// brings it (at open, and when its spec changes: role, availability).
-	OnNode     func(*swarm.Node)
+	OnNode func(*swarm.Node)
+	// OnCA, if set, receives what the node's certificate should chain to
+	// (at open, and when the swarm's root rotates).
+	OnCA       func(*session.CAState)
 	Containers Containers
 	Images     Images
 	Network    Network

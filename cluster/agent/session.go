@@ -106,6 +106,9 @@ func (a *Agent) serve(ctx context.Context, s session.Session, sets chan<- sessio
 		if m.Peers != nil {
 			a.peers.set(m.Peers)
 		}
+		if m.CA != nil && a.cfg.OnCA != nil {
+			a.cfg.OnCA(m.CA)
+		}
 		if m.Node != nil && a.cfg.OnNode != nil {
 			a.cfg.OnNode(m.Node)
 		}

@@ -18,9 +18,13 @@ import (
 )
 
 // RootCA is the cluster's root certificate and its signing key, both PEM.
+// While the root rotates, Intermediate is the new root's certificate signed by
+// the previous root: it goes with every node certificate issued, so nodes that
+// still trust only the previous root accept them.
 type RootCA struct {
-	CertPEM []byte
-	KeyPEM  []byte
+	CertPEM      []byte
+	KeyPEM       []byte
+	Intermediate []byte
 }
 
 // rootValidity is how long a root CA lasts (Docker: 20 years).
@@ -90,6 +94,20 @@ func NewJoinToken(r RootCA) (string, error) {
 		return "", fmt.Errorf("generate join secret: %w", err)
 	}
 	return fmt.Sprintf("SWMTKN-1-%s-%025s", digest, new(big.Int).SetBytes(secret).Text(36)), nil
+}
+
+// Redigest gives a join token the digest of root, keeping its secret (the
+// tokens of a swarm whose root rotated).
+func Redigest(token string, root RootCA) (string, error) {
+	_, secret, err := ParseJoinToken(token)
+	if err != nil {
+		return "", err
+	}
+	digest, err := root.Digest()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SWMTKN-1-%s-%s", digest, secret), nil
 }
 
 // ParseJoinToken splits a token into the CA digest and secret.

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"crypto/x509"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +40,42 @@ func TestJoinTokenPinsRootCA(t *testing.T) {
 	}
 	if _, _, err := ParseJoinToken("SWMTKN-1-abc-def"); err == nil {
 		t.Fatal("malformed token accepted")
+	}
+}
+
+// During a rotation, a node certificate of the new root, with the
+// cross-signed intermediate, is accepted by a node that trusts only the old
+// root, and by one that trusts only the new.
+func TestCrossSignedChain(t *testing.T) {
+	now := time.Now()
+	old, _ := NewRootCA(now)
+	next, _ := NewRootCA(now)
+	cross, err := old.CrossSign(next, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Intermediate = cross
+	key, _, _ := NewNodeKey()
+	csr, _ := NewCSR(key)
+	certPEM, err := next.Issue(csr, Identity{NodeID: "n1", Role: WorkerRole, ClusterID: "c"}, now, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := ParseCertificates(certPEM)
+	if err != nil || len(chain) != 2 {
+		t.Fatalf("chain of %d certificates (%v), want the node's and the intermediate", len(chain), err)
+	}
+	for name, root := range map[string]RootCA{"old": old, "new": next} {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(root.CertPEM)
+		if id, err := Verify(chain, pool, now); err != nil || id.NodeID != "n1" {
+			t.Errorf("trusting only the %s root: %v", name, err)
+		}
+	}
+	other, _ := NewRootCA(now)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(other.CertPEM)
+	if _, err := Verify(chain, pool, now); err == nil {
+		t.Error("a node of another swarm accepted the chain")
 	}
 }

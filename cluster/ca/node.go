@@ -114,7 +114,61 @@ func (r RootCA) Issue(csrPEM []byte, id Identity, now time.Time, expiry time.Dur
 	if err != nil {
 		return nil, fmt.Errorf("issue node certificate: sign: %w", err)
 	}
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), r.Intermediate...), nil
+}
+
+// CrossSign certifies next's key and subject with this root: the
+// intermediate that chains next's certificates to this root during a rotation.
+func (r RootCA) CrossSign(next RootCA, now time.Time) ([]byte, error) {
+	signer, err := r.signer()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := next.Certificate()
+	if err != nil {
+		return nil, fmt.Errorf("cross-sign: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("cross-sign: serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               cert.Subject,
+		RawSubject:            cert.RawSubject,
+		SubjectKeyId:          cert.SubjectKeyId,
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              cert.NotAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer.cert, cert.PublicKey, signer.key)
+	if err != nil {
+		return nil, fmt.Errorf("cross-sign: %w", err)
+	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// ParseRoot checks a user-given root CA (swarm ca --rotate --ca-cert --ca-key):
+// a CA certificate, and its ECDSA key.
+func ParseRoot(certPEM, keyPEM []byte) (RootCA, error) {
+	r := RootCA{CertPEM: certPEM, KeyPEM: keyPEM}
+	cert, err := r.Certificate()
+	if err != nil {
+		return RootCA{}, fmt.Errorf("invalid CA certificate: %w", err)
+	}
+	if !cert.IsCA {
+		return RootCA{}, errors.New("invalid CA certificate: it is not a CA")
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return RootCA{}, fmt.Errorf("invalid CA key: %w", err)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return RootCA{}, errors.New("the CA key does not match the CA certificate")
+	}
+	return r, nil
 }
 
 // signing is the certificate and key that sign node certificates.

@@ -1,7 +1,10 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"reflect"
 	"slices"
 	"time"
@@ -35,8 +38,9 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 			set.Tasks = append(set.Tasks, assignment(tx, names, t))
 		}
 		first.Assignments = set
+		first.CA = caState(tx)
 		return nil
-	}, store.KindTask, store.KindNode)
+	}, store.KindTask, store.KindNode, store.KindRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +109,36 @@ func (d *Dispatcher) peers(nodeID string) []string {
 	return out
 }
 
+// caState is what node certificates chain to now; nil when the store has no
+// CA object yet (a swarm made by an older shoal, until its next change).
+func caState(tx store.ReadTx) *session.CAState {
+	r, err := tx.Root()
+	if err != nil {
+		return nil
+	}
+	return rootState(r)
+}
+
+func rootState(r *store.RootCA) *session.CAState {
+	block, _ := pem.Decode(r.CertPEM)
+	if block == nil {
+		return nil
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil
+	}
+	return &session.CAState{TrustRoots: append(bytes.Clone(r.CertPEM), r.PrevCertPEM...), IssuerKey: cert.RawSubjectPublicKeyInfo}
+}
+
 // change turns a store event into a message for nodeID, if it is one.
 func (d *Dispatcher) change(ev store.Event, nodeID string, names map[string]string) (session.Message, bool) {
+	if r, ok := ev.Object.(*store.RootCA); ok {
+		if st := rootState(r); st != nil && ev.Action != store.ActionRemove {
+			return session.Message{CA: st}, true
+		}
+		return session.Message{}, false
+	}
 	if n, ok := ev.Object.(*swarm.Node); ok {
 		if ev.Action == store.ActionRemove || n.ID != nodeID {
 			return session.Message{}, false

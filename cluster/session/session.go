@@ -64,9 +64,21 @@ type Message struct {
 	// their images can be fetched; sent when the session opens and whenever
 	// they change.
 	Peers []string `json:",omitempty"`
+	// CA is what a node's certificate should chain to; sent when the session
+	// opens and whenever the swarm's root changes (a rotation).
+	CA *CAState `json:",omitempty"`
 	// Node is the node's own object (spec and role) as the managers keep it;
 	// sent when the session opens and whenever it changes.
 	Node *swarm.Node `json:",omitempty"`
+}
+
+// CAState says what node certificates chain to now.
+type CAState struct {
+	// TrustRoots are the roots nodes trust (PEM; two while the root rotates).
+	TrustRoots []byte
+	// IssuerKey is the signing root's public key (SubjectPublicKeyInfo, DER):
+	// a node whose certificate another key signed asks for a new one.
+	IssuerKey []byte
 }
 
 // Dispatcher is the manager side of a session, as the node sees it.

@@ -24,7 +24,27 @@ const (
 	// KindPeer holds how to reach a node (*Peer): store-only, never shown by
 	// the API.
 	KindPeer Kind = "peer"
+	// KindRoot holds the swarm's certificate authority (*RootCA), keys
+	// included: store-only, never shown by the API.
+	KindRoot Kind = "root"
 )
+
+// RootID is the ID of the one RootCA object.
+const RootID = "root"
+
+// RootCA is the swarm's certificate authority: the root that signs node
+// certificates and, while the root rotates, the previous root (still trusted)
+// and the new root's certificate signed by the previous one, which chains
+// certificates of the new root to nodes that trust only the old.
+type RootCA struct {
+	ID string // RootID
+	swarm.Meta
+	CertPEM []byte
+	KeyPEM  []byte
+	// PrevCertPEM and CrossSignedPEM are set while a rotation is under way.
+	PrevCertPEM    []byte `json:",omitempty"`
+	CrossSignedPEM []byte `json:",omitempty"`
+}
 
 // Peer is what nodes need to reach one another, kept for every node beside its
 // node object. The API never shows it.
@@ -48,7 +68,7 @@ const (
 
 // kinds lists every kind, in the order snapshots are written.
 func kinds() []Kind {
-	return []Kind{KindCluster, KindNode, KindService, KindTask, KindNetwork, KindSecret, KindConfig, KindPeer}
+	return []Kind{KindCluster, KindNode, KindService, KindTask, KindNetwork, KindSecret, KindConfig, KindPeer, KindRoot}
 }
 
 // named reports whether objects of kind k must have unique names.
@@ -118,6 +138,8 @@ func describe(obj any) (record, *swarm.Meta, error) {
 		return record{Kind: KindConfig, ID: o.ID, Name: o.Spec.Name}, &o.Meta, nil
 	case *Peer:
 		return record{Kind: KindPeer, ID: o.ID}, &o.Meta, nil
+	case *RootCA:
+		return record{Kind: KindRoot, ID: o.ID}, &o.Meta, nil
 	}
 	return record{}, nil, invalidError{msg: fmt.Sprintf("store: unsupported object type %T", obj)}
 }
@@ -141,6 +163,8 @@ func newObject(k Kind) (any, error) {
 		return new(swarm.Config), nil
 	case KindPeer:
 		return new(Peer), nil
+	case KindRoot:
+		return new(RootCA), nil
 	}
 	return nil, invalidError{msg: fmt.Sprintf("store: unknown kind %q", k)}
 }

@@ -33,6 +33,11 @@ func populate(t *testing.T, s *Store, name string) {
 		if err := tx.CreatePeer(&Peer{ID: node.ID, ControlAddr: "10.0.0.1:2377"}); err != nil {
 			return err
 		}
+		if _, err := tx.Root(); IsNotFound(err) {
+			if err := tx.CreateRoot(&RootCA{ID: RootID, CertPEM: []byte("cert"), KeyPEM: []byte("key")}); err != nil {
+				return err
+			}
+		}
 		if err := tx.CreateService(svc); err != nil {
 			return err
 		}

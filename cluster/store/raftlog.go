@@ -26,6 +26,18 @@ func newRaftLogger(l *slog.Logger) hclog.Logger {
 	return &raftLogger{log: l, name: "raft", level: hclog.Warn, limiter: &repeatLimiter{last: map[string]time.Time{}}}
 }
 
+// routine are raft's warnings of what happens in normal operation: the first
+// election of a new swarm or a restarted manager, a follower that joined and
+// catches up. Warnings are for what an operator should act on.
+var routine = map[string]bool{
+	"heartbeat timeout reached, starting election":     true,
+	"appendEntries rejected, sending older logs":       true,
+	"failed to get previous log":                       true,
+	"Election timeout reached, restarting election":    true,
+	"no known peers, aborting election":                true,
+	"failed to contact quorum of nodes, stepping down": false,
+}
+
 // repeatWindow is how long a warning raft repeats (a peer down is retried
 // several times a second) stays at debug level after it was logged once.
 const repeatWindow = time.Minute
@@ -69,7 +81,7 @@ func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	}
 	all := append([]any{"logger", r.name}, r.args...)
 	lvl := slogLevel(level)
-	if lvl >= slog.LevelWarn && !r.limiter.first(msg) {
+	if lvl >= slog.LevelWarn && (routine[msg] || !r.limiter.first(msg)) {
 		lvl = slog.LevelDebug
 	}
 	r.log.Log(context.Background(), lvl, msg, append(all, args...)...)

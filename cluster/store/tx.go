@@ -35,6 +35,7 @@ type ReadTx interface {
 	Configs() ([]*swarm.Config, error)
 	Peer(nodeID string) (*Peer, error)
 	Peers() ([]*Peer, error)
+	Root() (*RootCA, error)
 	// Index is the last Raft index applied when the snapshot was taken.
 	Index() uint64
 }
@@ -68,6 +69,8 @@ type Tx interface {
 	CreatePeer(p *Peer) error
 	UpdatePeer(p *Peer) error
 	DeletePeer(nodeID string) error
+	CreateRoot(r *RootCA) error
+	UpdateRoot(r *RootCA) error
 }
 
 // readTx implements ReadTx on a memdb transaction.
@@ -187,6 +190,10 @@ func (r *readTx) Peers() ([]*Peer, error) {
 	return all[Peer](r.txn, KindPeer, "id_prefix", "")
 }
 
+func (r *readTx) Root() (*RootCA, error) {
+	return one[RootCA](r.txn, KindRoot, "id", RootID)
+}
+
 // writeTx implements Tx: it applies each write to a private copy of the
 // state and records it as an op of the batch Update proposes.
 type writeTx struct {
@@ -259,3 +266,5 @@ func (t *writeTx) DeleteConfig(id string) error         { return t.remove(KindCo
 func (t *writeTx) CreatePeer(p *Peer) error             { return t.write(ActionCreate, p) }
 func (t *writeTx) UpdatePeer(p *Peer) error             { return t.write(ActionUpdate, p) }
 func (t *writeTx) DeletePeer(nodeID string) error       { return t.remove(KindPeer, nodeID) }
+func (t *writeTx) CreateRoot(r *RootCA) error           { return t.write(ActionCreate, r) }
+func (t *writeTx) UpdateRoot(r *RootCA) error           { return t.write(ActionUpdate, r) }

@@ -8,6 +8,7 @@ package transport
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"sync"
@@ -96,7 +97,12 @@ func (c *Credentials) Leaf() *x509.Certificate {
 func (c *Credentials) TLSInfo() swarm.TLSInfo {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	info := swarm.TLSInfo{TrustRoot: string(c.files.RootPEM), CertIssuerSubject: c.cert.Leaf.RawIssuer}
+	info := swarm.TLSInfo{CertIssuerSubject: c.cert.Leaf.RawIssuer}
+	if roots, err := ca.ParseCertificates(c.files.RootPEM); err == nil {
+		// The first root is the swarm's; a second is the one a rotation
+		// leaves.
+		info.TrustRoot = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: roots[0].Raw}))
+	}
 	chain, _ := ca.ParseCertificates(c.files.CertPEM)
 	roots, _ := ca.ParseCertificates(c.files.RootPEM)
 	for _, cert := range append(chain[1:], roots...) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/runtime/image/imagetest"
 	"github.com/shoal-project/shoal/testenv"
 )
 
@@ -371,4 +372,65 @@ func TestMultiNodePromoteDemote(t *testing.T) {
 	if err == nil || !strings.Contains(out, "attempting to demote the last manager of the swarm") {
 		t.Errorf("demote of the last manager: %v %q", err, out)
 	}
+}
+
+// `docker swarm ca --rotate` in a running three-node swarm (two managers, a
+// worker): every node ends with a certificate of the new root, the join tokens
+// name it, the old token is refused and the new one works, and no task
+// container was restarted.
+func TestMultiNodeCARotation(t *testing.T) {
+	t.Parallel()
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 4})
+	n1, n2, n3, n4 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2], lab.Nodes[3]
+	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr())
+	archive := imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest")
+	n1.MustDocker("load", "-i", archive)
+	manager := strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "manager"))
+	worker := strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker"))
+	n2.MustDocker("swarm", "join", "--token", manager, n1.Addr()+":2377")
+	n3.MustDocker("swarm", "join", "--token", worker, n1.Addr()+":2377")
+	waitNodes(t, n1, 3, "Ready")
+	n1.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "3", "--placement-pref", "spread=node.id", "busybox", "sleep", "1000")
+	waitRunningOn(t, n1, "web", 3, 90*time.Second, func(by map[string]int) bool { return len(by) == 3 })
+	containers := func() string {
+		var ids []string
+		for _, n := range []*testenv.Node{n1, n2, n3} {
+			out, _ := try(n, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=web")
+			ids = append(ids, n.Name+":"+strings.TrimSpace(out))
+		}
+		return strings.Join(ids, " ")
+	}
+	before := containers()
+	oldRoot := n1.MustDocker("swarm", "ca")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := n1.DockerContext(ctx, "swarm", "ca", "--rotate")
+	if err != nil {
+		t.Fatalf("swarm ca --rotate: %v", err)
+	}
+	newRoot := n2.MustDocker("swarm", "ca")
+	if newRoot == oldRoot || !strings.Contains(out, strings.TrimSpace(newRoot)) {
+		t.Fatalf("root after the rotation:\n%s\nbefore:\n%s\nrotate said:\n%s", newRoot, oldRoot, out)
+	}
+	if got := strings.TrimSpace(n1.MustDocker("info", "--format", "{{.Swarm.Cluster.RootRotationInProgress}}")); got != "false" {
+		t.Errorf("rotation still in progress: %s", got)
+	}
+	testenv.WaitFor(t, 30*time.Second, "every node on the new root", func() (bool, string) {
+		out, err := try(n2, "node", "ls", "--format", "{{.Hostname}} {{.TLSStatus}}")
+		return err == nil && strings.Count(out, "Ready") == 3, out
+	})
+	newWorker := strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker"))
+	if newWorker == worker || newWorker[len(newWorker)-25:] != worker[len(worker)-25:] {
+		t.Errorf("worker token after the rotation %s, want the old secret with the new root's digest (was %s)", newWorker, worker)
+	}
+	if out, err := try(n4, "swarm", "join", "--token", worker, n1.Addr()+":2377"); err == nil {
+		t.Errorf("a token of the old root joined: %s", out)
+	}
+	n4.MustDocker("swarm", "join", "--token", newWorker, n1.Addr()+":2377")
+	waitNodes(t, n1, 4, "Ready")
+	if after := containers(); after != before {
+		t.Errorf("task containers changed across the rotation:\nbefore %s\nafter  %s", before, after)
+	}
+	waitRunningOn(t, n2, "web", 3, 30*time.Second, nil)
 }
