@@ -30,12 +30,11 @@ func newRaftLogger(l *slog.Logger) hclog.Logger {
 // election of a new swarm or a restarted manager, a follower that joined and
 // catches up. Warnings are for what an operator should act on.
 var routine = map[string]bool{
-	"heartbeat timeout reached, starting election":     true,
-	"appendEntries rejected, sending older logs":       true,
-	"failed to get previous log":                       true,
-	"Election timeout reached, restarting election":    true,
-	"no known peers, aborting election":                true,
-	"failed to contact quorum of nodes, stepping down": false,
+	"heartbeat timeout reached, starting election":  true,
+	"appendEntries rejected, sending older logs":    true,
+	"failed to get previous log":                    true,
+	"Election timeout reached, restarting election": true,
+	"no known peers, aborting election":             true,
 }
 
 // repeatWindow is how long a warning raft repeats (a peer down is retried
