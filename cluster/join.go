@@ -332,8 +332,15 @@ func fetchRoot(ctx context.Context, remote, digest string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	bundle, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return nil, errUnavailablef("join the swarm through %s: no root CA from it (%s)", remote, resp.Status)
+	if err != nil {
+		return nil, unreachableManager(remote, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e rpcError
+		if json.Unmarshal(bundle, &e) != nil || e.Message == "" {
+			e.Message = resp.Status
+		}
+		return nil, errUnavailablef("could not join the swarm through %s: %s", remote, e.Message)
 	}
 	// Only the root the token names is trusted; a second one (a rotation
 	// under way) comes with the join's answer, over TLS verified by the first.

@@ -297,6 +297,7 @@ func TestMultiNodeJoinRefusals(t *testing.T) {
 		t.Errorf("refused joins added nodes: %v", rows)
 	}
 
+
 	// No certificate, no control port (the join protocol aside).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -326,6 +327,11 @@ func TestMultiNodeJoinRefusals(t *testing.T) {
 	})
 	if rows, _ := nodeList(t, n1); len(rows) != 1 {
 		t.Errorf("a removed node came back: %v", rows)
+	}
+	// A join through a node that is not a manager says so.
+	out, err = try(n2, "swarm", "join", "--token", fresh, n3.Addr()+":2377")
+	if err == nil || !strings.Contains(out, "not a swarm manager") {
+		t.Errorf("join through a worker: %v %q", err, out)
 	}
 }
 
