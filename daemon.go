@@ -70,6 +70,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Hostname:      hostname,
 		EngineVersion: version,
 		EngineLabels:  cfg.Labels,
+		Resources:     cfg.GenericResources,
 		Containers:    containers,
 		Images:        images,
 		Network:       network,

@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/initproc"
 )
@@ -89,6 +91,9 @@ type daemonConfig struct {
 	// Labels are the engine's labels (key=value), as `docker info` and the
 	// scheduler's engine.labels.* constraints see them.
 	Labels map[string]string
+	// GenericResources are what the node offers besides CPU and memory
+	// (--node-generic-resource kind=name or kind=count).
+	GenericResources []swarm.GenericResource
 }
 
 // listFlag is a flag that may be given many times.
@@ -125,8 +130,9 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 	fs.StringVar(&cfg.TLSCACert, "tlscacert", "", "CA that signs accepted client certificates")
 	fs.StringVar(&cfg.TLSCert, "tlscert", "", "server certificate")
 	fs.StringVar(&cfg.TLSKey, "tlskey", "", "server key")
-	var labels []string
+	var labels, generic []string
 	fs.Var(listFlag{&labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
+	fs.Var(listFlag{&generic}, "node-generic-resource", "a resource the node offers: kind=name (a named unit, e.g. gpu=GPU-1) or kind=count (e.g. ssd=2) (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -139,6 +145,17 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 			cfg.Labels = map[string]string{}
 		}
 		cfg.Labels[k] = v
+	}
+	for _, g := range generic {
+		kind, value, ok := strings.Cut(g, "=")
+		if !ok || kind == "" || value == "" {
+			return cfg, fmt.Errorf("invalid --node-generic-resource %q: want kind=name or kind=count", g)
+		}
+		if n, err := strconv.ParseInt(value, 10, 64); err == nil && n > 0 {
+			cfg.GenericResources = append(cfg.GenericResources, swarm.GenericResource{DiscreteResourceSpec: &swarm.DiscreteGenericResource{Kind: kind, Value: n}})
+			continue
+		}
+		cfg.GenericResources = append(cfg.GenericResources, swarm.GenericResource{NamedResourceSpec: &swarm.NamedGenericResource{Kind: kind, Value: value}})
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

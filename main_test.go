@@ -45,3 +45,18 @@ func TestDaemonLabelFlags(t *testing.T) {
 		t.Fatal("a label without = was accepted")
 	}
 }
+
+func TestDaemonGenericResourceFlags(t *testing.T) {
+	cfg, err := parseDaemonFlags([]string{"--node-generic-resource", "gpu=GPU-1", "--node-generic-resource", "ssd=2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.GenericResources) != 2 || cfg.GenericResources[0].NamedResourceSpec == nil ||
+		cfg.GenericResources[0].NamedResourceSpec.Value != "GPU-1" || cfg.GenericResources[1].DiscreteResourceSpec == nil ||
+		cfg.GenericResources[1].DiscreteResourceSpec.Value != 2 {
+		t.Fatalf("generic resources %+v", cfg.GenericResources)
+	}
+	if _, err := parseDaemonFlags([]string{"--node-generic-resource", "gpu"}); err == nil {
+		t.Fatal("a resource without = was accepted")
+	}
+}

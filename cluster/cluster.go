@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/agent"
 	"github.com/shoal-project/shoal/cluster/ca"
@@ -43,9 +44,11 @@ type Config struct {
 	EngineVersion string
 	// EngineLabels are the daemon's --label values (engine.labels.*).
 	EngineLabels map[string]string
-	Containers   Runtime
-	Images       agent.Images
-	Network      agent.Network
+	// Resources are the node's generic resources (--node-generic-resource).
+	Resources  []swarm.GenericResource
+	Containers Runtime
+	Images     agent.Images
+	Network    agent.Network
 	// PeerImages serves this node's images to the other nodes (under /v2/ on
 	// the control port); nil serves none.
 	PeerImages http.Handler

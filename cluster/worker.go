@@ -92,7 +92,11 @@ func (c *Cluster) description() swarm.NodeDescription {
 	return swarm.NodeDescription{
 		Hostname:  c.cfg.Hostname,
 		Platform:  swarm.Platform{Architecture: archName(), OS: runtime.GOOS},
-		Resources: swarm.Resources{NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: int64(si.Totalram) * int64(si.Unit)},
+		Resources: swarm.Resources{
+			NanoCPUs:         int64(runtime.NumCPU()) * 1e9,
+			MemoryBytes:      int64(si.Totalram) * int64(si.Unit),
+			GenericResources: c.cfg.Resources,
+		},
 		Engine: swarm.EngineDescription{
 			EngineVersion: c.cfg.EngineVersion,
 			Labels:        c.cfg.EngineLabels,

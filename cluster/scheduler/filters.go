@@ -130,7 +130,7 @@ func (maxReplicasFilter) explain(n int) string {
 }
 
 // pipeline is the order filters run in.
-var pipeline = []filter{readyFilter{}, resourceFilter{}, platformFilter{}, constraintFilter{}, portFilter{}, maxReplicasFilter{}}
+var pipeline = []filter{readyFilter{}, resourceFilter{}, genericFilter{}, platformFilter{}, constraintFilter{}, portFilter{}, maxReplicasFilter{}}
 
 func reservations(t *swarm.Task) swarm.Resources {
 	if t.Spec.Resources == nil || t.Spec.Resources.Reservations == nil {

@@ -178,6 +178,7 @@ type nodeInfo struct {
 	tasks        int
 	serviceTasks map[string]int
 	reserved     swarm.Resources
+	genericUsed  map[string]int64
 	usedPorts    map[portKey]bool
 }
 
@@ -191,6 +192,12 @@ func (n *nodeInfo) add(t *swarm.Task) {
 	r := reservations(t)
 	n.reserved.MemoryBytes += r.MemoryBytes
 	n.reserved.NanoCPUs += r.NanoCPUs
+	for kind, c := range genericCounts(r.GenericResources) {
+		if n.genericUsed == nil {
+			n.genericUsed = map[string]int64{}
+		}
+		n.genericUsed[kind] += c
+	}
 	for _, p := range hostPorts(t) {
 		n.usedPorts[p] = true
 	}

@@ -188,3 +188,33 @@ func TestUnplacedReasonOrder(t *testing.T) {
 		}
 	}
 }
+
+// Generic resources: a task reserving two GPUs goes where two are left.
+func TestPlanGenericResources(t *testing.T) {
+	gpus := func(names ...string) func(*swarm.Node) {
+		return func(n *swarm.Node) {
+			for _, name := range names {
+				n.Description.Resources.GenericResources = append(n.Description.Resources.GenericResources,
+					swarm.GenericResource{NamedResourceSpec: &swarm.NamedGenericResource{Kind: "gpu", Value: name}})
+			}
+		}
+	}
+	wantGPUs := func(n int64) func(*swarm.Task) {
+		return func(t *swarm.Task) {
+			t.Spec.Resources = &swarm.ResourceRequirements{Reservations: &swarm.Resources{
+				GenericResources: []swarm.GenericResource{{DiscreteResourceSpec: &swarm.DiscreteGenericResource{Kind: "gpu", Value: n}}}}}
+		}
+	}
+	nodes := []*swarm.Node{node("none"), node("one", gpus("g0")), node("three", gpus("g1", "g2", "g3"))}
+	assigned, unplaced := Plan(nodes, nil, []*swarm.Task{task("a", "s", wantGPUs(2)), task("b", "s", wantGPUs(2)), task("c", "s", wantGPUs(1))})
+	got := map[string]string{}
+	for _, a := range assigned {
+		got[a.TaskID] = a.NodeID
+	}
+	if got["a"] != "three" || got["c"] == "" || got["c"] == "none" {
+		t.Errorf("assignments %v, want a on three and c on a node with a GPU left", got)
+	}
+	if len(unplaced) != 1 || unplaced[0].TaskID != "b" || !strings.Contains(unplaced[0].Reason, "insufficient resources") {
+		t.Errorf("unplaced %+v, want b: no node has two GPUs left", unplaced)
+	}
+}
