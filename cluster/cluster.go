@@ -361,9 +361,14 @@ func (c *Cluster) update(ctx context.Context, fn func(tx store.Tx) error) error 
 		return err
 	}
 	err = s.Update(ctx, fn)
-	if errors.Is(err, store.ErrOutOfSequence) {
+	switch {
+	case errors.Is(err, store.ErrOutOfSequence):
 		// The client read an old version: it may read again and retry.
 		return conflictError{"update out of sequence"}
+	case errors.Is(err, store.ErrNotLeader):
+		// Leadership was lost under the write (quorum gone, a new election):
+		// as far as the client can tell, the swarm has no leader.
+		return store.ErrNoLeader
 	}
 	return err
 }

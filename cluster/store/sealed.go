@@ -98,12 +98,18 @@ type sealedSink struct {
 	raft.SnapshotSink
 	sealer *sealer
 	buf    bytes.Buffer
+	closed bool
 }
 
 func (s *sealedSink) Write(p []byte) (int, error) { return s.buf.Write(p) }
 
-// Close seals the buffered snapshot, writes it and commits it.
+// Close seals the buffered snapshot, writes it and commits it. Closing again
+// does nothing: raft's RecoverCluster closes the sink the FSM already closed.
 func (s *sealedSink) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	if _, err := s.SnapshotSink.Write(s.sealer.seal(s.buf.Bytes(), aadSnapshot)); err != nil {
 		s.SnapshotSink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)

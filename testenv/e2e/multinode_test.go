@@ -440,3 +440,32 @@ func TestMultiNodeCARotation(t *testing.T) {
 	}
 	waitRunningOn(t, n2, "web", 3, 30*time.Second, nil)
 }
+
+// Three managers lose two: the last refuses writes until `swarm init
+// --force-new-cluster` makes it the only manager, with the swarm's state.
+func TestMultiNodeForceNewCluster(t *testing.T) {
+	t.Parallel()
+	lab := multiSwarmLab(t, 3)
+	n1, n2, n3 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	n1.MustDocker("service", "create", "-d", "--name", "kept", "--replicas", "0", "busybox", "sleep", "1000")
+	n2.Kill()
+	n3.Kill()
+	out, err := try(n1, "service", "create", "-d", "--name", "lost", "busybox", "sleep", "1000")
+	if err == nil || !strings.Contains(out, "does not have a leader") {
+		t.Fatalf("a write without quorum: %v %q", err, out)
+	}
+	n1.MustDocker("swarm", "init", "--force-new-cluster", "--advertise-addr", n1.Addr())
+	testenv.WaitFor(t, 30*time.Second, "node1 leads alone", func() (bool, string) {
+		return leaderOf(t, n1) == "node1", ""
+	})
+	// The write refused above may be there too: it reached the log before
+	// the quorum was found gone, and a recovery keeps the whole log (its
+	// outcome was unknown, as with any Raft write that loses its leader).
+	if out := n1.MustDocker("service", "ls", "--format", "{{.Name}}"); !strings.Contains(out, "kept") {
+		t.Errorf("services after the recovery: %q, want the swarm's own", out)
+	}
+	n1.MustDocker("service", "create", "-d", "--name", "after", "--replicas", "0", "busybox", "sleep", "1000")
+	if got := strings.TrimSpace(n1.MustDocker("info", "--format", "{{.Swarm.Managers}} {{len .Swarm.RemoteManagers}}")); got != "3 1" {
+		t.Errorf("managers after the recovery: %q, want 3 manager nodes of which 1 in raft", got)
+	}
+}
