@@ -469,3 +469,30 @@ func TestMultiNodeForceNewCluster(t *testing.T) {
 		t.Errorf("managers after the recovery: %q, want 3 manager nodes of which 1 in raft", got)
 	}
 }
+
+// A worker's daemon that restarts (an upgrade, a crash) is back before it
+// counts as down: its tasks keep running in the same containers and nothing
+// is rescheduled.
+func TestMultiNodeWorkerRestart(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 1)
+	m, w := nodes[0], nodes[1]
+	m.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "2", "--constraint", "node.role==worker", "busybox", "sleep", "1000")
+	waitRunningOn(t, m, "web", 2, 90*time.Second, nil)
+	tasks := m.MustDocker("service", "ps", "-q", "web")
+	containers := w.MustDocker("ps", "-q", "--no-trunc")
+	w.Restart()
+	waitNodeStatus(t, m, "node2", "Ready", 30*time.Second)
+	// Past the grace a broken session has (3 s): still the same tasks.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := m.MustDocker("service", "ps", "-q", "web"); got != tasks {
+			t.Fatalf("tasks changed across a worker restart:\n%s\nwas\n%s", got, tasks)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if got := w.MustDocker("ps", "-q", "--no-trunc"); got != containers {
+		t.Errorf("containers changed across a worker restart:\n%s\nwas\n%s", got, containers)
+	}
+	waitRunningOn(t, m, "web", 2, 30*time.Second, nil)
+}
