@@ -1,30 +1,33 @@
 package cluster
 
 import (
-	"github.com/moby/moby/api/types/swarm"
-
-	"github.com/shoal-project/shoal/cluster/dispatcher"
 	"github.com/shoal-project/shoal/cluster/store"
 )
 
 // setRegistryAuth keeps the registry credentials a service was created or updated
-// with (X-Registry-Auth), for the workers that pull its image. They live in the
-// encrypted store as a secret-kind object, never in the service, so inspect never
-// shows them. Empty credentials remove what was kept.
+// with (X-Registry-Auth), for the nodes that pull its image. They live in the
+// encrypted store as a store-only object, never in the service, so inspect never
+// shows them and `docker secret ls` never lists them. Empty credentials remove
+// what was kept; a secret-kind object an older shoal kept them in goes too.
 func setRegistryAuth(tx store.Tx, serviceID, encoded string) error {
-	id := dispatcher.RegistryAuthID(serviceID)
-	cur, err := tx.Secret(id)
+	if _, err := tx.Secret(legacyRegistryAuthID(serviceID)); err == nil {
+		if err := tx.DeleteSecret(legacyRegistryAuthID(serviceID)); err != nil {
+			return err
+		}
+	}
+	cur, err := tx.RegistryAuth(serviceID)
 	switch {
 	case err != nil && encoded == "":
 		return nil
 	case err != nil:
-		return tx.CreateSecret(&swarm.Secret{ID: id, Spec: swarm.SecretSpec{
-			Annotations: swarm.Annotations{Name: id, Labels: map[string]string{"com.shoal.internal": "registry-auth"}},
-			Data:        []byte(encoded),
-		}})
+		return tx.CreateRegistryAuth(&store.RegistryAuth{ID: serviceID, Encoded: encoded})
 	case encoded == "":
-		return tx.DeleteSecret(id)
+		return tx.DeleteRegistryAuth(serviceID)
 	}
-	cur.Spec.Data = []byte(encoded)
-	return tx.UpdateSecret(cur)
+	cur.Encoded = encoded
+	return tx.UpdateRegistryAuth(cur)
 }
+
+// legacyRegistryAuthID is where an older shoal kept a service's credentials: a
+// secret-kind object.
+func legacyRegistryAuthID(serviceID string) string { return serviceID + ".registry-auth" }

@@ -178,16 +178,15 @@ func assignments(set session.AssignmentSet) session.Message {
 	return session.Message{Assignments: &set}
 }
 
-// RegistryAuthID is the ID of the store object that keeps a service's registry
-// credentials: a secret-kind object, so it is encrypted at rest like secrets, and
-// it reaches only the nodes that run the service's tasks.
-func RegistryAuthID(serviceID string) string { return serviceID + ".registry-auth" }
-
 // assignment is a task with what its node needs of its service.
 func assignment(tx store.ReadTx, names map[string]string, t *swarm.Task) session.Assignment {
 	as := session.Assignment{Task: t, ServiceName: serviceName(tx, names, t.ServiceID)}
-	if auth, err := tx.Secret(RegistryAuthID(t.ServiceID)); err == nil {
-		as.RegistryAuth = string(auth.Spec.Data)
+	// The service's registry credentials reach only the nodes that run its
+	// tasks (an older shoal kept them in a secret-kind object).
+	if auth, err := tx.RegistryAuth(t.ServiceID); err == nil {
+		as.RegistryAuth = auth.Encoded
+	} else if old, err := tx.Secret(t.ServiceID + ".registry-auth"); err == nil {
+		as.RegistryAuth = string(old.Spec.Data)
 	}
 	return as
 }

@@ -27,7 +27,19 @@ const (
 	// KindRoot holds the swarm's certificate authority (*RootCA), keys
 	// included: store-only, never shown by the API.
 	KindRoot Kind = "root"
+	// KindRegistryAuth holds a service's registry credentials
+	// (*RegistryAuth): store-only, never shown by the API.
+	KindRegistryAuth Kind = "registryauth"
 )
+
+// RegistryAuth is the registry credentials a service was created or updated
+// with (X-Registry-Auth, still encoded), for the nodes that pull its image. Its
+// ID is the service's.
+type RegistryAuth struct {
+	ID string // the service's ID
+	swarm.Meta
+	Encoded string
+}
 
 // RootID is the ID of the one RootCA object.
 const RootID = "root"
@@ -68,7 +80,7 @@ const (
 
 // kinds lists every kind, in the order snapshots are written.
 func kinds() []Kind {
-	return []Kind{KindCluster, KindNode, KindService, KindTask, KindNetwork, KindSecret, KindConfig, KindPeer, KindRoot}
+	return []Kind{KindCluster, KindNode, KindService, KindTask, KindNetwork, KindSecret, KindConfig, KindPeer, KindRoot, KindRegistryAuth}
 }
 
 // named reports whether objects of kind k must have unique names.
@@ -140,6 +152,8 @@ func describe(obj any) (record, *swarm.Meta, error) {
 		return record{Kind: KindPeer, ID: o.ID}, &o.Meta, nil
 	case *RootCA:
 		return record{Kind: KindRoot, ID: o.ID}, &o.Meta, nil
+	case *RegistryAuth:
+		return record{Kind: KindRegistryAuth, ID: o.ID}, &o.Meta, nil
 	}
 	return record{}, nil, invalidError{msg: fmt.Sprintf("store: unsupported object type %T", obj)}
 }
@@ -165,6 +179,8 @@ func newObject(k Kind) (any, error) {
 		return new(Peer), nil
 	case KindRoot:
 		return new(RootCA), nil
+	case KindRegistryAuth:
+		return new(RegistryAuth), nil
 	}
 	return nil, invalidError{msg: fmt.Sprintf("store: unknown kind %q", k)}
 }

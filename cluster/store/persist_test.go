@@ -41,6 +41,9 @@ func populate(t *testing.T, s *Store, name string) {
 		if err := tx.CreateService(svc); err != nil {
 			return err
 		}
+		if err := tx.CreateRegistryAuth(&RegistryAuth{ID: svc.ID, Encoded: "e30="}); err != nil {
+			return err
+		}
 		if err := tx.CreateTask(newTask(svc.ID, "n1")); err != nil {
 			return err
 		}

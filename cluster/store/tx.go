@@ -36,6 +36,7 @@ type ReadTx interface {
 	Peer(nodeID string) (*Peer, error)
 	Peers() ([]*Peer, error)
 	Root() (*RootCA, error)
+	RegistryAuth(serviceID string) (*RegistryAuth, error)
 	// Index is the last Raft index applied when the snapshot was taken.
 	Index() uint64
 }
@@ -71,6 +72,9 @@ type Tx interface {
 	DeletePeer(nodeID string) error
 	CreateRoot(r *RootCA) error
 	UpdateRoot(r *RootCA) error
+	CreateRegistryAuth(a *RegistryAuth) error
+	UpdateRegistryAuth(a *RegistryAuth) error
+	DeleteRegistryAuth(serviceID string) error
 }
 
 // readTx implements ReadTx on a memdb transaction.
@@ -194,6 +198,10 @@ func (r *readTx) Root() (*RootCA, error) {
 	return one[RootCA](r.txn, KindRoot, "id", RootID)
 }
 
+func (r *readTx) RegistryAuth(serviceID string) (*RegistryAuth, error) {
+	return one[RegistryAuth](r.txn, KindRegistryAuth, "id", serviceID)
+}
+
 // writeTx implements Tx: it applies each write to a private copy of the
 // state and records it as an op of the batch Update proposes.
 type writeTx struct {
@@ -268,3 +276,12 @@ func (t *writeTx) UpdatePeer(p *Peer) error             { return t.write(ActionU
 func (t *writeTx) DeletePeer(nodeID string) error       { return t.remove(KindPeer, nodeID) }
 func (t *writeTx) CreateRoot(r *RootCA) error           { return t.write(ActionCreate, r) }
 func (t *writeTx) UpdateRoot(r *RootCA) error           { return t.write(ActionUpdate, r) }
+func (t *writeTx) CreateRegistryAuth(a *RegistryAuth) error {
+	return t.write(ActionCreate, a)
+}
+func (t *writeTx) UpdateRegistryAuth(a *RegistryAuth) error {
+	return t.write(ActionUpdate, a)
+}
+func (t *writeTx) DeleteRegistryAuth(serviceID string) error {
+	return t.remove(KindRegistryAuth, serviceID)
+}
