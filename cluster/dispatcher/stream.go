@@ -133,6 +133,18 @@ func rootState(r *store.RootCA) *session.CAState {
 
 // change turns a store event into a message for nodeID, if it is one.
 func (d *Dispatcher) change(ev store.Event, nodeID string, names map[string]string) (session.Message, bool) {
+	if ev.Action == store.ActionResync {
+		// Changes were lost: the node gets all its assignments again.
+		set := session.AssignmentSet{Full: true}
+		err := d.store.View(func(tx store.ReadTx) error {
+			tasks, err := tx.TasksByNode(nodeID)
+			for _, t := range tasks {
+				set.Tasks = append(set.Tasks, assignment(tx, names, t))
+			}
+			return err
+		})
+		return assignments(set), err == nil
+	}
 	if r, ok := ev.Object.(*store.RootCA); ok {
 		if st := rootState(r); st != nil && ev.Action != store.ActionRemove {
 			return session.Message{CA: st}, true

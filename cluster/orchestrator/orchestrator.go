@@ -100,6 +100,10 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 
 // observe marks what an event makes dirty.
 func (o *Orchestrator) observe(ev store.Event) {
+	if ev.Action == store.ActionResync {
+		_ = o.store.View(o.markAll) // changes were lost: look at everything
+		return
+	}
 	switch ev.Kind {
 	case store.KindService:
 		o.markDirty(ev.ID)

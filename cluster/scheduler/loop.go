@@ -29,7 +29,8 @@ func NewLoop(st *store.Store, log *slog.Logger) *Loop { return &Loop{store: st, 
 // and freed its resources. Status reports of running tasks cost nothing.
 func (l *Loop) Run(ctx context.Context) error {
 	pending := map[string]bool{}
-	events, err := l.store.ViewAndWatch(ctx, func(tx store.ReadTx) error {
+	readPending := func(tx store.ReadTx) error {
+		clear(pending)
 		tasks, err := tx.Tasks()
 		for _, t := range tasks {
 			if isPending(t) {
@@ -37,7 +38,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 		}
 		return err
-	}, store.KindTask, store.KindNode)
+	}
+	events, err := l.store.ViewAndWatch(ctx, readPending, store.KindTask, store.KindNode)
 	if err != nil {
 		return err
 	}
@@ -60,14 +62,14 @@ func (l *Loop) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			need = observe(ev, pending)
+			need = l.observe(ev, pending, readPending)
 			for drained := false; !drained; {
 				select {
 				case ev, ok := <-events:
 					if !ok {
 						return nil
 					}
-					need = observe(ev, pending) || need
+					need = l.observe(ev, pending, readPending) || need
 				default:
 					drained = true
 				}
@@ -83,8 +85,13 @@ func isPending(t *swarm.Task) bool {
 }
 
 // observe keeps pending up to date with one change and reports whether the
-// change may let a pending task be placed.
-func observe(ev store.Event, pending map[string]bool) bool {
+// change may let a pending task be placed. After lost changes (a resync) it
+// reads the pending tasks afresh.
+func (l *Loop) observe(ev store.Event, pending map[string]bool, read func(store.ReadTx) error) bool {
+	if ev.Action == store.ActionResync {
+		_ = l.store.View(read)
+		return true
+	}
 	if ev.Kind == store.KindNode {
 		return true
 	}

@@ -76,6 +76,9 @@ const (
 	ActionCreate Action = "create"
 	ActionUpdate Action = "update"
 	ActionRemove Action = "remove"
+	// ActionResync says changes were dropped (the subscriber fell too far
+	// behind): it carries no object; the subscriber reads the state afresh.
+	ActionResync Action = "resync"
 )
 
 // kinds lists every kind, in the order snapshots are written.

@@ -113,7 +113,8 @@ func (s *Store) stamp(tx *writeTx, now time.Time, index uint64) {
 // Watch streams every change applied after the call, in order, until ctx is
 // done or the store closes; then the channel is closed. With kinds, only
 // changes of those kinds are sent. A slow reader never slows the store: its
-// changes queue up in memory.
+// changes queue up in memory, up to a bound past which they are dropped and
+// one event of action ActionResync tells the reader to read the state afresh.
 func (s *Store) Watch(ctx context.Context, kinds ...Kind) <-chan Event {
 	ch, _ := s.feed.subscribe(ctx, "", kinds)
 	return ch

@@ -20,7 +20,9 @@ type Event struct {
 }
 
 // feed fans applied changes out to subscribers. publish never blocks: each
-// subscriber has an unbounded queue drained by its own goroutine.
+// subscriber has a queue drained by its own goroutine, bounded by maxQueue; a
+// subscriber that falls that far behind loses its queue and gets one
+// ActionResync event instead, and reads the state afresh.
 type feed struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
@@ -33,13 +35,17 @@ func newFeed() *feed {
 	return &feed{subs: make(map[*subscriber]struct{}), done: make(chan struct{})}
 }
 
+// maxQueue bounds the changes waiting for one subscriber.
+const maxQueue = 1 << 16
+
 type subscriber struct {
 	kinds map[Kind]bool // nil: every kind
 	node  string        // non-empty: only this node's tasks and node object
 	out   chan Event
 
-	mu    sync.Mutex
-	queue []change
+	mu       sync.Mutex
+	queue    []change
+	overflow bool // changes were dropped: a resync is owed
 	wake  chan struct{} // capacity 1: "the queue may be non-empty"
 
 	stopOnce sync.Once
@@ -87,11 +93,18 @@ func (s *subscriber) enqueue(changes []change) {
 	s.mu.Lock()
 	n := len(s.queue)
 	for _, c := range changes {
-		if s.wants(c) {
+		if !s.wants(c) {
+			continue
+		}
+		if len(s.queue) >= maxQueue {
+			clear(s.queue)
+			s.queue, s.overflow = s.queue[:0], true
+		}
+		if !s.overflow {
 			s.queue = append(s.queue, c)
 		}
 	}
-	added := len(s.queue) > n
+	added := len(s.queue) > n || s.overflow
 	s.mu.Unlock()
 	if added {
 		select {
@@ -119,9 +132,14 @@ func (s *subscriber) wants(c change) bool {
 	return true
 }
 
+// take returns the queued changes, or just a resync when changes were dropped.
 func (s *subscriber) take() []change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.overflow {
+		s.overflow, s.queue = false, nil
+		return []change{{action: ActionResync}}
+	}
 	q := s.queue
 	s.queue = nil
 	return q
@@ -181,6 +199,9 @@ func (f *feed) close() {
 // event decodes a change into an Event with its own copies of the objects.
 func (c change) event() (Event, error) {
 	ev := Event{Kind: c.kind, Action: c.action, ID: c.id, Index: c.index}
+	if c.action == ActionResync {
+		return ev, nil
+	}
 	obj, err := decodeObject(c.kind, c.data)
 	if err != nil {
 		return ev, err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"sync"
@@ -215,5 +216,39 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not met before the deadline")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A subscriber that falls more than maxQueue changes behind gets one resync
+// event in their place, then the changes that follow.
+func TestFeedOverflowResyncs(t *testing.T) {
+	f := newFeed()
+	defer f.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, _ := f.subscribe(ctx, "", nil)
+	svc, _ := json.Marshal(newService("web"))
+	for i := 0; i <= 2*maxQueue; i++ { // the sender may have taken some before it blocks
+		f.publish([]change{{kind: KindService, action: ActionUpdate, id: "s", index: uint64(i + 1), data: svc}})
+	}
+	after := uint64(3 * maxQueue)
+	deadline := time.After(10 * time.Second)
+	sawResync := false
+	for {
+		select {
+		case ev := <-ch:
+			switch {
+			case ev.Action == ActionResync:
+				sawResync = true
+				f.publish([]change{{kind: KindService, action: ActionUpdate, id: "s", index: after, data: svc}})
+			case ev.Index == after:
+				if !sawResync {
+					t.Fatal("the change after the overflow came before any resync")
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no resync and following change (resync seen: %v)", sawResync)
+		}
 	}
 }
