@@ -90,8 +90,8 @@ func (c *Cluster) description() swarm.NodeDescription {
 	var si unix.Sysinfo_t
 	_ = unix.Sysinfo(&si)
 	return swarm.NodeDescription{
-		Hostname:  c.cfg.Hostname,
-		Platform:  swarm.Platform{Architecture: archName(), OS: runtime.GOOS},
+		Hostname: c.cfg.Hostname,
+		Platform: swarm.Platform{Architecture: archName(), OS: runtime.GOOS},
 		Resources: swarm.Resources{
 			NanoCPUs:         int64(runtime.NumCPU()) * 1e9,
 			MemoryBytes:      int64(si.Totalram) * int64(si.Unit),

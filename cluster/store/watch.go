@@ -45,8 +45,8 @@ type subscriber struct {
 
 	mu       sync.Mutex
 	queue    []change
-	overflow bool // changes were dropped: a resync is owed
-	wake  chan struct{} // capacity 1: "the queue may be non-empty"
+	overflow bool          // changes were dropped: a resync is owed
+	wake     chan struct{} // capacity 1: "the queue may be non-empty"
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed to cancel this subscription
