@@ -26,15 +26,7 @@ import (
 	"github.com/shoal-project/shoal/cluster/ca"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/cluster/transport"
-	"github.com/shoal-project/shoal/runtime/container"
 )
-
-// Runtime is what the control plane needs of the node's container runtime: the
-// agent's needs, and task logs.
-type Runtime interface {
-	agent.Containers
-	Logs(ctx context.Context, idOrName string, opts container.LogOptions) (<-chan container.LogEntry, error)
-}
 
 // Config wires the control plane.
 type Config struct {
@@ -45,8 +37,10 @@ type Config struct {
 	// EngineLabels are the daemon's --label values (engine.labels.*).
 	EngineLabels map[string]string
 	// Resources are the node's generic resources (--node-generic-resource).
-	Resources  []swarm.GenericResource
-	Containers Runtime
+	Resources []swarm.GenericResource
+	// Containers, Images and Network are the node's runtime and network; only
+	// the agent drives them.
+	Containers agent.Containers
 	Images     agent.Images
 	Network    agent.Network
 	// PeerImages serves this node's images to the other nodes (under /v2/ on

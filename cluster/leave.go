@@ -92,7 +92,9 @@ func (c *Cluster) Leave(ctx context.Context, force bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stop()
-	c.removeTaskContainers(ctx)
+	if c.agent != nil {
+		c.agent.RemoveTasks(ctx)
+	}
 	if c.port != nil {
 		c.port.Close()
 	}
@@ -120,38 +122,6 @@ func managerAddrs(members []store.Member, self string) []string {
 		}
 	}
 	return out
-}
-
-// removeTaskContainers removes every task container and its network sandbox.
-func (c *Cluster) removeTaskContainers(ctx context.Context) {
-	list, err := c.cfg.Containers.List(ctx, true)
-	if err != nil {
-		c.log.Warn("list task containers", "err", err)
-		return
-	}
-	services := map[string]bool{}
-	defer func() {
-		for id := range services {
-			if err := c.cfg.Network.PublishService(ctx, id, nil, nil); err != nil {
-				c.log.Warn("unpublish ingress ports", "service", id, "err", err)
-			}
-		}
-	}()
-	for _, ct := range list {
-		taskID := ct.Labels["com.docker.swarm.task.id"]
-		if taskID == "" {
-			continue
-		}
-		services[ct.Labels["com.docker.swarm.service.id"]] = true
-		grace := time.Second
-		_ = c.cfg.Containers.Stop(ctx, ct.ID, &grace)
-		if err := c.cfg.Containers.Remove(ctx, ct.ID, true); err != nil {
-			c.log.Warn("remove task container", "container", ct.ID, "err", err)
-		}
-		if err := c.cfg.Network.RemoveSandbox(ctx, taskID); err != nil {
-			c.log.Warn("remove task sandbox", "task", taskID, "err", err)
-		}
-	}
 }
 
 // forceNewCluster makes this manager the only member of its swarm's Raft,

@@ -127,7 +127,18 @@ func (c *Cluster) taskLogs(ctx context.Context, t *swarm.Task, opts container.Lo
 	}
 	id := t.Status.ContainerStatus.ContainerID
 	if t.NodeID == "" || t.NodeID == node.NodeID {
-		return c.cfg.Containers.Logs(ctx, id, opts)
+		return c.localLogs(ctx, id, opts)
 	}
 	return c.remoteLogs(ctx, s, t.NodeID, id, opts)
+}
+
+// localLogs reads a task container's logs on this node, through its agent.
+func (c *Cluster) localLogs(ctx context.Context, containerID string, opts container.LogOptions) (<-chan container.LogEntry, error) {
+	c.mu.RLock()
+	ag := c.agent
+	c.mu.RUnlock()
+	if ag == nil {
+		return nil, unavailableError{msgNotInSwarm}
+	}
+	return ag.TaskLogs(ctx, containerID, opts)
 }

@@ -62,7 +62,7 @@ func (c *Cluster) serveLogs(w http.ResponseWriter, r *http.Request) {
 			*dst = t
 		}
 	}
-	entries, err := c.cfg.Containers.Logs(r.Context(), q.Get("container"), opts)
+	entries, err := c.localLogs(r.Context(), q.Get("container"), opts)
 	if err != nil {
 		writeRPCError(w, http.StatusNotFound, err)
 		return

@@ -12,8 +12,9 @@ import (
 	"github.com/shoal-project/shoal/cluster/session"
 )
 
-// agentState is the node's running agent.
+// agentState is the node's running agent and its session follower.
 type agentState struct {
+	*agent.Agent
 	follower *session.Follower
 }
 
@@ -47,7 +48,6 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		},
 		OnManagers: func(list []string) { go c.saveManagers(list) },
 	})
-	c.agent = &agentState{follower: follower}
 	ag := agent.New(agent.Config{
 		NodeID:     st.NodeID,
 		Dispatcher: follower,
@@ -61,6 +61,7 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		PeerTransport: c.creds.RoundTripper(true),
 		Logger:        c.log.With("component", "agent"),
 	})
+	c.agent = &agentState{Agent: ag, follower: follower}
 	c.loops.Add(1)
 	go func() {
 		defer c.loops.Done()

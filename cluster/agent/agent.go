@@ -37,6 +37,7 @@ type Containers interface {
 	Inspect(ctx context.Context, id string) (ctypes.InspectResponse, error)
 	List(ctx context.Context, all bool) ([]ctypes.Summary, error)
 	Subscribe(ctx context.Context) <-chan container.Event
+	Logs(ctx context.Context, idOrName string, opts container.LogOptions) (<-chan container.LogEntry, error)
 }
 
 // Images is what the agent needs of the node's image store.

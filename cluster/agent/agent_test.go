@@ -517,3 +517,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func (f *fakeNode) Logs(context.Context, string, container.LogOptions) (<-chan container.LogEntry, error) {
+	ch := make(chan container.LogEntry)
+	close(ch)
+	return ch, nil
+}
