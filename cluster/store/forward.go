@@ -111,11 +111,16 @@ func (s *Store) syncLeader(ctx context.Context) (raft.ServerAddress, error) {
 		if s.cfg.Forward == nil {
 			return "", ErrNotLeader
 		}
-		index, err := s.cfg.Forward.ReadIndex(ctx, addr)
+		var index uint64
+		err = s.whileLeads(ctx, addr, func(ctx context.Context) error {
+			var err error
+			index, err = s.cfg.Forward.ReadIndex(ctx, addr)
+			return err
+		})
 		if err == nil {
 			return addr, s.waitIndex(ctx, index)
 		}
-		if !errors.Is(err, ErrLeaderUnreachable) && !errors.Is(err, ErrNotLeader) {
+		if !errors.Is(err, ErrLeaderUnreachable) && !errors.Is(err, ErrNotLeader) && !errors.Is(err, errLeaderChanged) {
 			return "", err
 		}
 		if time.Now().After(deadline) {
@@ -133,7 +138,7 @@ func (s *Store) syncLeader(ctx context.Context) (raft.ServerAddress, error) {
 func (s *Store) forward(ctx context.Context, addr raft.ServerAddress, data []byte) (uint64, error) {
 	deadline := time.Now().Add(s.cfg.LeaderWait)
 	for {
-		index, err := s.cfg.Forward.Propose(ctx, addr, data)
+		index, err := s.proposeTo(ctx, addr, data)
 		if err == nil {
 			return index, s.waitIndex(ctx, index)
 		}
@@ -153,6 +158,56 @@ func (s *Store) forward(ctx context.Context, addr raft.ServerAddress, data []byt
 			return s.apply(ctx, data) // this member leads now
 		}
 	}
+}
+
+// errLeaderChanged is a forwarded write whose leader was replaced while it
+// waited for the answer (the leader froze, or was cut off).
+var errLeaderChanged error = unavailableError{msg: "the swarm's leader changed during the write, which may or may not have been applied: read the object again and retry"}
+
+// proposeTo forwards a batch to the leader at addr, giving up as soon as this
+// member sees another leader: a leader that froze or was cut off holds the
+// request without answering, and its successor is known in about a second.
+func (s *Store) proposeTo(ctx context.Context, addr raft.ServerAddress, data []byte) (uint64, error) {
+	var index uint64
+	err := s.whileLeads(ctx, addr, func(ctx context.Context) error {
+		var err error
+		index, err = s.cfg.Forward.Propose(ctx, addr, data)
+		return err
+	})
+	return index, err
+}
+
+// whileLeads runs call, cancelling it (and answering errLeaderChanged) when
+// this member sees a leader other than addr.
+func (s *Store) whileLeads(ctx context.Context, addr raft.ServerAddress, call func(context.Context) error) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	moved := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-tick.C:
+				if now, _ := s.raft.LeaderWithID(); now != "" && now != addr {
+					close(moved)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	err := call(cctx)
+	if err != nil {
+		select {
+		case <-moved:
+			return errLeaderChanged
+		default:
+		}
+	}
+	return err
 }
 
 func pause(ctx context.Context, d time.Duration) error {

@@ -496,3 +496,32 @@ func TestMultiNodeWorkerRestart(t *testing.T) {
 	}
 	waitRunningOn(t, m, "web", 2, 30*time.Second, nil)
 }
+
+// A frozen leader (SIGSTOP: its connections stay open, nothing answers) is
+// replaced; writes through another manager succeed without waiting out the
+// frozen one, and once thawed it follows.
+func TestMultiNodeFrozenLeader(t *testing.T) {
+	t.Parallel()
+	lab := multiSwarmLab(t, 3)
+	n1, n2, n3 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	n2.MustDocker("service", "create", "-d", "--name", "svc", "--replicas", "0", "busybox", "sleep", "1000")
+	n1.Freeze()
+	testenv.WaitFor(t, 60*time.Second, "a write through node2 with node1 frozen", func() (bool, string) {
+		out, err := try(n2, "service", "update", "-d", "--label-add", "after=freeze", "svc")
+		return err == nil, out
+	})
+	if l := leaderOf(t, n3); l != "node2" && l != "node3" {
+		t.Errorf("leader with node1 frozen: %q", l)
+	}
+	n1.Thaw()
+	testenv.WaitFor(t, 30*time.Second, "the thawed leader follows", func() (bool, string) {
+		rows, err := nodeList(t, n1)
+		if err != nil {
+			return false, err.Error()
+		}
+		return rows["node1"].ManagerStatus == "Reachable", fmt.Sprint(rows)
+	})
+	if out := n1.MustDocker("service", "inspect", "--format", "{{index .Spec.Labels \"after\"}}", "svc"); strings.TrimSpace(out) != "freeze" {
+		t.Errorf("the thawed manager reads label %q, want the write made while it was frozen", out)
+	}
+}
