@@ -525,3 +525,21 @@ func TestMultiNodeFrozenLeader(t *testing.T) {
 		t.Errorf("the thawed manager reads label %q, want the write made while it was frozen", out)
 	}
 }
+
+// A manager leaves only with --force, as with Docker; once it has, it is out
+// of Raft (not only Down in the node list), and the two left go on.
+func TestMultiNodeManagerLeave(t *testing.T) {
+	t.Parallel()
+	lab := multiSwarmLab(t, 3)
+	n1, n3 := lab.Nodes[0], lab.Nodes[2]
+	out, err := try(n3, "swarm", "leave")
+	if err == nil || !strings.Contains(out, "You are attempting to leave the swarm on a node that is participating as a manager.") {
+		t.Fatalf("a manager's leave without --force: %v %q", err, out)
+	}
+	n3.MustDocker("swarm", "leave", "--force")
+	waitNodeStatus(t, n1, "node3", "Down", 30*time.Second)
+	if got := strings.TrimSpace(n1.MustDocker("info", "--format", "{{len .Swarm.RemoteManagers}}")); got != "2" {
+		t.Errorf("raft members after a manager left: %s, want 2", got)
+	}
+	n1.MustDocker("service", "create", "-d", "--name", "after", "--replicas", "0", "busybox", "sleep", "1000")
+}
