@@ -14,7 +14,7 @@ GOTAGS    := netgo,osusergo,seccomp
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e deps builddeps bench clean
+.PHONY: all build run test unit e2e fuzz deps builddeps bench clean
 
 all: build
 
@@ -45,9 +45,22 @@ deps:
 	fi
 	@command -v docker >/dev/null || { echo "the docker CLI is needed on PATH"; exit 1; }
 
-# Unit tests of every package, then the end-to-end tests against the static binary.
+# Unit tests of every package, then the end-to-end tests against the static binary,
+# then each fuzz target for a few seconds (their seeds under testdata/fuzz run with
+# the unit tests too).
 test: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+FUZZTIME ?= 5s
+FUZZ_TARGETS := ./engineapi:FuzzParseFilters ./cluster/store:FuzzUnwrapDataKeys
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($(FUZZTIME))"; \
+		$(GO) test -tags $(GOTAGS) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 unit: builddeps deps
 	$(GO) test -tags $(GOTAGS) -count=1 $$($(GO) list -tags $(GOTAGS) ./... | grep -v /testenv/e2e)

@@ -24,6 +24,15 @@ var ErrHasState error = unavailableError{msg: `This node is already part of a sw
 // unwrap the data encryption key stored in Dir.
 var ErrInvalidKEK = errors.New("swarm could not be unlocked: invalid key-encryption key")
 
+// ErrLocked is returned by Open, without a KEK in Config, when the store's
+// key-encryption key is not on disk: the swarm is autolocked and only its
+// unlock key opens it.
+var ErrLocked = errors.New("the store is locked: its key-encryption key is not on this disk")
+
+// ErrCorruptKey is returned by Open when the wrapped data key on disk is not
+// one (truncated, or written by something else).
+var ErrCorruptKey = errors.New("the wrapped data encryption key is corrupt")
+
 type unavailableError struct{ msg string }
 
 func (e unavailableError) Error() string     { return e.msg }

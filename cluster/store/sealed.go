@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/hashicorp/raft"
 )
@@ -18,7 +19,8 @@ import (
 // authenticated with it, so entries cannot be moved around.
 type sealedLogStore struct {
 	raft.LogStore
-	sealer *sealer
+	keys *keyring
+	log  *slog.Logger
 }
 
 func logAAD(index uint64) []byte {
@@ -31,14 +33,36 @@ func (s *sealedLogStore) StoreLog(l *raft.Log) error {
 }
 
 // StoreLogs encrypts copies of the entries: Raft keeps using the originals.
+// The data key cannot rotate between sealing and storing, so every entry past
+// a rotation's RetireAfter is sealed with the new key.
 func (s *sealedLogStore) StoreLogs(logs []*raft.Log) error {
-	sealed := make([]*raft.Log, len(logs))
-	for i, l := range logs {
-		c := *l
-		c.Data = s.sealer.seal(l.Data, logAAD(l.Index))
-		sealed[i] = &c
+	return s.keys.sealing(func(seal func(plain, aad []byte) []byte) error {
+		sealed := make([]*raft.Log, len(logs))
+		for i, l := range logs {
+			c := *l
+			c.Data = seal(l.Data, logAAD(l.Index))
+			sealed[i] = &c
+		}
+		return s.LogStore.StoreLogs(sealed)
+	})
+}
+
+// DeleteRange removes entries; when a compaction has removed the last entry a
+// rotated-out data key could open, that key is forgotten.
+func (s *sealedLogStore) DeleteRange(min, max uint64) error {
+	if err := s.LogStore.DeleteRange(min, max); err != nil {
+		return err
 	}
-	return s.LogStore.StoreLogs(sealed)
+	if s.keys.rotating() {
+		first, err := s.LogStore.FirstIndex()
+		if err == nil {
+			err = s.keys.retire(first)
+		}
+		if err != nil && s.log != nil {
+			s.log.Warn("store: retire the previous data encryption key", "err", err)
+		}
+	}
+	return nil
 }
 
 // GetLog reads and decrypts one entry.
@@ -46,7 +70,7 @@ func (s *sealedLogStore) GetLog(index uint64, l *raft.Log) error {
 	if err := s.LogStore.GetLog(index, l); err != nil {
 		return err
 	}
-	plain, err := s.sealer.open(l.Data, logAAD(index))
+	plain, err := s.keys.open(l.Data, logAAD(index))
 	if err != nil {
 		return fmt.Errorf("read log entry %d: %w", index, err)
 	}
@@ -60,7 +84,7 @@ func (s *sealedLogStore) GetLog(index uint64, l *raft.Log) error {
 // a small swarm.
 type sealedSnapshotStore struct {
 	raft.SnapshotStore
-	sealer *sealer
+	keys *keyring
 }
 
 // Create returns a sink that buffers the snapshot and seals it on Close.
@@ -70,7 +94,7 @@ func (s *sealedSnapshotStore) Create(version raft.SnapshotVersion, index, term u
 	if err != nil {
 		return nil, err
 	}
-	return &sealedSink{SnapshotSink: sink, sealer: s.sealer}, nil
+	return &sealedSink{SnapshotSink: sink, keys: s.keys}, nil
 }
 
 // Open decrypts a snapshot; the returned meta gives its plaintext size, which
@@ -85,7 +109,7 @@ func (s *sealedSnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser
 	if err != nil {
 		return nil, nil, fmt.Errorf("read snapshot %s: %w", id, err)
 	}
-	plain, err := s.sealer.open(sealed, aadSnapshot)
+	plain, err := s.keys.open(sealed, aadSnapshot)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
 	}
@@ -96,7 +120,7 @@ func (s *sealedSnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser
 
 type sealedSink struct {
 	raft.SnapshotSink
-	sealer *sealer
+	keys   *keyring
 	buf    bytes.Buffer
 	closed bool
 }
@@ -110,9 +134,14 @@ func (s *sealedSink) Close() error {
 		return nil
 	}
 	s.closed = true
-	if _, err := s.SnapshotSink.Write(s.sealer.seal(s.buf.Bytes(), aadSnapshot)); err != nil {
+	data, sealed := s.keys.sealSnapshot(s.buf.Bytes())
+	if _, err := s.SnapshotSink.Write(data); err != nil {
 		s.SnapshotSink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)
 	}
-	return s.SnapshotSink.Close()
+	if err := s.SnapshotSink.Close(); err != nil {
+		return err
+	}
+	sealed()
+	return nil
 }

@@ -75,6 +75,7 @@ type Store struct {
 	bolt  *raftboltdb.BoltStore
 	logs  raft.LogStore
 	snaps raft.SnapshotStore
+	keys  *keyring
 	trans raft.Transport
 	fsm   *fsm
 	feed  *feed
@@ -96,15 +97,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	sealer, err := openKeys(cfg)
+	keys, err := openKeyring(cfg.Dir, cfg.KEK)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, feed: newFeed(), trans: cfg.Transport}
+	s := &Store{cfg: cfg, log: cfg.Logger, feed: newFeed(), trans: cfg.Transport, keys: keys}
 	if s.trans == nil {
 		_, s.trans = raft.NewInmemTransport("")
 	}
-	if err := s.start(sealer); err != nil {
+	if err := s.start(); err != nil {
 		s.feed.close()
 		if s.bolt != nil {
 			s.bolt.Close()
@@ -142,22 +143,7 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-func openKeys(cfg Config) (*sealer, error) {
-	kek := cfg.KEK
-	if kek == nil {
-		var err error
-		if kek, err = loadKEK(cfg.Dir); err != nil {
-			return nil, err
-		}
-	}
-	dek, err := loadDEK(cfg.Dir, kek)
-	if err != nil {
-		return nil, err
-	}
-	return newSealer(dek)
-}
-
-func (s *Store) start(sealer *sealer) error {
+func (s *Store) start() error {
 	var err error
 	s.bolt, err = raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(s.cfg.Dir, boltFile),
@@ -166,13 +152,13 @@ func (s *Store) start(sealer *sealer) error {
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
-	s.logs = &sealedLogStore{LogStore: s.bolt, sealer: sealer}
+	s.logs = &sealedLogStore{LogStore: s.bolt, keys: s.keys, log: s.log}
 	hlog := newRaftLogger(s.log)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.cfg.Dir, snapshotsKept, hlog.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	s.snaps = &sealedSnapshotStore{SnapshotStore: snaps, sealer: sealer}
+	s.snaps = &sealedSnapshotStore{SnapshotStore: snaps, keys: s.keys}
 	if s.fsm, err = newFSM(s.log, s.feed); err != nil {
 		return err
 	}
@@ -355,7 +341,7 @@ func proposeTimeout(ctx context.Context) time.Duration {
 
 // recoverCluster makes the store in cfg.Dir a one-voter cluster of itself.
 func recoverCluster(cfg Config, self raft.ServerAddress) error {
-	sealer, err := openKeys(cfg)
+	keys, err := openKeyring(cfg.Dir, cfg.KEK)
 	if err != nil {
 		return fmt.Errorf("recover cluster: %w", err)
 	}
@@ -369,7 +355,7 @@ func recoverCluster(cfg Config, self raft.ServerAddress) error {
 		return fmt.Errorf("recover cluster: open raft log: %w", err)
 	}
 	defer s.bolt.Close()
-	logs := &sealedLogStore{LogStore: s.bolt, sealer: sealer}
+	logs := &sealedLogStore{LogStore: s.bolt, keys: keys, log: s.log}
 	hlog := newRaftLogger(s.log)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsKept, hlog.Named("snapshots"))
 	if err != nil {
@@ -384,7 +370,7 @@ func recoverCluster(cfg Config, self raft.ServerAddress) error {
 	rc.Logger = hlog
 	_, trans := raft.NewInmemTransport(self)
 	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(cfg.NodeID), Address: self}}}
-	if err := raft.RecoverCluster(rc, fsm, logs, s.bolt, &sealedSnapshotStore{SnapshotStore: snaps, sealer: sealer}, trans, conf); err != nil {
+	if err := raft.RecoverCluster(rc, fsm, logs, s.bolt, &sealedSnapshotStore{SnapshotStore: snaps, keys: keys}, trans, conf); err != nil {
 		return fmt.Errorf("recover cluster: %w", err)
 	}
 	return nil
