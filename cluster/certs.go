@@ -124,10 +124,7 @@ func (c *Cluster) renewCertificate(ctx context.Context) (ca.NodeFiles, error) {
 		return ca.NodeFiles{}, fmt.Errorf("renew the node certificate: %w", err)
 	}
 	files := ca.NodeFiles{CertPEM: reply.CertPEM, KeyPEM: keyPEM, RootPEM: reply.RootPEM}
-	if err := files.Save(c.certDir()); err != nil {
-		return ca.NodeFiles{}, err
-	}
-	if err := creds.Set(files); err != nil {
+	if err := c.saveCredentials(creds, files); err != nil {
 		return ca.NodeFiles{}, err
 	}
 	return files, nil
@@ -228,7 +225,7 @@ func (c *Cluster) promote(ctx context.Context) error {
 		return fmt.Errorf("promotion: the managers issued a %s certificate", creds.Identity().Role)
 	}
 	_ = os.RemoveAll(c.raftDir())
-	s, err := c.openStore(ctx, &st, creds, port)
+	s, err := c.openStore(ctx, &st, creds, port, nil)
 	if err != nil {
 		return err
 	}
@@ -278,6 +275,9 @@ func (c *Cluster) demote(ctx context.Context) error {
 			c.log.Warn("erase the store of a demoted manager", "err", err)
 		}
 	}
+	// A worker's key is never sealed (Docker's rule); the next renewal
+	// writes it plain.
+	c.forgetLock()
 	if err := writeNodeState(c.statePath(), &st); err != nil {
 		return err
 	}

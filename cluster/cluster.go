@@ -23,6 +23,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/agent"
+	"github.com/shoal-project/shoal/cluster/autolock"
 	"github.com/shoal-project/shoal/cluster/ca"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/cluster/transport"
@@ -69,6 +70,13 @@ type Cluster struct {
 	agent    *agentState
 	busy     bool // an init, join or leave is under way
 	renewing bool // a certificate renewal for a new root is under way
+	locked   bool // a manager of an autolocked swarm, waiting for its unlock key
+
+	// lockMu orders the writes of the node's keys (autolock, renewals);
+	// lockKey is the unlock key this manager's keys are wrapped by (nil:
+	// the KEK is on disk).
+	lockMu  sync.Mutex
+	lockKey autolock.Key
 }
 
 // nodeState is what the node keeps of its membership outside the store.
@@ -102,20 +110,30 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if st.Role == "" {
 		st.Role = ca.ManagerRole
 	}
-	if err := c.resume(ctx, st); err != nil {
-		return nil, err
+	if err := c.resume(ctx, st, nil); err != nil {
+		if !errors.Is(err, errLocked) {
+			return nil, err
+		}
+		c.node, c.locked = st, true
+		c.log.Warn("swarm is locked: this manager waits for `docker swarm unlock`", "node", st.NodeID)
 	}
 	return c, nil
 }
 
-// resume starts the parts of a node that was in a swarm when its daemon stopped.
-func (c *Cluster) resume(ctx context.Context, st *nodeState) error {
+// resume starts the parts of a node that was in a swarm when its daemon
+// stopped; key is the unlock key of a locked manager (nil at boot). A manager
+// whose keys are wrapped by an unlock key answers errLocked without one, and
+// invalidUnlockKey with the wrong one.
+func (c *Cluster) resume(ctx context.Context, st *nodeState, key autolock.Key) error {
 	files, err := ca.LoadNodeFiles(c.certDir())
 	if errors.Is(err, os.ErrNotExist) && st.manager() {
 		// A swarm made before nodes had certificates: issue this manager's.
 		files, err = c.upgradeCertificates(ctx, st)
 	}
 	if err != nil {
+		return err
+	}
+	if files, err = c.openNodeKey(files, key); err != nil {
 		return err
 	}
 	creds, err := transport.NewCredentials(files)
@@ -131,11 +149,21 @@ func (c *Cluster) resume(ctx context.Context, st *nodeState) error {
 	}
 	c.node, c.creds, c.port = st, creds, port
 	if st.manager() {
-		s, err := c.openStore(ctx, st, creds, port)
+		s, err := c.openStore(ctx, st, creds, port, key)
+		switch {
+		case errors.Is(err, store.ErrLocked):
+			err = errLocked
+		case errors.Is(err, store.ErrInvalidKEK) && key != nil:
+			err = invalidUnlockKey{}
+		}
 		if err != nil {
+			c.node, c.creds, c.port = nil, nil, nil
 			port.Close()
 			return err
 		}
+		c.lockMu.Lock()
+		c.lockKey = key
+		c.lockMu.Unlock()
 		c.store = s
 		c.replayed = make(chan struct{})
 		go func(replayed chan struct{}) {
@@ -220,8 +248,11 @@ func (c *Cluster) listen(st *nodeState, creds *transport.Credentials) (*transpor
 }
 
 // openStore opens a manager's store, its Raft traffic on the control port.
-func (c *Cluster) openStore(ctx context.Context, st *nodeState, creds *transport.Credentials, port *transport.Listener) (*store.Store, error) {
+func (c *Cluster) openStore(ctx context.Context, st *nodeState, creds *transport.Credentials, port *transport.Listener, key autolock.Key) (*store.Store, error) {
 	cfg := c.storeConfig(st, creds, port)
+	if key != nil {
+		cfg.KEK = key.KEK()
+	}
 	s, err := store.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open swarm store: %w", err)
@@ -266,15 +297,23 @@ func (c *Cluster) start() {
 	}()
 }
 
-// startLeadership runs the leadership supervisor of this manager's store.
-// Callers hold c.mu.
+// startLeadership runs the leadership supervisor of this manager's store, and
+// keeps the manager's keys following the swarm's autolock. Callers hold c.mu.
 func (c *Cluster) startLeadership() {
 	ctx, cancel := context.WithCancel(c.ctx)
 	lead := newLeadership(c, c.store)
 	done := make(chan struct{})
+	s, replayed := c.store, c.replayed
 	go func() {
 		defer close(done)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.followLock(ctx, s, replayed)
+		}()
 		lead.run(ctx)
+		wg.Wait()
 	}()
 	c.lead = lead
 	c.leadStop = func() { cancel(); <-done }
@@ -340,6 +379,9 @@ func (c *Cluster) current() (*store.Store, *nodeState, chan struct{}, error) {
 	defer c.mu.RUnlock()
 	if c.node == nil {
 		return nil, nil, nil, unavailableError{msgNotManager}
+	}
+	if c.locked {
+		return nil, nil, nil, errLocked
 	}
 	if c.store == nil {
 		return nil, nil, nil, unavailableError{msgWorker}

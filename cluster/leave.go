@@ -61,6 +61,10 @@ func (c *Cluster) Leave(ctx context.Context, force bool) error {
 		c.mu.Unlock()
 		return unavailableError{"another swarm operation is under way on this node"}
 	}
+	if c.locked && !force {
+		c.mu.Unlock()
+		return unavailableError{msgLeaveLocked}
+	}
 	s, st, creds := c.store, c.node, c.creds
 	if s != nil && !force {
 		var refusal error
@@ -108,7 +112,8 @@ func (c *Cluster) Leave(ctx context.Context, force bool) error {
 			return fmt.Errorf("erase swarm node state: %w", err)
 		}
 	}
-	c.node, c.store, c.creds, c.port, c.lead, c.agent = nil, nil, nil, nil, nil, nil
+	c.node, c.store, c.creds, c.port, c.lead, c.agent, c.locked = nil, nil, nil, nil, nil, nil, false
+	c.forgetLock()
 	c.log.Info("left the swarm", "role", st.Role)
 	return nil
 }
@@ -139,11 +144,17 @@ func (c *Cluster) forceNewCluster(ctx context.Context) (string, error) {
 		c.log.Warn("close the store before recovery", "err", err)
 	}
 	c.store = nil
+	c.lockMu.Lock()
+	key := c.lockKey
+	c.lockMu.Unlock()
 	cfg := c.storeConfig(st, creds, port)
+	if key != nil {
+		cfg.KEK = key.KEK()
+	}
 	if err := store.Recover(cfg, raft.ServerAddress(st.AdvertiseAddr)); err != nil {
 		return "", err
 	}
-	s, err := c.openStore(ctx, st, creds, port)
+	s, err := c.openStore(ctx, st, creds, port, key)
 	if err != nil {
 		return "", err
 	}

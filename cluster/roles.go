@@ -39,7 +39,7 @@ func (c *Cluster) becomeManager(ctx context.Context, st *nodeState, files ca.Nod
 	if err != nil {
 		return err
 	}
-	s, err := c.openStore(ctx, st, creds, port)
+	s, err := c.openStore(ctx, st, creds, port, nil)
 	if err != nil {
 		port.Close()
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/autolock"
 	"github.com/shoal-project/shoal/cluster/ca"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/cluster/transport"
@@ -28,10 +29,13 @@ const (
 // Info is the Swarm section of `docker info`.
 func (c *Cluster) Info(ctx context.Context) swarm.Info {
 	c.mu.RLock()
-	node, s, ag := c.node, c.store, c.agent
+	node, s, ag, locked := c.node, c.store, c.agent, c.locked
 	c.mu.RUnlock()
 	if node == nil {
 		return swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}
+	}
+	if locked {
+		return lockedInfo(node)
 	}
 	info := swarm.Info{
 		NodeID:           node.NodeID,
@@ -86,9 +90,6 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 		return "", err
 	}
 	defer release()
-	if req.AutoLockManagers {
-		return "", errAutolock
-	}
 	listen, err := listenAddr(req.ListenAddr)
 	if err != nil {
 		return "", err
@@ -127,7 +128,11 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 			if err := tx.CreateCluster(cl); err != nil {
 				return err
 			}
-			if err := tx.CreateRoot(&store.RootCA{ID: store.RootID, CertPEM: root.CertPEM, KeyPEM: root.KeyPEM}); err != nil {
+			r := &store.RootCA{ID: store.RootID, CertPEM: root.CertPEM, KeyPEM: root.KeyPEM}
+			if req.AutoLockManagers {
+				r.UnlockKey = autolock.NewKey()
+			}
+			if err := tx.CreateRoot(r); err != nil {
 				return err
 			}
 			if err := tx.CreateNode(node); err != nil {
@@ -143,7 +148,12 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 	if err != nil {
 		return "", err
 	}
-	c.log.Info("swarm initialized", "node", nodeID, "advertise", advertise)
+	if req.AutoLockManagers {
+		if err := c.lockNow(ctx); err != nil {
+			return "", err
+		}
+	}
+	c.log.Info("swarm initialized", "node", nodeID, "advertise", advertise, "autolock", req.AutoLockManagers)
 	return nodeID, nil
 }
 
@@ -313,10 +323,7 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 	if l := spec.Orchestration.TaskHistoryRetentionLimit; l != nil && *l < 0 {
 		return errInvalidf("invalid task history limit %d: must be 0 or more", *l)
 	}
-	if spec.EncryptionConfig.AutoLockManagers || flags.RotateManagerUnlockKey {
-		return errAutolock
-	}
-	return c.update(ctx, func(tx store.Tx) error {
+	err := c.update(ctx, func(tx store.Tx) error {
 		cl, err := tx.Cluster()
 		if err != nil {
 			return err
@@ -336,6 +343,7 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 		rotate := spec.CAConfig.ForceRotate != cl.Spec.CAConfig.ForceRotate ||
 			(givenCert != "" && givenCert != string(r.CertPEM))
 		cl.Spec = spec
+		relock := updateUnlockKey(r, spec.EncryptionConfig.AutoLockManagers, flags.RotateManagerUnlockKey)
 		if rotate {
 			var next ca.RootCA
 			if givenCert != "" {
@@ -346,8 +354,8 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 			if err := startRotation(tx, cl, r, next); err != nil {
 				return err
 			}
-		} else if r.Version.Index == 0 {
-			if err := putRoot(tx, r, cl); err != nil { // a swarm made by an older shoal
+		} else if r.Version.Index == 0 || relock {
+			if err := putRoot(tx, r, cl); err != nil { // or a swarm made by an older shoal
 				return err
 			}
 		}
@@ -369,19 +377,55 @@ func (c *Cluster) Update(ctx context.Context, version uint64, spec swarm.Spec, f
 		}
 		return tx.UpdateCluster(cl)
 	})
+	if err != nil {
+		return err
+	}
+	// This manager's disk follows before the answer, so that a restart
+	// right after `swarm update --autolock` finds it locked (or not); the
+	// other managers follow the change as it reaches their stores.
+	return c.lockNow(ctx)
 }
 
-// errAutolock refuses turning autolock on: the Raft store is encrypted at rest
-// under a key kept on the node, and locking it behind a user's key is not done yet.
-var errAutolock = errInvalidf("autolock is not supported by this shoal version yet: the swarm's state is encrypted at rest under a key kept on the node")
+// updateUnlockKey gives the swarm an unlock key when autolock turns on or the
+// key rotates, and takes it away when autolock turns off; it reports whether
+// the key changed.
+func updateUnlockKey(r *store.RootCA, autolockOn, rotate bool) bool {
+	switch {
+	case autolockOn && (len(r.UnlockKey) == 0 || rotate):
+		r.UnlockKey = autolock.NewKey()
+		return true
+	case !autolockOn && len(r.UnlockKey) > 0:
+		r.UnlockKey = nil
+		return true
+	}
+	return false
+}
 
-// UnlockKey returns the key that unlocks an autolocked swarm; a swarm without
-// autolock has none, which dockerd answers with a 404.
+// lockNow applies the swarm's autolock to this manager's disk now.
+func (c *Cluster) lockNow(ctx context.Context) error {
+	s, _, err := c.active()
+	if err != nil {
+		return err
+	}
+	if err := c.syncLock(ctx, s); err != nil {
+		return fmt.Errorf("apply the swarm's autolock to this manager: %w", err)
+	}
+	return nil
+}
+
+// UnlockKey returns the key that unlocks an autolocked swarm (GET
+// /swarm/unlockkey); without autolock it is "", as dockerd answers (the docker
+// CLI then says "no unlock key is set").
 func (c *Cluster) UnlockKey(ctx context.Context) (string, error) {
-	if _, _, err := c.active(); err != nil {
+	var key autolock.Key
+	err := c.view(func(tx store.ReadTx) error {
+		key, _ = wantLocked(tx)
+		return nil
+	})
+	if err != nil || key == nil {
 		return "", err
 	}
-	return "", errNotFoundf("no unlock key is set")
+	return key.String(), nil
 }
 
 // listenAddr normalizes --listen-addr: host[:port], default 0.0.0.0:2377.

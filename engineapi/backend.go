@@ -31,7 +31,10 @@ type Swarm interface {
 	Leave(ctx context.Context, force bool) error
 	Inspect(ctx context.Context) (swarm.Swarm, error)
 	Update(ctx context.Context, version uint64, spec swarm.Spec, flags cluster.UpdateFlags) error
+	// UnlockKey is the swarm's unlock key, "" without autolock.
 	UnlockKey(ctx context.Context) (string, error)
+	// Unlock opens a locked manager with the swarm's unlock key.
+	Unlock(ctx context.Context, key string) error
 
 	Nodes(ctx context.Context) ([]swarm.Node, error)
 	Node(ctx context.Context, idOrName string) (swarm.Node, error)

@@ -133,6 +133,7 @@ func (f *serviceFake) Update(context.Context, uint64, swarm.Spec, cluster.Update
 	return errSvcFakeUnsupported
 }
 func (f *serviceFake) UnlockKey(context.Context) (string, error) { return "", errSvcFakeUnsupported }
+func (f *serviceFake) Unlock(context.Context, string) error      { return errSvcFakeUnsupported }
 func (f *serviceFake) Nodes(context.Context) ([]swarm.Node, error) {
 	return []swarm.Node{f.node}, nil
 }

@@ -199,19 +199,24 @@ func (s *Server) swarmUnlockKey(c *gin.Context) {
 	c.JSON(http.StatusOK, swarm.UnlockKeyResponse{UnlockKey: key})
 }
 
-// swarmUnlock answers POST /swarm/unlock. shoal keeps no locked state across a
-// restart yet, so a node in a swarm is never locked.
+// swarmUnlock answers POST /swarm/unlock: a locked manager opens with the
+// swarm's unlock key.
 func (s *Server) swarmUnlock(c *gin.Context) {
 	var req swarm.UnlockRequest
 	if err := readOptionalJSON(c.Request, &req); err != nil {
 		writeError(c, err)
 		return
 	}
-	if s.swarmInfo(c.Request.Context()).LocalNodeState == swarm.LocalNodeStateInactive {
-		writeError(c, errNoSwarm())
+	sw := s.swarmBackend(c)
+	if sw == nil {
 		return
 	}
-	writeError(c, conflictError("swarm is not locked"))
+	if err := sw.Unlock(c.Request.Context(), req.UnlockKey); err != nil {
+		writeError(c, err)
+		return
+	}
+	s.events.swarmChanged()
+	c.Status(http.StatusOK)
 }
 
 // validateAvailability refuses an availability Docker does not know ("" is the default).

@@ -228,7 +228,21 @@ func (f *swarmFake) Update(_ context.Context, version uint64, spec swarm.Spec, f
 }
 
 func (f *swarmFake) UnlockKey(context.Context) (string, error) {
-	return "", &swarmFakeErr{notFound: true, msg: "no unlock key is set"}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.active {
+		return "", errFakeNotInSwarm
+	}
+	return "", nil
+}
+
+func (f *swarmFake) Unlock(context.Context, string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.active {
+		return errFakeNotInSwarm
+	}
+	return &swarmFakeErr{clash: true, msg: "swarm is not locked"}
 }
 
 func (f *swarmFake) Nodes(context.Context) ([]swarm.Node, error) {

@@ -20,7 +20,7 @@ type NodeFiles struct {
 // The files a node keeps its TLS material in, named as Docker names them.
 const (
 	certFile = "swarm-node.crt"
-	keyFile  = "swarm-node.key"
+	KeyFile  = "swarm-node.key" // the private key; sealed on an autolocked manager
 	rootFile = "swarm-root-ca.crt"
 )
 
@@ -30,7 +30,7 @@ func (f NodeFiles) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save node certificates: %w", err)
 	}
-	for name, data := range map[string][]byte{keyFile: f.KeyPEM, certFile: f.CertPEM, rootFile: f.RootPEM} {
+	for name, data := range map[string][]byte{KeyFile: f.KeyPEM, certFile: f.CertPEM, rootFile: f.RootPEM} {
 		if err := renameio.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			return fmt.Errorf("save node certificates: %w", err)
 		}
@@ -42,7 +42,7 @@ func (f NodeFiles) Save(dir string) error {
 func LoadNodeFiles(dir string) (NodeFiles, error) {
 	var f NodeFiles
 	var errs []error
-	for name, dst := range map[string]*[]byte{keyFile: &f.KeyPEM, certFile: &f.CertPEM, rootFile: &f.RootPEM} {
+	for name, dst := range map[string]*[]byte{KeyFile: &f.KeyPEM, certFile: &f.CertPEM, rootFile: &f.RootPEM} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			errs = append(errs, err)

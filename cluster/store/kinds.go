@@ -56,6 +56,10 @@ type RootCA struct {
 	// PrevCertPEM and CrossSignedPEM are set while a rotation is under way.
 	PrevCertPEM    []byte `json:",omitempty"`
 	CrossSignedPEM []byte `json:",omitempty"`
+	// UnlockKey is the key of the managers of an autolocked swarm (nil
+	// without autolock). It lives here, with the CA's key, because every
+	// manager must learn it and the API must never show it.
+	UnlockKey []byte `json:",omitempty"`
 }
 
 // Peer is what nodes need to reach one another, kept for every node beside its
