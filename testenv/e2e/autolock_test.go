@@ -226,6 +226,17 @@ func TestAutolockDiskScan(t *testing.T) {
 		t.Fatalf("after unlock the marker label is %q, want %q: the scan looked for values the swarm never held", got, markers[0])
 	}
 	waitRunning(t, n, "web", 1)
+
+	// A locked manager leaves only with --force (Docker's rule).
+	n.Restart()
+	assertLockedState(t, n)
+	if out, err := n.Docker("swarm", "leave"); err == nil || !strings.Contains(out, "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message.") {
+		t.Fatalf("leave a locked swarm without --force: err %v, output %q", err, out)
+	}
+	n.MustDocker("swarm", "leave", "--force")
+	if got := localNodeState(t, n); got != "inactive" {
+		t.Fatalf("LocalNodeState after leave --force = %q", got)
+	}
 }
 
 // hasSnapshot reports whether a Raft snapshot is under root.
