@@ -97,6 +97,7 @@ func TestAutolock(t *testing.T) {
 	n := newSwarm(t, "autolock")
 	n.MustDocker("service", "create", "-d", "--name", "web", "--label", "tier=front", "busybox", "sleep", "1d")
 	waitRunning(t, n, "web", 1)
+	containers := n.MustDocker("ps", "-q", "--no-trunc")
 	if out, err := n.Docker("swarm", "unlock-key"); err == nil || !strings.Contains(out, "no unlock key is set") {
 		t.Fatalf("unlock-key without autolock: err %v, output %q", err, out)
 	}
@@ -111,6 +112,9 @@ func TestAutolock(t *testing.T) {
 
 	n.Restart()
 	assertLocked(t, n)
+	if got := n.MustDocker("ps", "-q", "--no-trunc"); got != containers {
+		t.Errorf("task containers while locked:\n%s\nwant those running before the restart:\n%s", got, containers)
+	}
 	if out, err := unlock(n, randomKey(t)); err == nil || !strings.Contains(out, wrongKeyMsg) {
 		t.Fatalf("unlock with a wrong key: err %v, output %q; want %q", err, out, wrongKeyMsg)
 	}
