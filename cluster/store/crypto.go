@@ -157,6 +157,11 @@ type keyring struct {
 func openKeyring(dir string, kek []byte) (*keyring, error) {
 	wrapped, err := os.ReadFile(filepath.Join(dir, dekFile))
 	if errors.Is(err, fs.ErrNotExist) {
+		// A log without its key cannot be read, and a new key would only
+		// hide that: refuse, and leave the files as they are.
+		if _, serr := os.Stat(filepath.Join(dir, boltFile)); serr == nil {
+			return nil, fmt.Errorf("%w: %s has a Raft log but no data key", ErrCorruptKey, dir)
+		}
 		return newKeyring(dir, kek)
 	}
 	if err != nil {

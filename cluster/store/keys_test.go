@@ -254,6 +254,32 @@ func TestPreviousDataKeyOpensOlderEntries(t *testing.T) {
 	}
 }
 
+// A Raft log whose data key is gone is refused, not given a new key that
+// opens none of it; the log stays as it was.
+func TestMissingDataKeyIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	s := openStore(t, cfg)
+	populate(t, s, "web")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, boltFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, dekFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(testContext(t), cfg); !errors.Is(err, ErrCorruptKey) {
+		t.Fatalf("Open without dek: err = %v, want ErrCorruptKey", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, boltFile))
+	if !bytes.Equal(before, after) || exists(t, filepath.Join(dir, dekFile)) {
+		t.Fatal("the refused open changed the log or wrote a data key")
+	}
+}
+
 // A damaged dek file is a clear error, never a panic.
 func TestCorruptWrappedKey(t *testing.T) {
 	for _, tc := range []struct {
