@@ -51,18 +51,12 @@ func TestAPIErrors(t *testing.T) {
 		t.Errorf("GET /services before init = %d %q", code, msg)
 	}
 
-	if out, err := n.Docker("swarm", "init", "--autolock", "--advertise-addr", "127.0.0.1"); err == nil || !strings.Contains(out, "autolock is not supported") {
-		t.Errorf("swarm init --autolock: %v %q", err, out)
-	}
 	n.MustDocker("swarm", "init", "--advertise-addr", "127.0.0.1")
 	n.MustDocker("service", "create", "-d", "--no-resolve-image", "--name", "web", "busybox", "sleep", "300")
 
-	// Autolock is refused, not stored; with none, there is no unlock key.
-	if out, err := n.Docker("swarm", "update", "--autolock=true"); err == nil || !strings.Contains(out, "autolock is not supported") {
-		t.Errorf("swarm update --autolock=true: %v %q", err, out)
-	}
+	// Without autolock there is no unlock key (autolock_test.go has the rest).
 	if got := strings.TrimSpace(n.MustDocker("info", "--format", "{{.Swarm.Cluster.Spec.EncryptionConfig.AutoLockManagers}}")); got != "false" {
-		t.Errorf("autolock after a refused update = %s", got)
+		t.Errorf("autolock by default = %s", got)
 	}
 	if out, err := n.Docker("swarm", "unlock-key"); err == nil || !strings.Contains(out, "no unlock key is set") {
 		t.Errorf("swarm unlock-key: %v %q", err, out)
