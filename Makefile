@@ -53,7 +53,7 @@ test: builddeps deps build
 	$(MAKE) fuzz
 
 FUZZTIME ?= 5s
-FUZZ_TARGETS := ./engineapi:FuzzParseFilters ./cluster/store:FuzzUnwrapDataKeys
+FUZZ_TARGETS := ./engineapi:FuzzParseFilters ./cluster/store:FuzzUnwrapDataKeys ./cluster/autolock:FuzzUnlock
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

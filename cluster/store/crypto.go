@@ -107,14 +107,9 @@ func wrapDataKeys(kek []byte, keys dataKeys) ([]byte, error) {
 	return wrap.seal(keys.marshal(), aadDEK), nil
 }
 
-// UnwrapDataKeys opens a dek file's contents with kek. A wrong key is
+// unwrapDataKeys opens a dek file's contents with kek. A wrong key is
 // ErrInvalidKEK, a file that cannot be a wrapped key ErrCorruptKey. It is the
 // path a stolen or damaged disk reaches first, so it never panics on any input.
-func UnwrapDataKeys(kek, wrapped []byte) (current, previous []byte, err error) {
-	keys, err := unwrapDataKeys(kek, wrapped)
-	return keys.Current, keys.Previous, err
-}
-
 func unwrapDataKeys(kek, wrapped []byte) (dataKeys, error) {
 	wrap, err := newSealer(kek)
 	if err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -18,15 +19,20 @@ func FuzzUnwrapDataKeys(f *testing.F) {
 	f.Add(key(9), one)
 	f.Add([]byte("short"), two)
 	f.Fuzz(func(t *testing.T, kek, wrapped []byte) {
-		cur, prev, err := UnwrapDataKeys(kek, wrapped)
+		keys, err := unwrapDataKeys(kek, wrapped)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidKEK) && !errors.Is(err, ErrCorruptKey) {
-				t.Fatalf("UnwrapDataKeys: error %v is neither ErrInvalidKEK nor ErrCorruptKey", err)
+				t.Fatalf("unwrapDataKeys: error %v is neither ErrInvalidKEK nor ErrCorruptKey", err)
 			}
 			return
 		}
-		if len(cur) != KeySize || (prev != nil && len(prev) != KeySize) {
-			t.Fatalf("UnwrapDataKeys: keys of %d and %d bytes", len(cur), len(prev))
+		if len(keys.Current) != KeySize || (keys.Previous != nil && len(keys.Previous) != KeySize) {
+			t.Fatalf("unwrapDataKeys: keys of %d and %d bytes", len(keys.Current), len(keys.Previous))
+		}
+		if again, err := wrapDataKeys(kek, keys); err != nil {
+			t.Fatalf("wrap the unwrapped keys again: %v", err)
+		} else if back, err := unwrapDataKeys(kek, again); err != nil || !bytes.Equal(back.marshal(), keys.marshal()) {
+			t.Fatalf("keys do not survive a wrap and unwrap: %v", err)
 		}
 	})
 }

@@ -178,9 +178,9 @@ func TestRotateDataKey(t *testing.T) {
 	}
 	kek, _ := os.ReadFile(filepath.Join(dir, kekFile))
 	wrapped, _ := os.ReadFile(filepath.Join(dir, dekFile))
-	cur, prev, err := UnwrapDataKeys(kek, wrapped)
-	if err != nil || prev != nil || bytes.Equal(cur, old) {
-		t.Fatalf("dek file after the rotation: prev %x, same as old %v, err %v", prev, bytes.Equal(cur, old), err)
+	keys, err := unwrapDataKeys(kek, wrapped)
+	if err != nil || keys.Previous != nil || bytes.Equal(keys.Current, old) {
+		t.Fatalf("dek file after the rotation: prev %x, same as old %v, err %v", keys.Previous, bytes.Equal(keys.Current, old), err)
 	}
 	// Nothing on disk is sealed with the old key any more.
 	oldSealer, _ := newSealer(old)
