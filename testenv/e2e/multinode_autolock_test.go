@@ -28,7 +28,7 @@ func sealed(key []byte) bool {
 // Autolock across managers: the unlock key set on the leader reaches the
 // followers, which seal their own keys with it; a restarted follower is locked
 // and opens with the swarm's key, a rotated key replaces the old one on every
-// manager, and a worker never locks.
+// manager, a worker never locks, and a worker promoted later seals itself.
 func TestMultiNodeAutolock(t *testing.T) {
 	t.Parallel()
 	nodes := multiSwarm(t, 3, 1)
@@ -78,4 +78,22 @@ func TestMultiNodeAutolock(t *testing.T) {
 	}
 	n3.MustDocker("service", "create", "-d", "--name", "after", "--replicas", "2", "busybox", "sleep", "1000")
 	waitRunningOn(t, n3, "after", 2, 90*time.Second, nil)
+
+	// A worker promoted into the autolocked swarm seals itself too.
+	n1.MustDocker("node", "promote", w.Name)
+	testenv.WaitFor(t, 60*time.Second, "the promoted worker sealed its keys", func() (bool, string) {
+		_, kekErr := os.Stat(filepath.Join(w.DataRoot, "swarm", "raft", "kek"))
+		_, dekErr := os.Stat(filepath.Join(w.DataRoot, "swarm", "raft", "dek"))
+		return sealed(nodeKey(t, w)) && os.IsNotExist(kekErr) && dekErr == nil, string(nodeKey(t, w)[:40])
+	})
+	w.Restart()
+	if got := localNodeState(t, w); got != "locked" {
+		t.Fatalf("a restarted promoted manager is %q, want locked", got)
+	}
+	if out, err := unlock(w, rotated); err != nil {
+		t.Fatalf("unlock the promoted manager: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(w.MustDocker("service", "inspect", "--format", "{{.Spec.Name}}", "after")); got != "after" {
+		t.Fatalf("the unlocked promoted manager reads service %q", got)
+	}
 }
