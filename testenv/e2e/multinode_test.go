@@ -3,7 +3,11 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,7 +301,6 @@ func TestMultiNodeJoinRefusals(t *testing.T) {
 		t.Errorf("refused joins added nodes: %v", rows)
 	}
 
-
 	// No certificate, no control port (the join protocol aside).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -439,6 +442,93 @@ func TestMultiNodeCARotation(t *testing.T) {
 		t.Errorf("task containers changed across the rotation:\nbefore %s\nafter  %s", before, after)
 	}
 	waitRunningOn(t, n2, "web", 3, 30*time.Second, nil)
+}
+
+// Certificates renew before they expire, in a running three-node swarm (two
+// managers, a worker), with no task restarted: with a lifetime of 30 s (the
+// daemons accept less than Docker's hour for this), every node holds a new
+// certificate before its first one expires, and once all the first ones have
+// expired the swarm still takes writes through a follower, and every node is
+// Ready.
+func TestMultiNodeCertificateRenewal(t *testing.T) {
+	t.Parallel()
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 3, Args: []string{"--min-cert-expiry", "10s"}})
+	n1, n2, n3 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr(), "--cert-expiry", "30s")
+	archive := imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest")
+	n1.MustDocker("load", "-i", archive)
+	n2.MustDocker("swarm", "join", "--token", strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "manager")), n1.Addr()+":2377")
+	n3.MustDocker("swarm", "join", "--token", strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker")), n1.Addr()+":2377")
+	waitNodes(t, n1, 3, "Ready")
+	nodes := []*testenv.Node{n1, n2, n3}
+	first := map[string]*x509.Certificate{}
+	var lastExpiry time.Time
+	for _, n := range nodes {
+		c := nodeCertificate(t, n)
+		if left := time.Until(c.NotAfter); left > 30*time.Second {
+			t.Fatalf("%s: certificate valid for %s more, want the swarm's 30s at most", n.Name, left)
+		}
+		first[n.Name] = c
+		if c.NotAfter.After(lastExpiry) {
+			lastExpiry = c.NotAfter
+		}
+	}
+	n1.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "3", "--placement-pref", "spread=node.id", "busybox", "sleep", "1000")
+	waitRunningOn(t, n1, "web", 3, 90*time.Second, func(by map[string]int) bool { return len(by) == 3 })
+	containers := func() []string {
+		var ids []string
+		for _, n := range nodes {
+			out, _ := try(n, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=web")
+			ids = append(ids, strings.Fields(out)...)
+		}
+		return ids
+	}
+	before := containers()
+
+	for _, n := range nodes {
+		testenv.WaitFor(t, time.Until(first[n.Name].NotAfter), n.Name+" renewing its certificate before it expires", func() (bool, string) {
+			c := nodeCertificate(t, n)
+			return c.SerialNumber.Cmp(first[n.Name].SerialNumber) != 0 && c.NotAfter.After(first[n.Name].NotAfter), c.NotAfter.String()
+		})
+	}
+	testenv.WaitFor(t, time.Until(lastExpiry)+5*time.Second, "every first certificate expired", func() (bool, string) {
+		return time.Now().After(lastExpiry.Add(time.Second)), ""
+	})
+	n2.MustDocker("service", "scale", "-d", "web=4")
+	waitRunningOn(t, n2, "web", 4, 60*time.Second, nil)
+	waitNodes(t, n2, 3, "Ready")
+	for _, n := range nodes {
+		if !strings.Contains(n.Log(), "node certificate renewed") {
+			t.Errorf("%s: the log does not say the certificate was renewed", n.Name)
+		}
+	}
+	after := strings.Join(containers(), " ")
+	if len(before) != 3 {
+		t.Fatalf("task containers before the renewals: %v", before)
+	}
+	for _, id := range before {
+		if !strings.Contains(after, id) {
+			t.Errorf("task container %s is gone after the renewals (now: %s)", id, after)
+		}
+	}
+}
+
+// nodeCertificate reads the node's certificate from its data root.
+func nodeCertificate(t *testing.T, n *testenv.Node) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(n.DataRoot, "swarm", "certificates", "swarm-node.crt"))
+	if err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM in swarm-node.crt", n.Name)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+	return c
 }
 
 // Three managers lose two: the last refuses writes until `swarm init
