@@ -227,11 +227,12 @@ func TestMultiNodeWorkerLoss(t *testing.T) {
 	_ = w1
 }
 
-// With its manager gone, a worker keeps its task running and restarts it
-// itself when it exits (restart policy any); the manager, back, finds the same
-// task running: nothing was replaced.
+// With every manager gone for two minutes, a worker keeps its task running
+// and restarts it itself each time it exits (restart policy any); the manager,
+// back, finds the same task running: nothing was replaced.
 func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
 	t.Parallel()
+	const away = 2 * time.Minute
 	nodes := multiSwarm(t, 1, 1)
 	m, w := nodes[0], nodes[1]
 	m.MustDocker("service", "create", "-d", "--name", "app", "--constraint", "node.role==worker",
@@ -240,6 +241,7 @@ func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
 	taskID := strings.TrimSpace(m.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", "app"))
 
 	m.Stop()
+	stopped := time.Now()
 	container := strings.TrimSpace(w.MustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=app"))
 	if container == "" {
 		t.Fatal("the task's container is not running on the worker once the manager stopped")
@@ -250,15 +252,31 @@ func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
 		log := w.Log()
 		return strings.Contains(log, "session ended") || strings.Contains(log, "no session with a manager"), ""
 	})
-	started := w.MustDocker("inspect", "--format", "{{.State.StartedAt}}", container)
-	w.MustDocker("kill", container)
-	testenv.WaitFor(t, 30*time.Second, "the task restarted on the worker", func() (bool, string) {
-		out, _ := try(w, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Running}}", container)
-		return out != "" && !strings.HasPrefix(out, strings.TrimSpace(started)) && strings.Contains(out, "|true"), out
-	})
+	exitAndRestart := func() {
+		t.Helper()
+		started := w.MustDocker("inspect", "--format", "{{.State.StartedAt}}", container)
+		w.MustDocker("kill", container)
+		testenv.WaitFor(t, 30*time.Second, "the task restarted on the worker", func() (bool, string) {
+			out, _ := try(w, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Running}}", container)
+			return out != "" && !strings.HasPrefix(out, strings.TrimSpace(started)) && strings.Contains(out, "|true"), out
+		})
+	}
+	exitAndRestart()
 	if !strings.Contains(w.Log(), "restarting an exited task on this node") {
 		t.Error("the worker's log does not say it restarted the task itself")
 	}
+	// The task keeps running for the rest of the two minutes, and restarts
+	// again at their end.
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for time.Since(stopped) < away {
+		<-tick.C
+		out, err := try(w, "inspect", "--format", "{{.State.Running}}", container)
+		if err != nil || strings.TrimSpace(out) != "true" {
+			t.Fatalf("the task stopped running %s after the manager: %s %v", time.Since(stopped).Round(time.Second), out, err)
+		}
+	}
+	exitAndRestart()
 	m.Start()
 	waitRunningOn(t, m, "app", 1, 60*time.Second, nil)
 	if got := strings.TrimSpace(m.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", "app")); got != taskID {
