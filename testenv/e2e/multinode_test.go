@@ -591,7 +591,7 @@ func TestMultiNodeWorkerRestart(t *testing.T) {
 	containers := w.MustDocker("ps", "-q", "--no-trunc")
 	w.Restart()
 	waitNodeStatus(t, m, "node2", "Ready", 30*time.Second)
-	// Past the grace a broken session has (3 s): still the same tasks.
+	// Past the grace a broken session has (2 s): still the same tasks.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if got := m.MustDocker("service", "ps", "-q", "web"); got != tasks {
