@@ -227,6 +227,47 @@ func TestMultiNodeWorkerLoss(t *testing.T) {
 	_ = w1
 }
 
+// Across four nodes (a manager, three workers): a global service runs one task
+// per node and follows drains, label changes and a node's return; a replicated
+// one with at most one replica per node, or publishing a host-mode port, runs
+// one per node and leaves the rest pending with Docker's reason.
+func TestMultiNodeGlobalAndLimits(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 3)
+	m := nodes[0]
+	m.MustDocker("service", "create", "-d", "--name", "agent", "--mode", "global", "busybox", "sleep", "1000")
+	m.MustDocker("service", "create", "-d", "--name", "edge", "--mode", "global", "--constraint", "node.labels.edge==yes", "busybox", "sleep", "1000")
+	waitRunningOn(t, m, "agent", 4, 90*time.Second, func(by map[string]int) bool { return len(by) == 4 })
+
+	m.MustDocker("node", "update", "--availability", "drain", "node4")
+	waitRunningOn(t, m, "agent", 3, 60*time.Second, func(by map[string]int) bool { return by["node4"] == 0 })
+	m.MustDocker("node", "update", "--availability", "active", "node4")
+	waitRunningOn(t, m, "agent", 4, 60*time.Second, func(by map[string]int) bool { return by["node4"] == 1 })
+
+	m.MustDocker("node", "update", "--label-add", "edge=yes", "node2")
+	m.MustDocker("node", "update", "--label-add", "edge=yes", "node3")
+	waitRunningOn(t, m, "edge", 2, 60*time.Second, func(by map[string]int) bool { return by["node2"] == 1 && by["node3"] == 1 })
+	m.MustDocker("node", "update", "--label-rm", "edge", "node2")
+	waitRunningOn(t, m, "edge", 1, 60*time.Second, func(by map[string]int) bool { return by["node3"] == 1 })
+
+	pending := func(service, reason string) {
+		t.Helper()
+		testenv.WaitFor(t, 60*time.Second, service+"'s extra task pending", func() (bool, string) {
+			out, _ := try(m, "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", "{{.CurrentState}}|{{.Error}}", service)
+			return strings.Count(out, "Running") == 4 && strings.Count(out, "Pending") == 1 && strings.Contains(out, reason), out
+		})
+	}
+	m.MustDocker("service", "create", "-d", "--name", "one", "--replicas", "5", "--replicas-max-per-node", "1", "busybox", "sleep", "1000")
+	pending("one", "no suitable node (max replicas per node limit exceed)")
+	by, err := runningByNode(t, m, "one")
+	if err != nil || len(by) != 4 {
+		t.Errorf("one: running %v (%v), want one per node", by, err)
+	}
+	m.MustDocker("service", "create", "-d", "--name", "port", "--replicas", "5", "--publish", "mode=host,target=80,published=8080",
+		"busybox", "sleep", "1000")
+	pending("port", "no suitable node (host-mode port already in use on 4 nodes)")
+}
+
 // With every manager gone for two minutes, a worker keeps its task running
 // and restarts it itself each time it exits (restart policy any); the manager,
 // back, finds the same task running: nothing was replaced.
