@@ -125,6 +125,7 @@ func (maxReplicasFilter) enabled(t *swarm.Task) bool {
 func (maxReplicasFilter) check(t *swarm.Task, n *nodeInfo) bool {
 	return uint64(n.serviceTasks[t.ServiceID]) < t.Spec.Placement.MaxReplicas
 }
+
 // explain words it as swarmkit does: without the count of nodes.
 func (maxReplicasFilter) explain(int) string { return "max replicas per node limit exceed" }
 
