@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -266,6 +267,64 @@ func TestMultiNodeGlobalAndLimits(t *testing.T) {
 	m.MustDocker("service", "create", "-d", "--name", "port", "--replicas", "5", "--publish", "mode=host,target=80,published=8080",
 		"busybox", "sleep", "1000")
 	pending("port", "no suitable node (host-mode port already in use on 4 nodes)")
+}
+
+// Every manager of three stops at once (SIGTERM, as a power-cycled site's
+// nodes do), then two of them while the third starts, and each exits at once,
+// though its peers keep dialing it as it goes; started again they elect a
+// leader, keep every object and take writes through any of them.
+func TestMultiNodeManagersStopTogether(t *testing.T) {
+	t.Parallel()
+	lab := multiSwarmLab(t, 3)
+	n1 := lab.Nodes[0]
+	n1.MustDocker("service", "create", "-d", "--name", "kept", "--replicas", "0", "busybox", "sleep", "1000")
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make([]error, len(lab.Nodes))
+		for i, n := range lab.Nodes {
+			wg.Go(func() { errs[i] = n.Machine.Stop(context.Background()) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		for i, n := range lab.Nodes {
+			wg.Go(func() { errs[i] = n.Machine.Start(context.Background()) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		// Then the last manager stops while the other two start and dial it.
+		last := lab.Nodes[round%3]
+		others := []*testenv.Node{lab.Nodes[(round+1)%3], lab.Nodes[(round+2)%3]}
+		for i, n := range others {
+			wg.Go(func() { errs[i] = n.Machine.Stop(context.Background()) })
+		}
+		wg.Wait()
+		for i, n := range others {
+			wg.Go(func() { errs[i] = n.Machine.Start(context.Background()) })
+		}
+		wg.Go(func() { errs[2] = last.Machine.Stop(context.Background()) })
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		last.Start()
+		n := lab.Nodes[round%3]
+		testenv.WaitFor(t, 30*time.Second, "a write through "+n.Name+" after the restart", func() (bool, string) {
+			out, err := try(n, "service", "update", "-d", "--label-add", fmt.Sprintf("round=%d", round), "kept")
+			return err == nil, out
+		})
+		waitNodes(t, n1, 3, "Ready")
+	}
+	if got := strings.TrimSpace(n1.MustDocker("service", "inspect", "--format", "{{index .Spec.Labels \"round\"}}", "kept")); got != "2" {
+		t.Errorf("label round=%q after three restarts, want 2", got)
+	}
 }
 
 // With every manager gone for two minutes, a worker keeps its task running
