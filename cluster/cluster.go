@@ -234,7 +234,7 @@ func (c *Cluster) openStore(ctx context.Context, st *nodeState, creds *transport
 const (
 	raftHeartbeatTimeout = 400 * time.Millisecond
 	raftElectionTimeout  = 400 * time.Millisecond
-	raftLeaderLease      = 200 * time.Millisecond
+	raftLeaderLease      = 400 * time.Millisecond
 )
 
 func (c *Cluster) storeConfig(st *nodeState, creds *transport.Credentials, port *transport.Listener) store.Config {
