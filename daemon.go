@@ -82,16 +82,17 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	defer cl.Close()
 	api := engineapi.New(engineapi.Config{
-		Swarm:      cl,
-		Containers: containers,
-		Images:     images,
-		Volumes:    volumes,
-		Registry:   images.ServiceConfig(),
-		Bridge:     network,
-		Version:    version,
-		DataRoot:   cfg.DataRoot,
-		Labels:     cfg.Labels,
-		Logger:     log.With("component", "api"),
+		Swarm:         cl,
+		Containers:    containers,
+		Images:        images,
+		Volumes:       volumes,
+		Registry:      images.ServiceConfig(),
+		Bridge:        network,
+		Version:       version,
+		DataRoot:      cfg.DataRoot,
+		Labels:        cfg.Labels,
+		MinCertExpiry: cfg.MinCertExpiry,
+		Logger:        log.With("component", "api"),
 	})
 	defer api.Close()
 	return serve(ctx, cfg, api, log, started)

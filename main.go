@@ -16,8 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-project/shoal/cluster"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/initproc"
 )
@@ -94,6 +96,9 @@ type daemonConfig struct {
 	// GenericResources are what the node offers besides CPU and memory
 	// (--node-generic-resource kind=name or kind=count).
 	GenericResources []swarm.GenericResource
+	// MinCertExpiry lowers the shortest certificate lifetime the swarm
+	// accepts (Docker's hour), so that a lab sees certificates renew.
+	MinCertExpiry time.Duration
 }
 
 // listFlag is a flag that may be given many times.
@@ -133,8 +138,12 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 	var labels, generic []string
 	fs.Var(listFlag{&labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
 	fs.Var(listFlag{&generic}, "node-generic-resource", "a resource the node offers: kind=name (a named unit, e.g. gpu=GPU-1) or kind=count (e.g. ssd=2) (repeatable)")
+	fs.DurationVar(&cfg.MinCertExpiry, "min-cert-expiry", cluster.MinCertExpiry, "for labs: the shortest node certificate lifetime `swarm update --cert-expiry` accepts")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if cfg.MinCertExpiry < time.Second {
+		return cfg, fmt.Errorf("invalid --min-cert-expiry %s: a second at least", cfg.MinCertExpiry)
 	}
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")

@@ -131,11 +131,16 @@ func (c *Cluster) renewCertificate(ctx context.Context) (ca.NodeFiles, error) {
 }
 
 // renewAt is when a certificate valid from notBefore to notAfter is renewed: at
-// a random point between half and four fifths of its life, so that the nodes
-// of a swarm do not all ask at once.
+// a random point between half and four fifths of its life since it was issued
+// (ca.ClockSkew after notBefore), so that the nodes of a swarm do not all ask
+// at once.
 func renewAt(notBefore, notAfter time.Time) time.Time {
-	life := notAfter.Sub(notBefore)
-	return notBefore.Add(life/2 + time.Duration(rand.Int64N(int64(life*3/10)+1)))
+	issued := notBefore.Add(ca.ClockSkew)
+	if !issued.Before(notAfter) {
+		issued = notBefore
+	}
+	life := notAfter.Sub(issued)
+	return issued.Add(life/2 + time.Duration(rand.Int64N(int64(life*3/10)+1)))
 }
 
 // keepCertificate renews the node's certificate before it expires, until ctx
@@ -151,14 +156,22 @@ func (c *Cluster) keepCertificate(ctx context.Context, creds *transport.Credenti
 			if ctx.Err() != nil {
 				return
 			}
-			c.log.Warn("renew the node certificate; trying again in a minute", "err", err)
-			if err := pauseFor(ctx, time.Minute); err != nil {
+			retry := renewRetry(time.Until(creds.NotAfter()))
+			c.log.Warn("renew the node certificate; trying again", "in", retry, "err", err)
+			if err := pauseFor(ctx, retry); err != nil {
 				return
 			}
 			continue
 		}
 		c.log.Info("node certificate renewed", "expires", creds.NotAfter().Format(time.RFC3339))
 	}
+}
+
+// renewRetry is how long to wait before asking again for a certificate that
+// has left to live: a minute, or sooner when it expires within four minutes,
+// but never more often than once a second.
+func renewRetry(left time.Duration) time.Duration {
+	return min(time.Minute, max(time.Second, left/4))
 }
 
 func pauseFor(ctx context.Context, d time.Duration) error {

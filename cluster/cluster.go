@@ -265,7 +265,7 @@ func (c *Cluster) openStore(ctx context.Context, st *nodeState, creds *transport
 const (
 	raftHeartbeatTimeout = 400 * time.Millisecond
 	raftElectionTimeout  = 400 * time.Millisecond
-	raftLeaderLease      = 200 * time.Millisecond
+	raftLeaderLease      = 400 * time.Millisecond
 )
 
 func (c *Cluster) storeConfig(st *nodeState, creds *transport.Credentials, port *transport.Listener) store.Config {
@@ -330,28 +330,39 @@ func (c *Cluster) stopLeadership() func() {
 	return stop
 }
 
-// stop ends the loops, the leadership supervisor and the agent, and waits for
-// them.
-func (c *Cluster) stop() {
-	if c.cancel != nil {
-		c.cancel()
-		c.cancel = nil
+// detach, called with c.mu held, takes the loops, the leadership supervisor and
+// the agent off the node, and returns the function that stops them and waits.
+// Callers call it after releasing c.mu: the loops take it, and so does a
+// peer's TLS handshake on the control port (authorize), which the port's Close
+// waits for.
+func (c *Cluster) detach() func() {
+	cancel := c.cancel
+	c.cancel = nil
+	stopLead := c.stopLeadership()
+	return func() {
+		if cancel != nil {
+			cancel()
+		}
+		stopLead()
+		c.loops.Wait()
 	}
-	c.stopLeadership()()
-	c.loops.Wait()
 }
 
-// Close stops the control plane; task containers keep running.
+// Close stops the control plane; task containers keep running. It holds no
+// lock while it waits (see detach): it once did, and a peer connecting while
+// the daemon stopped left it hung for good.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stop()
+	stop := c.detach()
+	port, s := c.port, c.store
+	c.mu.Unlock()
+	stop()
 	var errs []error
-	if c.port != nil {
-		errs = append(errs, c.port.Close())
+	if port != nil {
+		errs = append(errs, port.Close())
 	}
-	if c.store != nil {
-		errs = append(errs, c.store.Close())
+	if s != nil {
+		errs = append(errs, s.Close())
 	}
 	return errors.Join(errs...)
 }

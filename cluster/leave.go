@@ -93,15 +93,21 @@ func (c *Cluster) Leave(ctx context.Context, force bool) error {
 			}
 		}
 	}
+	// Stop and close without c.mu (see detach); c.busy keeps other swarm
+	// operations off meanwhile.
+	c.mu.Lock()
+	stop := c.detach()
+	ag, port := c.agent, c.port
+	c.mu.Unlock()
+	stop()
+	if ag != nil {
+		ag.RemoveTasks(ctx)
+	}
+	if port != nil {
+		port.Close()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.stop()
-	if c.agent != nil {
-		c.agent.RemoveTasks(ctx)
-	}
-	if c.port != nil {
-		c.port.Close()
-	}
 	if s != nil {
 		if err := s.Destroy(); err != nil {
 			return fmt.Errorf("erase swarm state: %w", err)
@@ -134,12 +140,24 @@ func managerAddrs(members []store.Member, self string) []string {
 // lock.
 func (c *Cluster) forceNewCluster(ctx context.Context) (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st, creds, port := c.node, c.creds, c.port
 	if c.store == nil {
+		c.mu.Unlock()
 		return "", unavailableError{msgNotManager}
 	}
-	c.stop()
+	if c.busy {
+		c.mu.Unlock()
+		return "", unavailableError{"another swarm operation is under way on this node"}
+	}
+	c.busy = true
+	stop := c.detach()
+	c.mu.Unlock()
+	stop() // without c.mu: see detach
+	c.mu.Lock()
+	defer func() {
+		c.busy = false
+		c.mu.Unlock()
+	}()
 	if err := c.store.Close(); err != nil {
 		c.log.Warn("close the store before recovery", "err", err)
 	}

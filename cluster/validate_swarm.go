@@ -7,17 +7,19 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 )
 
-// minCertExpiry is the shortest node certificate lifetime swarmkit accepts.
-const minCertExpiry = time.Hour
+// MinCertExpiry is the shortest node certificate lifetime swarmkit accepts,
+// and shoal by default. A daemon started with --min-cert-expiry accepts less,
+// so that a lab can watch certificates renew within seconds.
+const MinCertExpiry = time.Hour
 
 // ValidateInitRequest refuses a `swarm init` dockerd refuses, before the node
 // changes: a data path address that is not an IP or an interface, and a spec
 // ValidateSwarmSpec refuses.
-func ValidateInitRequest(req swarm.InitRequest) error {
+func ValidateInitRequest(req swarm.InitRequest, minCertExpiry time.Duration) error {
 	if err := validateDataPathAddr(req.DataPathAddr); err != nil {
 		return err
 	}
-	return ValidateSwarmSpec(req.Spec)
+	return ValidateSwarmSpec(req.Spec, minCertExpiry)
 }
 
 // ValidateJoinRequest refuses a `swarm join` whose data path address dockerd
@@ -27,8 +29,12 @@ func ValidateJoinRequest(req swarm.JoinRequest) error {
 }
 
 // ValidateSwarmSpec refuses a swarm spec swarmkit refuses: a node certificate
-// lifetime under an hour (0 means the default).
-func ValidateSwarmSpec(spec swarm.Spec) error {
+// lifetime (0 means the default) under minCertExpiry, itself MinCertExpiry
+// when zero.
+func ValidateSwarmSpec(spec swarm.Spec, minCertExpiry time.Duration) error {
+	if minCertExpiry <= 0 {
+		minCertExpiry = MinCertExpiry
+	}
 	if e := spec.CAConfig.NodeCertExpiry; e != 0 && e < minCertExpiry {
 		return errInvalidf("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: %s", minCertExpiry)
 	}

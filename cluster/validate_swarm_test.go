@@ -22,17 +22,19 @@ func TestValidateSwarmRequests(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"no data path address", ValidateInitRequest(swarm.InitRequest{}), ""},
-		{"data path 0.0.0.0", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "0.0.0.0"}), badAddr},
+		{"no data path address", ValidateInitRequest(swarm.InitRequest{}, 0), ""},
+		{"data path 0.0.0.0", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "0.0.0.0"}, 0), badAddr},
 		{"data path ::", ValidateJoinRequest(swarm.JoinRequest{DataPathAddr: "::"}), badAddr},
-		{"data path with a port", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "127.0.0.1:4789"}), badAddr},
-		{"data path IP", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "10.0.0.2"}), ""},
+		{"data path with a port", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "127.0.0.1:4789"}, 0), badAddr},
+		{"data path IP", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "10.0.0.2"}, 0), ""},
 		{"data path interface", ValidateJoinRequest(swarm.JoinRequest{DataPathAddr: "lo"}), ""},
-		{"cert expiry 15m", ValidateSwarmSpec(spec(15 * time.Minute)), shortCert},
-		{"cert expiry just under an hour", ValidateInitRequest(swarm.InitRequest{Spec: spec(time.Hour - time.Second)}), shortCert},
-		{"cert expiry negative", ValidateSwarmSpec(spec(-time.Hour)), shortCert},
-		{"cert expiry an hour", ValidateSwarmSpec(spec(time.Hour)), ""},
-		{"cert expiry default", ValidateSwarmSpec(spec(0)), ""},
+		{"cert expiry 15m", ValidateSwarmSpec(spec(15*time.Minute), 0), shortCert},
+		{"cert expiry just under an hour", ValidateInitRequest(swarm.InitRequest{Spec: spec(time.Hour - time.Second)}, 0), shortCert},
+		{"cert expiry negative", ValidateSwarmSpec(spec(-time.Hour), 0), shortCert},
+		{"cert expiry an hour", ValidateSwarmSpec(spec(time.Hour), 0), ""},
+		{"cert expiry default", ValidateSwarmSpec(spec(0), 0), ""},
+		{"cert expiry 30s where a lab allows 10s", ValidateSwarmSpec(spec(30*time.Second), 10*time.Second), ""},
+		{"cert expiry 5s where a lab allows 10s", ValidateSwarmSpec(spec(5*time.Second), 10*time.Second), "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 10s"},
 	} {
 		switch {
 		case c.want == "" && c.err != nil:

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/moby/moby/api/types/registry"
@@ -43,7 +44,10 @@ type Config struct {
 	DataRoot string
 	// Labels are the daemon's --label values, shown by `docker info`.
 	Labels map[string]string
-	Logger *slog.Logger
+	// MinCertExpiry is the shortest node certificate lifetime `swarm init` and
+	// `swarm update` accept; zero means Docker's hour (cluster.MinCertExpiry).
+	MinCertExpiry time.Duration
+	Logger        *slog.Logger
 }
 
 // Server is the Engine API as an http.Handler.

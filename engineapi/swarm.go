@@ -54,7 +54,7 @@ func (s *Server) swarmInit(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	if err := cluster.ValidateInitRequest(req); err != nil {
+	if err := cluster.ValidateInitRequest(req, s.cfg.MinCertExpiry); err != nil {
 		writeError(c, err)
 		return
 	}
@@ -150,7 +150,7 @@ func (s *Server) swarmUpdate(c *gin.Context) {
 		writeError(c, badRequest(fmt.Sprintf("invalid swarm version '%s': %v", raw, err)))
 		return
 	}
-	if err := cluster.ValidateSwarmSpec(spec); err != nil {
+	if err := cluster.ValidateSwarmSpec(spec, s.cfg.MinCertExpiry); err != nil {
 		writeError(c, err)
 		return
 	}

@@ -209,8 +209,9 @@ func (m *Machine) Kill(ctx context.Context) error {
 	return m.halt(ctx, syscall.SIGKILL)
 }
 
-// Stop stops the daemon with SIGTERM and waits for it to exit (killing it after
-// 20 seconds); its containers keep running.
+// Stop stops the daemon with SIGTERM and waits for it to exit; its containers
+// keep running. A daemon still there after 20 seconds is killed, and Stop
+// says so: a daemon that does not stop when asked is a bug.
 func (m *Machine) Stop(ctx context.Context) error {
 	return m.halt(ctx, syscall.SIGTERM)
 }
@@ -230,14 +231,18 @@ func (m *Machine) halt(ctx context.Context, sig syscall.Signal) error {
 	_ = proc.signal(syscall.SIGCONT)
 	waitCtx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
+	var hung error
 	if err := proc.wait(waitCtx); err != nil {
+		if sig != syscall.SIGKILL {
+			hung = fmt.Errorf("stop %s: the daemon did not exit within %s of %s; killed it", m.Name, stopTimeout, sig)
+		}
 		_ = proc.signal(syscall.SIGKILL)
 		if err := proc.wait(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("stop %s: %w", m.Name, err)
 		}
 	}
 	_ = os.Remove(m.pidPath())
-	return nil
+	return hung
 }
 
 // Restart kills the daemon (SIGKILL) and starts it again on the same state.

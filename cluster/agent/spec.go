@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +47,34 @@ func stopGrace(t *swarm.Task) time.Duration {
 	return DefaultStopGracePeriod
 }
 
+// resourceEnv tells a task's container which generic resources it holds, as
+// Docker does: DOCKER_RESOURCE_<KIND>=<named units, comma-separated, or a count>,
+// kinds in the order the task holds them.
+func resourceEnv(held []swarm.GenericResource) []string {
+	var kinds []string
+	values := map[string][]string{}
+	for _, r := range held {
+		var kind, value string
+		switch {
+		case r.NamedResourceSpec != nil:
+			kind, value = r.NamedResourceSpec.Kind, r.NamedResourceSpec.Value
+		case r.DiscreteResourceSpec != nil:
+			kind, value = r.DiscreteResourceSpec.Kind, strconv.FormatInt(r.DiscreteResourceSpec.Value, 10)
+		default:
+			continue
+		}
+		if _, seen := values[kind]; !seen {
+			kinds = append(kinds, kind)
+		}
+		values[kind] = append(values[kind], value)
+	}
+	env := make([]string, 0, len(kinds))
+	for _, kind := range kinds {
+		env = append(env, "DOCKER_RESOURCE_"+strings.ToUpper(kind)+"="+strings.Join(values[kind], ","))
+	}
+	return env
+}
+
 // ContainerName is the name of a task's container: <task name>.<task id>.
 func ContainerName(serviceName string, t *swarm.Task) string {
 	return TaskName(serviceName, t) + "." + t.ID
@@ -66,7 +96,7 @@ func createRequest(a session.Assignment, nodeID string, sb bridge.Sandbox) (cont
 	cfg := ctypes.Config{
 		Hostname:    cs.Hostname,
 		User:        cs.User,
-		Env:         cs.Env,
+		Env:         slices.Concat(cs.Env, resourceEnv(t.GenericResources)),
 		Cmd:         cs.Args,
 		Entrypoint:  cs.Command,
 		Image:       cs.Image,

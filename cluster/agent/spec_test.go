@@ -3,6 +3,7 @@ package agent
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -40,5 +41,22 @@ func TestCreateRequestCarriesSandboxEndpoint(t *testing.T) {
 	}
 	if req.NetNSPath != "/run/netns/t1" {
 		t.Fatalf("netns %q", req.NetNSPath)
+	}
+}
+
+// A task's container is told which generic resources it holds, as Docker
+// tells it: named units of a kind joined by commas, a discrete kind's count.
+func TestResourceEnv(t *testing.T) {
+	held := []swarm.GenericResource{
+		{NamedResourceSpec: &swarm.NamedGenericResource{Kind: "gpu", Value: "GPU-1"}},
+		{DiscreteResourceSpec: &swarm.DiscreteGenericResource{Kind: "ssd", Value: 2}},
+		{NamedResourceSpec: &swarm.NamedGenericResource{Kind: "gpu", Value: "GPU-3"}},
+	}
+	got := strings.Join(resourceEnv(held), " ")
+	if want := "DOCKER_RESOURCE_GPU=GPU-1,GPU-3 DOCKER_RESOURCE_SSD=2"; got != want {
+		t.Errorf("env %q, want %q", got, want)
+	}
+	if env := resourceEnv(nil); len(env) != 0 {
+		t.Errorf("env without resources: %q", env)
 	}
 }

@@ -29,7 +29,7 @@ import (
 // come back, which covers a daemon restart, before the node is marked down.
 const (
 	silenceFactor    = 3
-	closeGrace       = 3 * time.Second
+	closeGrace       = 2 * time.Second
 	defaultHeartbeat = 5 * time.Second
 )
 
@@ -40,7 +40,7 @@ type Config struct {
 	// leader first; sessions pass them on so nodes can follow the leader.
 	Managers func() []string
 	// CloseGrace is how long a node whose session broke has to open a new one
-	// before it is marked down; zero means 3 s.
+	// before it is marked down; zero means 2 s.
 	CloseGrace time.Duration
 	Logger     *slog.Logger
 }

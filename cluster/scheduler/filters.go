@@ -125,9 +125,9 @@ func (maxReplicasFilter) enabled(t *swarm.Task) bool {
 func (maxReplicasFilter) check(t *swarm.Task, n *nodeInfo) bool {
 	return uint64(n.serviceTasks[t.ServiceID]) < t.Spec.Placement.MaxReplicas
 }
-func (maxReplicasFilter) explain(n int) string {
-	return "max replicas per node limit exceed on " + plural(n)
-}
+
+// explain words it as swarmkit does: without the count of nodes.
+func (maxReplicasFilter) explain(int) string { return "max replicas per node limit exceed" }
 
 // pipeline is the order filters run in.
 var pipeline = []filter{readyFilter{}, resourceFilter{}, genericFilter{}, platformFilter{}, constraintFilter{}, portFilter{}, maxReplicasFilter{}}

@@ -163,6 +163,7 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 				writes++
 				t := byID[a.TaskID]
 				t.NodeID = a.NodeID
+				t.GenericResources = a.Generic
 				t.Status = swarm.TaskStatus{Timestamp: now, State: swarm.TaskStateAssigned, Message: "scheduler assigned task to node", PortStatus: t.Status.PortStatus}
 				if err := tx.UpdateTask(t); err != nil {
 					return err

@@ -14,10 +14,12 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 )
 
-// Assignment places one task on one node.
+// Assignment places one task on one node, and gives it Generic: which of the
+// node's generic resources it holds (nil when it reserves none).
 type Assignment struct {
-	TaskID string
-	NodeID string
+	TaskID  string
+	NodeID  string
+	Generic []swarm.GenericResource
 }
 
 // Unplaced is a task no node could take, with Docker's explanation
@@ -58,8 +60,7 @@ func Plan(nodes []*swarm.Node, running []*swarm.Task, pending []*swarm.Task) ([]
 				unplaced = append(unplaced, Unplaced{TaskID: t.ID, Reason: reason})
 				continue
 			}
-			ni.add(t)
-			assigned = append(assigned, Assignment{TaskID: t.ID, NodeID: ni.node.ID})
+			assigned = append(assigned, place(t, ni))
 			continue
 		}
 		feasible := feasibleNodes(t, infos)
@@ -67,11 +68,18 @@ func Plan(nodes []*swarm.Node, running []*swarm.Task, pending []*swarm.Task) ([]
 			unplaced = append(unplaced, Unplaced{TaskID: t.ID, Reason: explainFailures(t, infos)})
 			continue
 		}
-		best := rank(t, feasible, infos)
-		best.add(t)
-		assigned = append(assigned, Assignment{TaskID: t.ID, NodeID: best.node.ID})
+		assigned = append(assigned, place(t, rank(t, feasible, infos)))
 	}
 	return assigned, unplaced
+}
+
+// place puts t on n: it counts there from now on, with the generic resources
+// it is given.
+func place(t *swarm.Task, n *nodeInfo) Assignment {
+	generic := assignGeneric(t, n)
+	n.add(t)
+	n.hold(generic)
+	return Assignment{TaskID: t.ID, NodeID: n.node.ID, Generic: generic}
 }
 
 // feasibleNodes returns the nodes that pass every enabled filter for t.
@@ -179,6 +187,7 @@ type nodeInfo struct {
 	serviceTasks map[string]int
 	reserved     swarm.Resources
 	genericUsed  map[string]int64
+	namedHeld    map[string]bool // kind=value of the named units tasks hold
 	usedPorts    map[portKey]bool
 }
 
@@ -201,6 +210,7 @@ func (n *nodeInfo) add(t *swarm.Task) {
 	for _, p := range hostPorts(t) {
 		n.usedPorts[p] = true
 	}
+	n.hold(t.GenericResources)
 }
 
 func (n *nodeInfo) free() swarm.Resources {

@@ -217,4 +217,41 @@ func TestPlanGenericResources(t *testing.T) {
 	if len(unplaced) != 1 || unplaced[0].TaskID != "b" || !strings.Contains(unplaced[0].Reason, "insufficient resources") {
 		t.Errorf("unplaced %+v, want b: no node has two GPUs left", unplaced)
 	}
+	units := func(a Assignment) string {
+		var out []string
+		for _, r := range a.Generic {
+			if r.NamedResourceSpec == nil {
+				t.Fatalf("%s: a count of a named kind: %+v", a.TaskID, r)
+			}
+			out = append(out, r.NamedResourceSpec.Value)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, a := range assigned {
+		if a.TaskID == "a" && units(a) != "g1,g2" {
+			t.Errorf("a holds %q, want g1,g2", units(a))
+		}
+	}
+
+	// A GPU a placed task holds is not given again: with g1 held, the next
+	// task gets g2.
+	held := task("held", "s", wantGPUs(1))
+	held.NodeID, held.GenericResources = "three", []swarm.GenericResource{{NamedResourceSpec: &swarm.NamedGenericResource{Kind: "gpu", Value: "g1"}}}
+	assigned, _ = Plan([]*swarm.Node{nodes[2]}, []*swarm.Task{held}, []*swarm.Task{task("d", "s", wantGPUs(1))})
+	if len(assigned) != 1 || units(assigned[0]) != "g2" {
+		t.Errorf("assigned %+v, want d holding g2", assigned)
+	}
+
+	// A discrete kind is given as a count.
+	ssd := func(n *swarm.Node) {
+		n.Description.Resources.GenericResources = []swarm.GenericResource{{DiscreteResourceSpec: &swarm.DiscreteGenericResource{Kind: "ssd", Value: 4}}}
+	}
+	wantSSD := func(t *swarm.Task) {
+		t.Spec.Resources = &swarm.ResourceRequirements{Reservations: &swarm.Resources{
+			GenericResources: []swarm.GenericResource{{DiscreteResourceSpec: &swarm.DiscreteGenericResource{Kind: "ssd", Value: 3}}}}}
+	}
+	assigned, _ = Plan([]*swarm.Node{node("disk", ssd)}, nil, []*swarm.Task{task("e", "s", wantSSD)})
+	if len(assigned) != 1 || len(assigned[0].Generic) != 1 || assigned[0].Generic[0].DiscreteResourceSpec == nil || assigned[0].Generic[0].DiscreteResourceSpec.Value != 3 {
+		t.Errorf("assigned %+v, want e holding 3 ssd", assigned)
+	}
 }

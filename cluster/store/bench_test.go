@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -50,4 +51,18 @@ func BenchmarkUpdateTaskParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkForwardedWrite is a write through a follower of three members on
+// an in-memory network, until the follower has applied it: what a `docker
+// service update` on a follower waits for.
+func BenchmarkForwardedWrite(b *testing.B) {
+	_, followers := threeManagers(b)
+	svc := newService("fwd")
+	update(b, followers[0], func(tx Tx) error { return tx.CreateService(svc) })
+	b.ResetTimer()
+	for i := range b.N {
+		svc.Spec.Labels = map[string]string{"i": strconv.Itoa(i)}
+		update(b, followers[0], func(tx Tx) error { return tx.UpdateService(svc) })
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/moby/moby/api/types/swarm"
@@ -40,7 +41,7 @@ func (f *localForwarder) ReadIndex(ctx context.Context, leader raft.ServerAddres
 }
 
 // threeManagers starts a leader and two followers on an in-memory network.
-func threeManagers(t *testing.T) (leader *Store, followers []*Store) {
+func threeManagers(t testing.TB) (leader *Store, followers []*Store) {
 	t.Helper()
 	fwd := &localForwarder{members: map[raft.ServerAddress]*Store{}}
 	var addrs []raft.ServerAddress
@@ -140,5 +141,36 @@ func TestSyncSeesAcknowledgedWrites(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after Sync, write %d is missing on the follower: %v", i, err)
 		}
+	}
+}
+
+// After a write commits, the leader appends a barrier so that the followers
+// hear of the commit at once rather than after raft's commit timeout; a store
+// with no follower appends none.
+func TestCommittedWriteNudgesFollowers(t *testing.T) {
+	leader, followers := threeManagers(t)
+	svc := newService("nudged")
+	update(t, followers[0], func(tx Tx) error { return tx.CreateService(svc) })
+	index := svc.Version.Index
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var l raft.Log
+		err := leader.logs.GetLog(index+1, &l)
+		if err == nil {
+			if l.Type != raft.LogBarrier {
+				t.Fatalf("entry after the write is %s, want a barrier", l.Type)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no entry after the write at %d: %v", index, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !leader.hasFollowers() {
+		t.Error("a leader of three has no followers")
+	}
+	if newStore(t).hasFollowers() {
+		t.Error("a store of one has followers")
 	}
 }

@@ -80,6 +80,9 @@ type Store struct {
 	fsm   *fsm
 	feed  *feed
 
+	nudge     chan struct{} // a committed write asks for a barrier (nudge.go)
+	stopNudge chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -101,7 +104,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, feed: newFeed(), trans: cfg.Transport, keys: keys}
+	s := &Store{cfg: cfg, log: cfg.Logger, feed: newFeed(), trans: cfg.Transport, keys: keys,
+		nudge: make(chan struct{}, 1), stopNudge: make(chan struct{})}
 	if s.trans == nil {
 		_, s.trans = raft.NewInmemTransport("")
 	}
@@ -174,6 +178,7 @@ func (s *Store) start() error {
 	if s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.bolt, s.snaps, s.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	go s.runNudges(s.stopNudge)
 	return nil
 }
 
@@ -298,6 +303,7 @@ func (s *Store) lastCommand() (uint64, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		close(s.stopNudge)
 		if err := s.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("stop raft: %w", err))
 		}

@@ -86,6 +86,7 @@ func (s *Store) apply(ctx context.Context, data []byte) (uint64, error) {
 		}
 		return 0, fmt.Errorf("propose update: %w", err)
 	}
+	s.nudgeFollowers()
 	if err, ok := f.Response().(error); ok && err != nil {
 		return 0, err
 	}

@@ -3,7 +3,12 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,11 +228,111 @@ func TestMultiNodeWorkerLoss(t *testing.T) {
 	_ = w1
 }
 
-// With its manager gone, a worker keeps its task running and restarts it
-// itself when it exits (restart policy any); the manager, back, finds the same
-// task running: nothing was replaced.
+// Across four nodes (a manager, three workers): a global service runs one task
+// per node and follows drains, label changes and a node's return; a replicated
+// one with at most one replica per node, or publishing a host-mode port, runs
+// one per node and leaves the rest pending with Docker's reason.
+func TestMultiNodeGlobalAndLimits(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 3)
+	m := nodes[0]
+	m.MustDocker("service", "create", "-d", "--name", "agent", "--mode", "global", "busybox", "sleep", "1000")
+	m.MustDocker("service", "create", "-d", "--name", "edge", "--mode", "global", "--constraint", "node.labels.edge==yes", "busybox", "sleep", "1000")
+	waitRunningOn(t, m, "agent", 4, 90*time.Second, func(by map[string]int) bool { return len(by) == 4 })
+
+	m.MustDocker("node", "update", "--availability", "drain", "node4")
+	waitRunningOn(t, m, "agent", 3, 60*time.Second, func(by map[string]int) bool { return by["node4"] == 0 })
+	m.MustDocker("node", "update", "--availability", "active", "node4")
+	waitRunningOn(t, m, "agent", 4, 60*time.Second, func(by map[string]int) bool { return by["node4"] == 1 })
+
+	m.MustDocker("node", "update", "--label-add", "edge=yes", "node2")
+	m.MustDocker("node", "update", "--label-add", "edge=yes", "node3")
+	waitRunningOn(t, m, "edge", 2, 60*time.Second, func(by map[string]int) bool { return by["node2"] == 1 && by["node3"] == 1 })
+	m.MustDocker("node", "update", "--label-rm", "edge", "node2")
+	waitRunningOn(t, m, "edge", 1, 60*time.Second, func(by map[string]int) bool { return by["node3"] == 1 })
+
+	pending := func(service, reason string) {
+		t.Helper()
+		testenv.WaitFor(t, 60*time.Second, service+"'s extra task pending", func() (bool, string) {
+			out, _ := try(m, "service", "ps", "--no-trunc", "--filter", "desired-state=running", "--format", "{{.CurrentState}}|{{.Error}}", service)
+			return strings.Count(out, "Running") == 4 && strings.Count(out, "Pending") == 1 && strings.Contains(out, reason), out
+		})
+	}
+	m.MustDocker("service", "create", "-d", "--name", "one", "--replicas", "5", "--replicas-max-per-node", "1", "busybox", "sleep", "1000")
+	pending("one", "no suitable node (max replicas per node limit exceed)")
+	by, err := runningByNode(t, m, "one")
+	if err != nil || len(by) != 4 {
+		t.Errorf("one: running %v (%v), want one per node", by, err)
+	}
+	m.MustDocker("service", "create", "-d", "--name", "port", "--replicas", "5", "--publish", "mode=host,target=80,published=8080",
+		"busybox", "sleep", "1000")
+	pending("port", "no suitable node (host-mode port already in use on 4 nodes)")
+}
+
+// Every manager of three stops at once (SIGTERM, as a power-cycled site's
+// nodes do), then two of them while the third starts, and each exits at once,
+// though its peers keep dialing it as it goes; started again they elect a
+// leader, keep every object and take writes through any of them.
+func TestMultiNodeManagersStopTogether(t *testing.T) {
+	t.Parallel()
+	lab := multiSwarmLab(t, 3)
+	n1 := lab.Nodes[0]
+	n1.MustDocker("service", "create", "-d", "--name", "kept", "--replicas", "0", "busybox", "sleep", "1000")
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make([]error, len(lab.Nodes))
+		for i, n := range lab.Nodes {
+			wg.Go(func() { errs[i] = n.Machine.Stop(context.Background()) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		for i, n := range lab.Nodes {
+			wg.Go(func() { errs[i] = n.Machine.Start(context.Background()) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		// Then the last manager stops while the other two start and dial it.
+		last := lab.Nodes[round%3]
+		others := []*testenv.Node{lab.Nodes[(round+1)%3], lab.Nodes[(round+2)%3]}
+		for i, n := range others {
+			wg.Go(func() { errs[i] = n.Machine.Stop(context.Background()) })
+		}
+		wg.Wait()
+		for i, n := range others {
+			wg.Go(func() { errs[i] = n.Machine.Start(context.Background()) })
+		}
+		wg.Go(func() { errs[2] = last.Machine.Stop(context.Background()) })
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		last.Start()
+		n := lab.Nodes[round%3]
+		testenv.WaitFor(t, 30*time.Second, "a write through "+n.Name+" after the restart", func() (bool, string) {
+			out, err := try(n, "service", "update", "-d", "--label-add", fmt.Sprintf("round=%d", round), "kept")
+			return err == nil, out
+		})
+		waitNodes(t, n1, 3, "Ready")
+	}
+	if got := strings.TrimSpace(n1.MustDocker("service", "inspect", "--format", "{{index .Spec.Labels \"round\"}}", "kept")); got != "2" {
+		t.Errorf("label round=%q after three restarts, want 2", got)
+	}
+}
+
+// With every manager gone for two minutes, a worker keeps its task running
+// and restarts it itself each time it exits (restart policy any); the manager,
+// back, finds the same task running: nothing was replaced.
 func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
 	t.Parallel()
+	const away = 2 * time.Minute
 	nodes := multiSwarm(t, 1, 1)
 	m, w := nodes[0], nodes[1]
 	m.MustDocker("service", "create", "-d", "--name", "app", "--constraint", "node.role==worker",
@@ -236,6 +341,7 @@ func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
 	taskID := strings.TrimSpace(m.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", "app"))
 
 	m.Stop()
+	stopped := time.Now()
 	container := strings.TrimSpace(w.MustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=app"))
 	if container == "" {
 		t.Fatal("the task's container is not running on the worker once the manager stopped")
@@ -246,15 +352,31 @@ func TestMultiNodeWorkerWithoutManagers(t *testing.T) {
 		log := w.Log()
 		return strings.Contains(log, "session ended") || strings.Contains(log, "no session with a manager"), ""
 	})
-	started := w.MustDocker("inspect", "--format", "{{.State.StartedAt}}", container)
-	w.MustDocker("kill", container)
-	testenv.WaitFor(t, 30*time.Second, "the task restarted on the worker", func() (bool, string) {
-		out, _ := try(w, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Running}}", container)
-		return out != "" && !strings.HasPrefix(out, strings.TrimSpace(started)) && strings.Contains(out, "|true"), out
-	})
+	exitAndRestart := func() {
+		t.Helper()
+		started := w.MustDocker("inspect", "--format", "{{.State.StartedAt}}", container)
+		w.MustDocker("kill", container)
+		testenv.WaitFor(t, 30*time.Second, "the task restarted on the worker", func() (bool, string) {
+			out, _ := try(w, "inspect", "--format", "{{.State.StartedAt}}|{{.State.Running}}", container)
+			return out != "" && !strings.HasPrefix(out, strings.TrimSpace(started)) && strings.Contains(out, "|true"), out
+		})
+	}
+	exitAndRestart()
 	if !strings.Contains(w.Log(), "restarting an exited task on this node") {
 		t.Error("the worker's log does not say it restarted the task itself")
 	}
+	// The task keeps running for the rest of the two minutes, and restarts
+	// again at their end.
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for time.Since(stopped) < away {
+		<-tick.C
+		out, err := try(w, "inspect", "--format", "{{.State.Running}}", container)
+		if err != nil || strings.TrimSpace(out) != "true" {
+			t.Fatalf("the task stopped running %s after the manager: %s %v", time.Since(stopped).Round(time.Second), out, err)
+		}
+	}
+	exitAndRestart()
 	m.Start()
 	waitRunningOn(t, m, "app", 1, 60*time.Second, nil)
 	if got := strings.TrimSpace(m.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", "app")); got != taskID {
@@ -296,7 +418,6 @@ func TestMultiNodeJoinRefusals(t *testing.T) {
 	if rows, _ := nodeList(t, n1); len(rows) != 1 {
 		t.Errorf("refused joins added nodes: %v", rows)
 	}
-
 
 	// No certificate, no control port (the join protocol aside).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -441,6 +562,93 @@ func TestMultiNodeCARotation(t *testing.T) {
 	waitRunningOn(t, n2, "web", 3, 30*time.Second, nil)
 }
 
+// Certificates renew before they expire, in a running three-node swarm (two
+// managers, a worker), with no task restarted: with a lifetime of 30 s (the
+// daemons accept less than Docker's hour for this), every node holds a new
+// certificate before its first one expires, and once all the first ones have
+// expired the swarm still takes writes through a follower, and every node is
+// Ready.
+func TestMultiNodeCertificateRenewal(t *testing.T) {
+	t.Parallel()
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 3, Args: []string{"--min-cert-expiry", "10s"}})
+	n1, n2, n3 := lab.Nodes[0], lab.Nodes[1], lab.Nodes[2]
+	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr(), "--cert-expiry", "30s")
+	archive := imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest")
+	n1.MustDocker("load", "-i", archive)
+	n2.MustDocker("swarm", "join", "--token", strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "manager")), n1.Addr()+":2377")
+	n3.MustDocker("swarm", "join", "--token", strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker")), n1.Addr()+":2377")
+	waitNodes(t, n1, 3, "Ready")
+	nodes := []*testenv.Node{n1, n2, n3}
+	first := map[string]*x509.Certificate{}
+	var lastExpiry time.Time
+	for _, n := range nodes {
+		c := nodeCertificate(t, n)
+		if left := time.Until(c.NotAfter); left > 30*time.Second {
+			t.Fatalf("%s: certificate valid for %s more, want the swarm's 30s at most", n.Name, left)
+		}
+		first[n.Name] = c
+		if c.NotAfter.After(lastExpiry) {
+			lastExpiry = c.NotAfter
+		}
+	}
+	n1.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "3", "--placement-pref", "spread=node.id", "busybox", "sleep", "1000")
+	waitRunningOn(t, n1, "web", 3, 90*time.Second, func(by map[string]int) bool { return len(by) == 3 })
+	containers := func() []string {
+		var ids []string
+		for _, n := range nodes {
+			out, _ := try(n, "ps", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name=web")
+			ids = append(ids, strings.Fields(out)...)
+		}
+		return ids
+	}
+	before := containers()
+
+	for _, n := range nodes {
+		testenv.WaitFor(t, time.Until(first[n.Name].NotAfter), n.Name+" renewing its certificate before it expires", func() (bool, string) {
+			c := nodeCertificate(t, n)
+			return c.SerialNumber.Cmp(first[n.Name].SerialNumber) != 0 && c.NotAfter.After(first[n.Name].NotAfter), c.NotAfter.String()
+		})
+	}
+	testenv.WaitFor(t, time.Until(lastExpiry)+5*time.Second, "every first certificate expired", func() (bool, string) {
+		return time.Now().After(lastExpiry.Add(time.Second)), ""
+	})
+	n2.MustDocker("service", "scale", "-d", "web=4")
+	waitRunningOn(t, n2, "web", 4, 60*time.Second, nil)
+	waitNodes(t, n2, 3, "Ready")
+	for _, n := range nodes {
+		if !strings.Contains(n.Log(), "node certificate renewed") {
+			t.Errorf("%s: the log does not say the certificate was renewed", n.Name)
+		}
+	}
+	after := strings.Join(containers(), " ")
+	if len(before) != 3 {
+		t.Fatalf("task containers before the renewals: %v", before)
+	}
+	for _, id := range before {
+		if !strings.Contains(after, id) {
+			t.Errorf("task container %s is gone after the renewals (now: %s)", id, after)
+		}
+	}
+}
+
+// nodeCertificate reads the node's certificate from its data root.
+func nodeCertificate(t *testing.T, n *testenv.Node) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(n.DataRoot, "swarm", "certificates", "swarm-node.crt"))
+	if err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM in swarm-node.crt", n.Name)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+	return c
+}
+
 // Three managers lose two: the last refuses writes until `swarm init
 // --force-new-cluster` makes it the only manager, with the swarm's state.
 func TestMultiNodeForceNewCluster(t *testing.T) {
@@ -483,7 +691,7 @@ func TestMultiNodeWorkerRestart(t *testing.T) {
 	containers := w.MustDocker("ps", "-q", "--no-trunc")
 	w.Restart()
 	waitNodeStatus(t, m, "node2", "Ready", 30*time.Second)
-	// Past the grace a broken session has (3 s): still the same tasks.
+	// Past the grace a broken session has (2 s): still the same tasks.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if got := m.MustDocker("service", "ps", "-q", "web"); got != tasks {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/runtime/image/imagetest"
 	"github.com/shoal-project/shoal/testenv"
 )
 
@@ -136,5 +137,34 @@ func TestNodeListInspectPs(t *testing.T) {
 	ps := n.MustDocker("node", "ps", "--format", "{{.Name}} {{.Image}} {{.Node}} {{.DesiredState}} {{.CurrentState}}", "self")
 	if !strings.HasPrefix(strings.TrimSpace(ps), "web.1 busybox:latest nodes Running Running") {
 		t.Fatalf("node ps self = %q", ps)
+	}
+}
+
+// A node offering two named GPUs runs two tasks reserving one each, each told
+// its own GPU in DOCKER_RESOURCE_GPU as Docker tells it; a third task waits
+// for one, with Docker's reason.
+func TestGenericResourcesAssigned(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNode(t, "gpus", testenv.Options{Args: []string{
+		"--node-generic-resource", "gpu=GPU-a", "--node-generic-resource", "gpu=GPU-b"}})
+	n.MustDocker("swarm", "init", "--advertise-addr", "127.0.0.1")
+	n.MustDocker("load", "-i", imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest"))
+	n.MustDocker("service", "create", "-d", "--name", "ml", "--replicas", "2", "--generic-resource", "gpu=1",
+		"busybox", "sleep", "1000")
+	waitRunning(t, n, "ml", 2)
+	seen := map[string]bool{}
+	for _, id := range strings.Fields(n.MustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=ml")) {
+		gpu := strings.TrimSpace(n.MustDocker("exec", id, "sh", "-c", "echo $DOCKER_RESOURCE_GPU"))
+		if gpu != "GPU-a" && gpu != "GPU-b" {
+			t.Errorf("task container %s: DOCKER_RESOURCE_GPU=%q, want GPU-a or GPU-b", id, gpu)
+		}
+		seen[gpu] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("the two tasks were given %v, want one GPU each", seen)
+	}
+	n.MustDocker("service", "scale", "-d", "ml=3")
+	if r := waitPendingNoNode(t, n, "ml"); !strings.Contains(r.Error, "insufficient resources on 1 node") {
+		t.Errorf("pending task's reason %q, want insufficient resources on 1 node", r.Error)
 	}
 }
