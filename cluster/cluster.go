@@ -110,7 +110,8 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if st.Role == "" {
 		st.Role = ca.ManagerRole
 	}
-	if err := c.resume(ctx, st, nil); err != nil {
+	if undo, err := c.resume(ctx, st, nil); err != nil {
+		undo()
 		if !errors.Is(err, errLocked) {
 			return nil, err
 		}
@@ -123,43 +124,44 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 // resume starts the parts of a node that was in a swarm when its daemon
 // stopped; key is the unlock key of a locked manager (nil at boot). A manager
 // whose keys are wrapped by an unlock key answers errLocked without one, and
-// invalidUnlockKey with the wrong one.
-func (c *Cluster) resume(ctx context.Context, st *nodeState, key autolock.Key) error {
+// invalidUnlockKey with the wrong one, before its control port opens. On
+// failure the caller runs undo once it holds no lock (it may close the port,
+// which waits for handshakes that take c.mu).
+func (c *Cluster) resume(ctx context.Context, st *nodeState, key autolock.Key) (undo func(), err error) {
+	undo = func() {}
 	files, err := ca.LoadNodeFiles(c.certDir())
 	if errors.Is(err, os.ErrNotExist) && st.manager() {
 		// A swarm made before nodes had certificates: issue this manager's.
 		files, err = c.upgradeCertificates(ctx, st)
 	}
 	if err != nil {
-		return err
+		return undo, err
 	}
 	if files, err = c.openNodeKey(files, key); err != nil {
-		return err
+		return undo, err
+	}
+	if st.manager() {
+		if err := lockError(store.CheckKEK(c.raftDir(), key.KEK()), key); err != nil {
+			return undo, err
+		}
 	}
 	creds, err := transport.NewCredentials(files)
 	if err != nil {
-		return err
+		return undo, err
 	}
 	if st.ClusterID == "" {
 		st.ClusterID = creds.Identity().ClusterID
 	}
 	port, err := c.listen(st, creds)
 	if err != nil {
-		return err
+		return undo, err
 	}
 	c.node, c.creds, c.port = st, creds, port
 	if st.manager() {
 		s, err := c.openStore(ctx, st, creds, port, key)
-		switch {
-		case errors.Is(err, store.ErrLocked):
-			err = errLocked
-		case errors.Is(err, store.ErrInvalidKEK) && key != nil:
-			err = invalidUnlockKey{}
-		}
-		if err != nil {
+		if err = lockError(err, key); err != nil {
 			c.node, c.creds, c.port = nil, nil, nil
-			port.Close()
-			return err
+			return func() { port.Close() }, err
 		}
 		c.lockMu.Lock()
 		c.lockKey = key
@@ -179,7 +181,7 @@ func (c *Cluster) resume(ctx context.Context, st *nodeState, key autolock.Key) e
 		}(c.replayed)
 	}
 	c.start()
-	return nil
+	return undo, nil
 }
 
 // replayTimeout bounds how long a restarted node's API waits for its swarm state.
@@ -250,9 +252,7 @@ func (c *Cluster) listen(st *nodeState, creds *transport.Credentials) (*transpor
 // openStore opens a manager's store, its Raft traffic on the control port.
 func (c *Cluster) openStore(ctx context.Context, st *nodeState, creds *transport.Credentials, port *transport.Listener, key autolock.Key) (*store.Store, error) {
 	cfg := c.storeConfig(st, creds, port)
-	if key != nil {
-		cfg.KEK = key.KEK()
-	}
+	cfg.KEK = key.KEK()
 	s, err := store.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open swarm store: %w", err)

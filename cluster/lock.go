@@ -40,6 +40,18 @@ type invalidUnlockKey struct{}
 func (invalidUnlockKey) Error() string      { return "swarm could not be unlocked: invalid key provided" }
 func (invalidUnlockKey) Unauthorized() bool { return true }
 
+// lockError is the answer to a store that does not open with key: locked
+// without one, refused with the wrong one.
+func lockError(err error, key autolock.Key) error {
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return errLocked
+	case errors.Is(err, store.ErrInvalidKEK) && key != nil:
+		return invalidUnlockKey{}
+	}
+	return err
+}
+
 // wantLocked is the lock a manager must apply, read from its store: the unlock
 // key, or nil when autolock is off. ok is false while the swarm's objects are
 // not in the store yet.
@@ -274,10 +286,17 @@ func (c *Cluster) Unlock(ctx context.Context, keyText string) error {
 	if err != nil {
 		return errInvalidf("%v", err)
 	}
+	// A wrong key is refused before the control port opens (resume checks
+	// the keys first): nothing is started, and nothing closed, under c.mu.
 	st := c.node
 	c.node = nil
-	if err := c.resume(ctx, st, key); err != nil {
-		c.node = st
+	undo, err := c.resume(ctx, st, key)
+	if err != nil {
+		c.node, c.busy = st, true
+		c.mu.Unlock()
+		undo()
+		c.mu.Lock()
+		c.busy = false
 		if errors.Is(err, errLocked) {
 			return invalidUnlockKey{}
 		}

@@ -59,8 +59,12 @@ func Parse(s string) (Key, error) {
 func (k Key) String() string { return prefix + base64.RawStdEncoding.EncodeToString(k) }
 
 // KEK is the key-encryption key derived from the unlock key (HKDF-SHA256): the
-// unlock key itself is never used to encrypt anything.
+// unlock key itself is never used to encrypt anything. No key (nil) has no
+// KEK (nil).
 func (k Key) KEK() []byte {
+	if k == nil {
+		return nil
+	}
 	kek, err := hkdf.Key(sha256.New, k, nil, "shoal swarm kek v1", keySize)
 	if err != nil { // only for lengths HKDF cannot produce; keySize is not one
 		panic(fmt.Sprintf("autolock: derive the key-encryption key: %v", err))

@@ -4,9 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/raft"
 )
+
+// CheckKEK reports, without opening the store in dir or changing any file,
+// whether Open with kek (nil: the KEK on disk) would get past its keys:
+// ErrLocked, ErrInvalidKEK or ErrCorruptKey as Open would answer, nil when the
+// keys open (or there are none yet).
+func CheckKEK(dir string, kek []byte) error {
+	wrapped, err := os.ReadFile(filepath.Join(dir, dekFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read data encryption key: %w", err)
+	}
+	onDisk := kek == nil
+	if onDisk {
+		if kek, err = os.ReadFile(filepath.Join(dir, kekFile)); errors.Is(err, fs.ErrNotExist) {
+			return ErrLocked
+		} else if err != nil {
+			return fmt.Errorf("read key-encryption key: %w", err)
+		}
+	}
+	_, err = unwrapDataKeys(kek, wrapped)
+	if errors.Is(err, ErrInvalidKEK) && onDisk {
+		return fmt.Errorf("%w (the key-encryption key on disk does not open the data key)", ErrLocked)
+	}
+	return err
+}
 
 // SetKEK re-wraps the store's data keys under kek, which is then never
 // written (autolock: the KEK comes from the unlock key), and removes the KEK

@@ -53,6 +53,14 @@ func TestLockAndUnlock(t *testing.T) {
 	if _, err := Open(testContext(t), wrong); !errors.Is(err, ErrInvalidKEK) {
 		t.Fatalf("Open with the wrong KEK: err = %v, want ErrInvalidKEK", err)
 	}
+	for _, tc := range []struct {
+		kek  []byte
+		want error
+	}{{nil, ErrLocked}, {key(2), ErrInvalidKEK}, {key(1), nil}} {
+		if err := CheckKEK(dir, tc.kek); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("CheckKEK(%x): %v, want %v", tc.kek, err, tc.want)
+		}
+	}
 	right := cfg
 	right.KEK = key(1)
 	s = openStore(t, right)
