@@ -128,8 +128,8 @@ func (c *Cluster) syncLock(ctx context.Context, s *store.Store) error {
 // applyLock makes this manager's keys follow want (nil: autolock off). The
 // order of the writes leaves, after a crash at any point, a node that either
 // opens by itself or opens with the unlock key it was told.
-// Callers hold no lock: c.lockMu is taken before c.mu nowhere, after it in
-// Unlock and forceNewCluster.
+// Callers hold no lock: c.mu may be held while c.lockMu is taken (resume,
+// Leave, forceNewCluster), never the other way round.
 func (c *Cluster) applyLock(ctx context.Context, s *store.Store, want autolock.Key) error {
 	c.mu.RLock()
 	creds, current := c.creds, c.store
