@@ -252,7 +252,7 @@ func renderSection(recs []record, logName string) string {
 	p("`docs/%s` (not committed). Figures are medians of the runs listed under \"All runs\".\n\n", logName)
 	p("- date: %s; load average (1, 5, 15 min) before / after: %s / %s\n", start["date"],
 		und(strings.ReplaceAll(start["load"], ",", " ")), strings.ReplaceAll(field(recs, "multi-end", "", "load"), ",", " "))
-	p("- shoal: %s; Docker: %s, %s, %s; docker CLI %s\n", und(vers["shoal"]), und(vers["dockerd"]), und(vers["containerd"]), und(vers["runc"]), vers["cli"])
+	p("- shoal: %s; Docker: %s, %s, %s; docker CLI %s\n", und(vers["shoal"]), und(vers["dockerd"]), und(vers["containerd"]), und(vers["runc"]), und(vers["cli"]))
 	p("- runs per engine: failover %s, worker loss %s, each silent %s, join %s; memory with %s tasks; idle window %s s; took %s s in all\n\n",
 		start["failover_runs"], start["loss_runs"], start["silent_runs"], start["join_runs"], start["mem_tasks"], start["idle_s"],
 		field(recs, "multi-end", "", "elapsed_s"))
@@ -357,7 +357,8 @@ func renderSection(recs []record, logName string) string {
   three writes went through, the leader's daemon is SIGKILLed (for Docker, dockerd, whose containerd dies with
   it); its machine stays up, so its connections are reset, not silent. The figure runs from the kill to
   the acknowledgement of the first write that started after it; the errors are the failed writes in
-  between. Then the label must be the last acknowledged value or a later one (otherwise a write is lost).
+  between, including a write in flight at the kill (listed under "All runs": whether one was, and how it
+  ended). Then the label must be the last acknowledged value or a later one (otherwise a write is lost).
   The killed daemon is restarted and the swarm must be healthy again (three reachable managers, five ready
   nodes) before the next run, which kills whichever manager leads then.
 - **Worker loss**: a service of ` + orDash(start["loss_tasks"]) + ` replicas, spread over the five nodes by both schedulers;
@@ -396,10 +397,12 @@ func renderSection(recs []record, logName string) string {
 	p("| run | shoal | Docker |\n| --- | --- | --- |\n")
 	p("| failover to first write (ms) | %s | %s |\n", runs("failover", "shoal", "ms", 1), runs("failover", "docker", "ms", 1))
 	p("| failover: client errors | %s | %s |\n", runs("failover", "shoal", "errors", 0), runs("failover", "docker", "errors", 0))
+	p("| failover: a write in flight at the kill (failed, ok, none) | %s | %s |\n", texts(recs, "failover", "shoal", "inflight"), texts(recs, "failover", "docker", "inflight"))
 	p("| failover: new leader seen (ms) | %s | %s |\n", runs("failover", "shoal", "leader_ms", 1), runs("failover", "docker", "leader_ms", 1))
 	p("| failover: elections logged (won) | %s | %s |\n", runs("failover", "shoal", "elections_logged", 0), runs("failover", "docker", "elections_logged", 0))
 	p("| failover, silent leader, to first write (ms) | %s | %s |\n", runs("failover-silent", "shoal", "ms", 1), runs("failover-silent", "docker", "ms", 1))
 	p("| failover, silent leader: client errors | %s | %s |\n", runs("failover-silent", "shoal", "errors", 0), runs("failover-silent", "docker", "errors", 0))
+	p("| failover, silent leader: a write in flight at the cut | %s | %s |\n", texts(recs, "failover-silent", "shoal", "inflight"), texts(recs, "failover-silent", "docker", "inflight"))
 	p("| failover, silent leader: new leader seen (ms) | %s | %s |\n", runs("failover-silent", "shoal", "leader_ms", 1), runs("failover-silent", "docker", "leader_ms", 1))
 	p("| worker loss to replicas running (ms) | %s | %s |\n", runs("loss", "shoal", "ms", 1), runs("loss", "docker", "ms", 1))
 	p("| worker loss: shown Down (ms) | %s | %s |\n", runs("loss", "shoal", "down_ms", 1), runs("loss", "docker", "down_ms", 1))
@@ -421,6 +424,20 @@ func renderSection(recs []record, logName string) string {
 		p("\nNotes from the raw log (errors the clients saw, failed or skipped runs):\n\n%s\n", strings.Join(notes, "\n"))
 	}
 	return b.String()
+}
+
+// texts lists a field of the engine's records of kind, comma separated.
+func texts(recs []record, kind, engine, key string) string {
+	var out []string
+	for _, r := range recs {
+		if r.kind == kind && r.engine == engine && r.kv[key] != "" {
+			out = append(out, r.kv[key])
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 func orDash(s string) string {
