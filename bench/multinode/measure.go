@@ -529,6 +529,13 @@ func (b *bench) failover(ctx context.Context, e *engine, run int, silent bool) e
 	if label < lastAcked {
 		lost = 1
 	}
+	// How long a write took before the kill (the median), for scale.
+	var before []float64
+	for _, at := range attempts {
+		if at.err == nil && at.end.Before(start) {
+			before = append(before, float64(at.end.Sub(at.start).Microseconds())/1000)
+		}
+	}
 	elections := e.elections(managers, logMarks)
 	nl := "none"
 	leaderMs := "n/a"
@@ -537,7 +544,7 @@ func (b *bench) failover(ctx context.Context, e *engine, run int, silent bool) e
 	}
 	b.rec.line(kind, e.name, fmt.Sprintf("run=%d", run), "ms="+ms(first.end.Sub(start)),
 		fmt.Sprintf("errors=%d", errs), "inflight="+inflight, "leader_ms="+leaderMs, "killed="+leader,
-		"client="+client.Name, "new="+nl, fmt.Sprintf("writes=%d", len(attempts)), fmt.Sprintf("lost=%d", lost),
+		"client="+client.Name, "new="+nl, "write_ms="+num(median(before), 1), fmt.Sprintf("writes=%d", len(attempts)), fmt.Sprintf("lost=%d", lost),
 		fmt.Sprintf("elections_logged=%d", elections.won), elections.triedField())
 	if len(msgs) > 0 {
 		b.rec.note(e.name, kind, run, "client errors: "+strings.Join(msgs, " | "))

@@ -398,6 +398,7 @@ func renderSection(recs []record, logName string) string {
 	p("| failover to first write (ms) | %s | %s |\n", runs("failover", "shoal", "ms", 1), runs("failover", "docker", "ms", 1))
 	p("| failover: client errors | %s | %s |\n", runs("failover", "shoal", "errors", 0), runs("failover", "docker", "errors", 0))
 	p("| failover: a write in flight at the kill (failed, ok, none) | %s | %s |\n", texts(recs, "failover", "shoal", "inflight"), texts(recs, "failover", "docker", "inflight"))
+	p("| failover: one write before the kill, median (ms) | %s | %s |\n", runs("failover", "shoal", "write_ms", 1), runs("failover", "docker", "write_ms", 1))
 	p("| failover: new leader seen (ms) | %s | %s |\n", runs("failover", "shoal", "leader_ms", 1), runs("failover", "docker", "leader_ms", 1))
 	p("| failover: elections logged (won) | %s | %s |\n", runs("failover", "shoal", "elections_logged", 0), runs("failover", "docker", "elections_logged", 0))
 	p("| failover, silent leader, to first write (ms) | %s | %s |\n", runs("failover-silent", "shoal", "ms", 1), runs("failover-silent", "docker", "ms", 1))
