@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -431,6 +432,12 @@ func (b *bench) failover(ctx context.Context, e *engine, run int, silent bool) e
 		return ok >= 3, nil
 	}); err != nil {
 		return fmt.Errorf("writes through %s before the kill: %w", client.Name, err)
+	}
+	// The kill falls at a random moment of the write cycle, not right after
+	// the third acknowledgement (which would put it in the pause between
+	// writes whenever writes are quicker than the pacing).
+	if err := sleep(ctx, rand.N(100*time.Millisecond)); err != nil {
+		return err
 	}
 	logMarks := e.logMarks(managers)
 	// Watch the client's view of the leader meanwhile.

@@ -354,7 +354,7 @@ func renderSection(recs []record, logName string) string {
 - **Leader failover**: a service with no replicas; a client writes through a manager that is not the leader,
   as ` + "`docker service update --label-add k=$i`" + ` does (GET the service, POST the update at its version), a
   new write every ` + orDash(start["write_every_ms"]) + ` ms or as soon as the previous one returns (30 s timeout). Once
-  three writes went through, the leader's daemon is SIGKILLed (for Docker, dockerd, whose containerd dies with
+  three writes went through and a random 0 to 100 ms later, the leader's daemon is SIGKILLed (for Docker, dockerd, whose containerd dies with
   it); its machine stays up, so its connections are reset, not silent. The figure runs from the kill to
   the acknowledgement of the first write that started after it; the errors are the failed writes in
   between, including a write in flight at the kill (listed under "All runs": whether one was, and how it
