@@ -5,12 +5,21 @@
 # It installs what it lacks (docker.io, busybox-static, ...) with apt-get, builds the
 # static shoal binary and bench/probe, builds a busybox image, then measures both
 # engines (each a one-node swarm in its own network namespace) and writes the table to
-# docs/benchmarks.md and the raw numbers to docs/bench-<time>.log. Everything it
-# starts, mounts or creates is removed on exit, even on failure.
+# docs/benchmarks.md and the raw numbers to docs/bench-<time>.log. Then the
+# multi-node measures (bench/multinode): both engines as five-node swarms in testenv
+# labs, their figures in the Multi-node section of docs/benchmarks.md and the raw ones
+# in docs/bench-<time>-multi.log. Everything it starts, mounts or creates is removed
+# on exit, even on failure.
 #
 # Environment: BENCH_ROOT (scratch dir, default /tmp/shoal-bench), RUNS_10 (default 5),
-# RUNS_50 (default 3), READY_RUNS (default 10), BENCH_BUDGET (seconds of measuring
-# after the build before the remaining runs are skipped, default 780).
+# RUNS_50 (default 3), READY_RUNS (default 10), BENCH_BUDGET (seconds of single-node
+# measuring after the build before the remaining runs are skipped, default 780).
+# Multi-node: MULTI_FAILOVER_RUNS (default 5), MULTI_LOSS_RUNS (3), MULTI_SILENT_RUNS
+# (3: failovers and worker losses where the node goes silent), MULTI_JOIN_RUNS (5),
+# MULTI_IDLE (seconds of idle swarms in which elections are counted, default 600),
+# MULTI_BUDGET (seconds after which only first runs are made, idle window apart,
+# default 1500). BENCH_ONLY=single or BENCH_ONLY=multi runs one half (the other half
+# of docs/benchmarks.md is kept).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,9 +30,12 @@ RUNS_50=${RUNS_50:-3}
 READY_RUNS=${READY_RUNS:-10}
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 LOG=$REPO/docs/bench-$STAMP.log
+MULTI_LOG=$REPO/docs/bench-$STAMP-multi.log
+BENCH_ONLY=${BENCH_ONLY:-}
 DAEMON_LOGS=$REPO/docs/bench-$STAMP
 SHOAL_BIN=$REPO/bin/shoal-static
 PROBE=$BENCH_ROOT/probe
+MULTINODE=$BENCH_ROOT/multinode
 export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
 
 source "$REPO/bench/engines.sh"
@@ -50,6 +62,7 @@ install_needs() {
 	dpkg -s busybox-static >/dev/null 2>&1 || pkgs+=(busybox-static)
 	command -v unshare >/dev/null || pkgs+=(util-linux)
 	command -v ip >/dev/null || pkgs+=(iproute2)
+	command -v nft >/dev/null || pkgs+=(nftables)
 	command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
 	command -v git >/dev/null || pkgs+=(git)
 	command -v go >/dev/null || {
@@ -86,15 +99,16 @@ cleanup() {
 	set +e
 	stop_engine shoal
 	stop_engine docker
+	[ -x "$MULTINODE" ] && "$MULTINODE" cleanup
 	for p in "${HOST_PATHS[@]}"; do
 		[ -n "${HOST_PATH_EXISTED[$p]:-}" ] || rmdir "$p" 2>/dev/null
 	done
 	rm -rf "$BENCH_ROOT"
 }
 
-# build compiles the static shoal binary and the probe.
+# build compiles the static shoal binary, the probe and the multi-node bench.
 build() {
-	log "building static shoal ($SHOAL_BIN) and bench/probe"
+	log "building static shoal ($SHOAL_BIN), bench/probe and bench/multinode"
 	local commit
 	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 	git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
@@ -102,6 +116,20 @@ build() {
 	# The Makefile's build: the same tags (seccomp) and build packages as `make run`.
 	make -s -C "$REPO" build BIN="${SHOAL_BIN#"$REPO"/}" >>"$LOG" 2>&1
 	go build -o "$PROBE" ./bench/probe >>"$LOG" 2>&1
+	go build -o "$MULTINODE" ./bench/multinode >>"$LOG" 2>&1
+}
+
+# measure_multinode runs bench/multinode: both engines as five-node swarms (three
+# managers, two workers) in testenv labs; leader failover, worker loss, join, memory
+# per node and elections on idle swarms. It removes its labs itself, also on failure.
+measure_multinode() {
+	log "multi-node: shoal and Docker as five-node swarms (raw figures: $(basename "$MULTI_LOG"))"
+	"$MULTINODE" run -shoal "$SHOAL_BIN" -cli "$DOCKER_CLI" -image "$BENCH_ROOT/busybox.tar" \
+		-log "$MULTI_LOG" -daemon-logs "$DAEMON_LOGS-multi" \
+		-failover-runs "${MULTI_FAILOVER_RUNS:-5}" -loss-runs "${MULTI_LOSS_RUNS:-3}" \
+		-silent-runs "${MULTI_SILENT_RUNS:-3}" -join-runs "${MULTI_JOIN_RUNS:-5}" \
+		-idle "${MULTI_IDLE:-600}s" -budget "${MULTI_BUDGET:-1500}s" 2>>"$LOG" ||
+		log "  the multi-node bench failed (see $(basename "$LOG"))"
 }
 
 # out_of_time reports (and logs) that the run has used its time budget (13 minutes
@@ -240,18 +268,27 @@ main() {
 	build
 	DEADLINE=$(($(date +%s) + ${BENCH_BUDGET:-780}))
 	bash "$REPO/bench/mkimage.sh" "$BENCH_ROOT/busybox.tar" busybox:latest >/dev/null
-	record "machine load-before $(cut -d' ' -f1-3 /proc/loadavg)"
-	measure_swarm
-	measure_ready
-	record "machine load-after $(cut -d' ' -f1-3 /proc/loadavg)"
-	record "binary bytes=$(stat -c %s "$SHOAL_BIN")"
-	log "Go benchmarks of the control plane and the container runtime"
-	(cd "$REPO" && go test -tags netgo,osusergo,seccomp -run '^$' -benchmem -count 3 \
-		-bench 'BenchmarkUpdateTask$|BenchmarkPlan$|BenchmarkStart$' -benchtime 1s \
-		./cluster/store/ ./cluster/scheduler/ ./runtime/container/) | grep '^Benchmark' >"$BENCH_ROOT/gobench.txt" || true
-	record "elapsed s=$(($(date +%s) - start))"
-	write_report "$LOG" "$REPO/docs/benchmarks.md"
-	log "wrote docs/benchmarks.md and $(basename "$LOG") in $(($(date +%s) - start)) s"
+	if [ "$BENCH_ONLY" != multi ]; then
+		record "machine load-before $(cut -d' ' -f1-3 /proc/loadavg)"
+		measure_swarm
+		measure_ready
+		record "machine load-after $(cut -d' ' -f1-3 /proc/loadavg)"
+		record "binary bytes=$(stat -c %s "$SHOAL_BIN")"
+		log "Go benchmarks of the control plane and the container runtime"
+		(cd "$REPO" && go test -tags netgo,osusergo,seccomp -run '^$' -benchmem -count 3 \
+			-bench 'BenchmarkUpdateTask$|BenchmarkPlan$|BenchmarkStart$' -benchtime 1s \
+			./cluster/store/ ./cluster/scheduler/ ./runtime/container/) | grep '^Benchmark' >"$BENCH_ROOT/gobench.txt" || true
+		record "elapsed s=$(($(date +%s) - start))"
+		# The single-node daemons go before the labs start.
+		stop_engine shoal
+		stop_engine docker
+		write_report "$LOG" "$REPO/docs/benchmarks.md"
+	fi
+	if [ "$BENCH_ONLY" != single ]; then
+		measure_multinode
+		[ -s "$MULTI_LOG" ] && "$MULTINODE" report -log "$MULTI_LOG" -out "$REPO/docs/benchmarks.md"
+	fi
+	log "wrote docs/benchmarks.md, $(basename "$LOG") and $(basename "$MULTI_LOG") in $(($(date +%s) - start)) s"
 }
 
 main "$@"

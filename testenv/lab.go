@@ -35,6 +35,13 @@ type LabOptions struct {
 	Binary string
 	// Args are extra `shoal daemon` flags for every node.
 	Args []string
+	// Command, when set, is the daemon every node runs instead of `shoal
+	// daemon` (dockerd, say): its program and arguments, in which {name},
+	// {addr}, {dir}, {socket}, {data}, {exec} and {cgroup} stand for the node's
+	// name, address, directory, API socket, data root, exec root and cgroup
+	// parent. The daemon must answer the Docker API's /_ping on {socket}.
+	// Binary and Args are unused then.
+	Command []string
 	// Detached daemons outlive the process that starts them (the lab command);
 	// otherwise they die with it, and a later lab removes what they left.
 	Detached bool
@@ -76,15 +83,18 @@ func StartLab(ctx context.Context, opts LabOptions) (*Lab, error) {
 	if !labNameRE.MatchString(opts.Name) {
 		return nil, fmt.Errorf("start lab: name %q: want 1 to 16 lowercase letters and digits", opts.Name)
 	}
-	if opts.Binary == "" {
-		return nil, errors.New("start lab: no shoal binary")
-	}
-	binary, err := filepath.Abs(opts.Binary)
-	if err != nil {
-		return nil, fmt.Errorf("start lab: %w", err)
-	}
-	if _, err := os.Stat(binary); err != nil {
-		return nil, fmt.Errorf("start lab: shoal binary: %w", err)
+	var binary string
+	if len(opts.Command) == 0 {
+		if opts.Binary == "" {
+			return nil, errors.New("start lab: no shoal binary")
+		}
+		var err error
+		if binary, err = filepath.Abs(opts.Binary); err != nil {
+			return nil, fmt.Errorf("start lab: %w", err)
+		}
+		if _, err := os.Stat(binary); err != nil {
+			return nil, fmt.Errorf("start lab: shoal binary: %w", err)
+		}
 	}
 	root, err := filepath.Abs(opts.Root)
 	if err != nil {
@@ -101,7 +111,7 @@ func StartLab(ctx context.Context, opts LabOptions) (*Lab, error) {
 		}
 		return nil, fmt.Errorf("start lab %s: %w", opts.Name, err)
 	}
-	state := labState{Name: opts.Name, Binary: binary, Args: opts.Args, Detached: opts.Detached}
+	state := labState{Name: opts.Name, Binary: binary, Args: opts.Args, Command: opts.Command, Detached: opts.Detached}
 	for i := 1; i <= opts.Nodes; i++ {
 		state.Nodes = append(state.Nodes, nodeState{Name: fmt.Sprintf("node%d", i), Addr: fmt.Sprintf("10.99.0.%d", i)})
 	}
@@ -168,6 +178,7 @@ func newLab(dir string, state labState) *Lab {
 		m.netNS = filepath.Join(m.Dir, "netns")
 		m.utsNS = filepath.Join(m.Dir, "utsns")
 		m.detached = state.Detached
+		m.template = state.Command
 		l.machines = append(l.machines, m)
 	}
 	return l

@@ -19,6 +19,7 @@ type labState struct {
 	Name     string      `json:"name"`
 	Binary   string      `json:"binary"`
 	Args     []string    `json:"args,omitempty"`
+	Command  []string    `json:"command,omitempty"`
 	Nodes    []nodeState `json:"nodes"`
 	Detached bool        `json:"detached"`
 	// Owner is the process whose lab dies with it (a test binary); nil for a

@@ -39,6 +39,9 @@ type Machine struct {
 
 	binary string
 	args   []string
+	// template is the daemon's command line with placeholders (LabOptions.
+	// Command), used instead of binary and args when set.
+	template []string
 	// addr is the address on the lab's switch (10.99.0.x); empty for a lone node.
 	addr string
 	// netNS and utsNS pin the machine's persistent namespaces; empty when every
@@ -81,6 +84,9 @@ func (m *Machine) command() *exec.Cmd {
 		"--cgroup-parent", m.CgroupParent,
 		"--log-level", "debug",
 	}, m.args...)
+	if len(m.template) > 0 {
+		daemon = m.expand(m.template)
+	}
 	if m.netNS == "" {
 		script := fmt.Sprintf("ip link set lo up && hostname %s && exec %s", shellJoin([]string{m.Name}), shellJoin(daemon))
 		return exec.Command("unshare", "--net", "--uts", "sh", "-c", script)

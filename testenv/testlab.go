@@ -24,7 +24,7 @@ type TestLab struct {
 // removes it when the test ends.
 func NewLab(tb testing.TB, opts LabOptions) *TestLab {
 	tb.Helper()
-	if opts.Binary == "" {
+	if opts.Binary == "" && len(opts.Command) == 0 {
 		opts.Binary = Binary(tb)
 	}
 	lab, err := StartLab(context.Background(), opts)
@@ -172,7 +172,7 @@ func (s *SharedLab) Use(tb testing.TB) *TestLab {
 	s.mu.Lock()
 	if s.lab == nil && s.err == nil {
 		opts := s.opts
-		if opts.Binary == "" {
+		if opts.Binary == "" && len(opts.Command) == 0 {
 			opts.Binary, s.err = FindBinary()
 		}
 		if s.err == nil {
