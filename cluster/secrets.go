@@ -173,13 +173,14 @@ func (p payload[T]) create(ctx context.Context, c *Cluster, name string, write f
 // that asks for what shoal does not offer (a secret driver, a templating
 // driver other than golang), in Docker's words where it has them.
 func ValidateSecretSpec(spec swarm.SecretSpec) error {
-	if err := secrets.validate(spec.Name, spec.Data, spec.Templating); err != nil {
-		return err
-	}
 	if spec.Driver != nil {
+		// A driver's secret has no data: its name is all there is to check first.
+		if err := secrets.validate(spec.Name, []byte("x"), nil); err != nil {
+			return err
+		}
 		return errInvalidf("secret driver %q is not supported by shoal: secrets are kept in the swarm's encrypted store", spec.Driver.Name)
 	}
-	return nil
+	return secrets.validate(spec.Name, spec.Data, spec.Templating)
 }
 
 // ValidateConfigSpec is ValidateSecretSpec for configs.

@@ -75,6 +75,10 @@ func (f *fakeNode) Start(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeNode) RestoreFiles(_ context.Context, id string, files []container.File) error {
+	return nil
+}
+
 // exit makes a running container stop with code, as the runtime reports it.
 func (f *fakeNode) exit(id string, code int) {
 	f.mu.Lock()

@@ -1,11 +1,13 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -123,4 +125,45 @@ func unmountFiles(dir string) {
 		}
 	}
 	_ = os.Remove(mnt)
+}
+
+// RestoreFiles gives a stopped container its in-memory files again, for a new
+// start of the same container: they went when it stopped. They must go to the
+// paths the container was created with.
+func (m *Manager) RestoreFiles(ctx context.Context, ref string, files []File) error {
+	c, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	c.ops.Lock()
+	defer c.ops.Unlock()
+	m.mu.Lock()
+	running, removed, recorded := c.run != nil, c.removed, slices.Clone(c.rec.Files)
+	m.mu.Unlock()
+	switch {
+	case removed:
+		return errNoSuchContainer(ref)
+	case running:
+		return errConflictf("container %s is running: its files are in place", ref)
+	}
+	want := make([]string, len(recorded))
+	for i, f := range recorded {
+		want[i] = f.Path
+	}
+	got := make([]string, len(files))
+	for i, f := range files {
+		got[i] = path.Clean(f.Path)
+	}
+	if !slices.Equal(want, got) {
+		return errInvalidf("restore files of container %s: they go to %q, not %q", ref, want, got)
+	}
+	unmountFiles(c.dir)
+	mounted, err := mountFiles(c.dir, files)
+	if err != nil {
+		return fmt.Errorf("restore files of container %s: %w", ref, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c.rec.Files = mounted
+	return m.persistLocked(c)
 }

@@ -47,8 +47,8 @@ cat /etc/app/app.conf`
 		t.Fatalf("exit %d, output:\n%s\nwant:\n%s", e.Code, out, want)
 	}
 	dir := filepath.Join(env.root, id)
-	if !filesMounted(dir) {
-		t.Fatal("the files' tmpfs is not mounted while the container exists")
+	if filesMounted(dir) {
+		t.Fatal("the files' tmpfs is still mounted after the container stopped")
 	}
 	// No byte of the secret in the container's directory on disk (its tmpfs aside),
 	// nor in the runtime's state.
@@ -68,13 +68,30 @@ cat /etc/app/app.conf`
 			return nil
 		})
 	}
-	// A restarted runtime finds the files where they were (live restore).
+	// A new start needs the files again.
+	if err := m.Start(ctxT(t), id); err == nil || !strings.Contains(err.Error(), "secrets and configs are gone") {
+		t.Fatalf("Start without the files: %v", err)
+	}
+	files := []File{
+		{Path: "/run/secrets/db_pass", Data: []byte(secret), UID: 100, GID: 101, Mode: 0o400},
+		{Path: "/etc/app/app.conf", Data: []byte("port=8080\n"), Mode: 0o444},
+	}
+	if err := m.RestoreFiles(ctxT(t), id, files[:1]); err == nil {
+		t.Fatal("RestoreFiles took files for other paths")
+	}
+	if err := m.RestoreFiles(ctxT(t), id, files); err != nil {
+		t.Fatal(err)
+	}
+	// A restarted runtime finds them where they were (live restore).
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
 	m = env.open()
 	if err := m.Start(ctxT(t), id); err != nil {
 		t.Fatalf("Start after the runtime restarted: %v", err)
+	}
+	if !filesMounted(dir) {
+		t.Fatal("the files' tmpfs is not mounted while the container runs")
 	}
 	waitExit(t, m, id)
 	if out, _ := logText(t, m, id, LogOptions{}); strings.Count(out, sum) != 2 {
