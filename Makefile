@@ -14,7 +14,7 @@ GOTAGS    := netgo,osusergo,seccomp
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e deps builddeps bench clean
+.PHONY: all build run test unit e2e fuzz deps builddeps bench clean
 
 all: build
 
@@ -48,6 +48,16 @@ deps:
 # Unit tests of every package, then the end-to-end tests against the static binary.
 test: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target (package:name) runs for FUZZTIME beyond its committed corpus
+# (testdata/fuzz, which plain `go test` replays too).
+FUZZ     := engineapi:FuzzParseFilters engineapi:FuzzSecretCreate engineapi:FuzzConfigCreate
+FUZZTIME ?= 5s
+fuzz: builddeps
+	@for t in $(FUZZ); do \
+		$(GO) test -tags $(GOTAGS) -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
+	done
 
 unit: builddeps deps
 	$(GO) test -tags $(GOTAGS) -count=1 $$($(GO) list -tags $(GOTAGS) ./... | grep -v /testenv/e2e)
