@@ -303,7 +303,8 @@ func TestSecretAndConfigCommands(t *testing.T) {
 	}
 	var after swarm.Secret
 	inspect(t, n, "secret", "alpha", &after)
-	if len(after.Spec.Labels) != 1 || after.Spec.Labels["tier"] != "cache" || after.Version.Index <= sec.Version.Index {
+	if len(after.Spec.Labels) != 1 || after.Spec.Labels["tier"] != "cache" || after.Version.Index <= sec.Version.Index ||
+		sec.CreatedAt.IsZero() || !after.CreatedAt.Equal(sec.CreatedAt) || !after.UpdatedAt.After(sec.UpdatedAt) {
 		t.Errorf("after the label update: %+v", after)
 	}
 	spec.Data = []byte("new")
@@ -361,4 +362,75 @@ pass={{secret "db_pass"}} plain={{config "plain"}}mode={{env "MODE"}}{{if eq (en
 	if got != want {
 		t.Fatalf("rendered config:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// memFiles maps the tmpfs mounts of task files under a node's data root to the
+// contents of their files (read from the host, as root).
+func memFiles(t *testing.T, n *testenv.Node) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, dir := range filesMounts(t, n) {
+		entries, _ := os.ReadDir(dir)
+		var data []string
+		for _, e := range entries {
+			b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+			data = append(data, string(b))
+		}
+		out[dir] = strings.Join(data, "\n")
+	}
+	return out
+}
+
+// In a swarm of a manager and two workers, a secret is on a worker only while a
+// task that uses it runs there, in a tmpfs: moving the task moves the secret,
+// and removing the service leaves it on no node.
+func TestMultiNodeSecretFollowsItsTask(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 2)
+	m := nodes[0]
+	value := secretValue(t)
+	mustStdin(t, m, value, "secret", "create", "db_pass", "-")
+	m.MustDocker("service", "create", "-d", "--name", "db", "--stop-grace-period", "1s",
+		"--constraint", "node.hostname=="+nodes[1].Name, "--secret", "db_pass", "busybox", "sleep", "1d")
+
+	holders := func() (map[string]int, string) {
+		by := map[string]int{}
+		var seen []string
+		for _, n := range nodes {
+			for dir, data := range memFiles(t, n) {
+				if strings.Contains(data, value) {
+					by[n.Name]++
+					seen = append(seen, n.Name+": "+dir)
+				}
+			}
+		}
+		return by, strings.Join(seen, "\n")
+	}
+	waitHeld := func(what string, want map[string]int) {
+		t.Helper()
+		testenv.WaitFor(t, 60*time.Second, what, func() (bool, string) {
+			by, seen := holders()
+			if len(by) != len(want) {
+				return false, seen
+			}
+			for k, v := range want {
+				if by[k] != v {
+					return false, seen
+				}
+			}
+			return true, seen
+		})
+	}
+	waitRunningOn(t, m, "db", 1, 60*time.Second, nil)
+	waitHeld("the secret on "+nodes[1].Name+" only", map[string]int{nodes[1].Name: 1})
+	if got := nodes[1].MustDocker("exec", taskContainer(t, nodes[1], "db"), "cat", "/run/secrets/db_pass"); got != value {
+		t.Fatalf("the secret in the task on %s = %q", nodes[1].Name, got)
+	}
+
+	m.MustDocker("service", "update", "-d", "--constraint-rm", "node.hostname=="+nodes[1].Name,
+		"--constraint-add", "node.hostname=="+nodes[2].Name, "db")
+	waitHeld("the secret moved to "+nodes[2].Name, map[string]int{nodes[2].Name: 1})
+
+	m.MustDocker("service", "rm", "db")
+	waitHeld("the secret on no node", map[string]int{})
 }
