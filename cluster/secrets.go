@@ -332,9 +332,11 @@ func (c *Cluster) RemoveConfig(ctx context.Context, ref string) error {
 	})
 }
 
+// sameDriver reports whether two drivers are the same; nil and an empty one are.
 func sameDriver(a, b *swarm.Driver) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil || (a != nil && a.Name == "" && len(a.Options) == 0) || (b != nil && b.Name == "" && len(b.Options) == 0)
+	empty := func(d *swarm.Driver) bool { return d == nil || (d.Name == "" && len(d.Options) == 0) }
+	if empty(a) || empty(b) {
+		return empty(a) && empty(b)
 	}
 	return a.Name == b.Name && maps.Equal(a.Options, b.Options)
 }

@@ -113,9 +113,14 @@ for p in /run/secrets/db_pass /etc/app/pass /etc/app/app.conf; do grep " $p " /p
 	var svc swarm.Service
 	inspect(t, n, "service", "db", &svc)
 	refs := svc.Spec.TaskTemplate.ContainerSpec.Secrets
-	if len(refs) != 2 || refs[0].SecretID != id || refs[0].SecretName != "db_pass" ||
-		*refs[0].File != (swarm.SecretReferenceFileTarget{Name: "db_pass", UID: "0", GID: "0", Mode: 0o444}) ||
-		*refs[1].File != (swarm.SecretReferenceFileTarget{Name: "/etc/app/pass", UID: "100", GID: "101", Mode: 0o400}) {
+	files := map[swarm.SecretReferenceFileTarget]bool{} // the CLI sends them in no set order
+	for _, r := range refs {
+		if r.SecretID == id && r.SecretName == "db_pass" && r.File != nil {
+			files[*r.File] = true
+		}
+	}
+	if len(refs) != 2 || !files[swarm.SecretReferenceFileTarget{Name: "db_pass", UID: "0", GID: "0", Mode: 0o444}] ||
+		!files[swarm.SecretReferenceFileTarget{Name: "/etc/app/pass", UID: "100", GID: "101", Mode: 0o400}] {
 		t.Fatalf("service inspect secrets: %s", jsonString(refs))
 	}
 	if cfgs := svc.Spec.TaskTemplate.ContainerSpec.Configs; len(cfgs) != 1 || cfgs[0].ConfigName != "app_conf" || cfgs[0].File.Name != "/etc/app/app.conf" {
