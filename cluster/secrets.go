@@ -163,7 +163,10 @@ func (p payload[T]) create(ctx context.Context, c *Cluster, name string, write f
 		}
 		return write(tx)
 	})
-	if isConflict(err) && !strings.Contains(err.Error(), "AlreadyExists") {
+	if isConflict(err) && !strings.Contains(err.Error(), "AlreadyExists") && c.view(func(tx store.ReadTx) error {
+		_, err := p.byName(tx, name)
+		return err
+	}) == nil {
 		return p.exists(name)
 	}
 	return err
