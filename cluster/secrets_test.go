@@ -109,3 +109,102 @@ func TestResolveReferences(t *testing.T) {
 		}
 	}
 }
+
+// clusterOn is a Cluster whose swarm is the store s (a manager's view).
+func clusterOn(s *store.Store) *Cluster {
+	return &Cluster{node: &nodeState{NodeID: "node1"}, store: s}
+}
+
+// Secrets through the facade: the data never comes back, a name is taken once,
+// only labels change, and a secret a service uses stays.
+func TestSecretLifecycle(t *testing.T) {
+	s := storetest.Leader(t, "node1")
+	c := clusterOn(s)
+	ctx := context.Background()
+	id, err := c.CreateSecret(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: "db_pass", Labels: map[string]string{"a": "b"}}, Data: []byte("hunter2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSecret(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: "DB_PASS"}, Data: []byte("x")}); err == nil || !isConflict(err) ||
+		err.Error() != "rpc error: code = AlreadyExists desc = secret DB_PASS already exists" {
+		t.Errorf("a taken name: %v", err)
+	}
+	// A secret-kind object an older shoal kept registry credentials in is no user's.
+	err = s.Update(ctx, func(tx store.Tx) error {
+		return tx.CreateSecret(&swarm.Secret{ID: "svc9.registry-auth", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "svc9.registry-auth"}, Data: []byte("creds")}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.Secrets(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != id || list[0].Spec.Data != nil {
+		t.Fatalf("Secrets = %+v, %v", list, err)
+	}
+	if _, err := c.Secret(ctx, "svc9.registry-auth"); err == nil {
+		t.Error("the legacy credentials object is found by Secret")
+	}
+	for _, ref := range []string{id, "db_pass", id[:5]} {
+		sec, err := c.Secret(ctx, ref)
+		if err != nil || sec.ID != id || sec.Spec.Data != nil {
+			t.Errorf("Secret(%s) = %+v, %v", ref, sec, err)
+		}
+	}
+
+	sec, _ := c.Secret(ctx, id)
+	spec := sec.Spec
+	spec.Labels = map[string]string{"c": "d"}
+	if err := c.UpdateSecret(ctx, id, sec.Version.Index, spec); err != nil {
+		t.Fatal(err)
+	}
+	spec.Data = []byte("new")
+	if err := c.UpdateSecret(ctx, id, sec.Version.Index, spec); err == nil || !isConflict(err) {
+		t.Errorf("a stale update: %v", err)
+	}
+	after, _ := c.Secret(ctx, id)
+	if err := c.UpdateSecret(ctx, id, after.Version.Index, spec); err == nil || !strings.Contains(err.Error(), "only updates to Labels are allowed") {
+		t.Errorf("a data update: %v", err)
+	}
+	err = s.View(func(tx store.ReadTx) error {
+		stored, err := tx.Secret(id)
+		if err == nil && (string(stored.Spec.Data) != "hunter2" || stored.Spec.Labels["c"] != "d" || len(stored.Spec.Labels) != 1) {
+			t.Errorf("stored after the updates: %+v", stored.Spec)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	err = s.Update(ctx, func(tx store.Tx) error {
+		for _, name := range []string{"web", "api"} {
+			err := tx.CreateService(&swarm.Service{ID: name, Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: name},
+				TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Secrets: []*swarm.SecretReference{{SecretID: id, SecretName: "db_pass"}}}}}})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveSecret(ctx, "db_pass"); err == nil ||
+		err.Error() != "rpc error: code = InvalidArgument desc = secret 'db_pass' is in use by the following services: api, web" {
+		t.Errorf("removing a secret in use: %v", err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.DeleteService("web"); err != nil {
+			return err
+		}
+		return tx.DeleteService("api")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveSecret(ctx, "db_pass"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveSecret(ctx, "db_pass"); err == nil || err.Error() != "secret db_pass not found" {
+		t.Errorf("removing it again: %v", err)
+	}
+}
