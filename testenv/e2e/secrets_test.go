@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,18 @@ for p in /run/secrets/db_pass /etc/app/pass /etc/app/app.conf; do grep " $p " /p
 	if got != want {
 		t.Fatalf("in the task's container:\n%s\nwant:\n%s", got, want)
 	}
+	// While the task runs, the value is on its tmpfs only: not in the container's
+	// record, the runtime's state, the store or the daemon's log.
+	tmpfs := filesMounts(t, n)
+	if len(tmpfs) != 1 {
+		t.Fatalf("task tmpfs mounts: %v", tmpfs)
+	}
+	if hit := findInFiles(t, n.Dir, v1); !strings.HasPrefix(hit, tmpfs[0]+"/") {
+		t.Fatalf("the scan finds the secret in %q, not on the task's tmpfs %s", hit, tmpfs[0])
+	}
+	if hit := findInFiles(t, n.Dir, v1, tmpfs...); hit != "" {
+		t.Fatalf("the secret is on disk in %s while the task runs", hit)
+	}
 
 	// inspect shows the references with the defaults Docker fills.
 	var svc swarm.Service
@@ -190,13 +203,17 @@ func mustStdin(t *testing.T, n *testenv.Node, stdin string, args ...string) stri
 	return out
 }
 
-// findInFiles returns a regular file under root that contains s, or "".
-func findInFiles(t *testing.T, root, s string) string {
+// findInFiles returns a regular file under root, outside the skipped
+// directories, that contains s, or "".
+func findInFiles(t *testing.T, root, s string, skip ...string) string {
 	t.Helper()
 	var hit string
 	_ = filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
 		if err != nil || hit != "" {
 			return nil
+		}
+		if info.IsDir() && slices.Contains(skip, p) {
+			return filepath.SkipDir
 		}
 		if info.Mode().IsRegular() && info.Size() < 256<<20 {
 			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(s)) {
@@ -359,14 +376,21 @@ pass={{secret "db_pass"}} plain={{config "plain"}}mode={{env "MODE"}}{{if eq (en
 		"--secret", "db_pass", "--config", "plain", "--config", "source=app_tmpl,target=/etc/app.conf,mode=0440",
 		"busybox", "sleep", "1d")
 	ctr := taskContainer(t, n, "app")
-	var task struct{ ID string }
 	taskID := strings.TrimSpace(n.MustDocker("service", "ps", "-q", "--no-trunc", "app"))
-	task.ID = taskID
 	got := execIn(t, n, ctr, "cat /etc/app.conf; stat -c %a /etc/app.conf /plain")
-	want := fmt.Sprintf("svc=app slot=1 task=app.1.%s host=tmplconf tier=front\npass=%s plain=plain\nmode=prod (production)\n440\n444\n", task.ID, pass)
+	want := fmt.Sprintf("svc=app slot=1 task=app.1.%s host=tmplconf tier=front\npass=%s plain=plain\nmode=prod (production)\n440\n444\n", taskID, pass)
 	if got != want {
 		t.Fatalf("rendered config:\n%s\nwant:\n%s", got, want)
 	}
+
+	// Configs rotate as secrets do: another config under the same target.
+	mustStdin(t, n, "v2 on {{.Node.Hostname}}\n", "config", "create", "--template-driver", "golang", "app_tmpl_v2", "-")
+	n.MustDocker("service", "update", "--config-rm", "app_tmpl", "--config-add", "source=app_tmpl_v2,target=/etc/app.conf", "app")
+	next := taskContainer(t, n, "app")
+	if got := execIn(t, n, next, "cat /etc/app.conf"); next == ctr || got != "v2 on tmplconf\n" {
+		t.Fatalf("after the rotation (%s, was %s): %q", next, ctr, got)
+	}
+	n.MustDocker("config", "rm", "app_tmpl")
 }
 
 // memFiles maps the tmpfs mounts of task files under a node's data root to the
