@@ -83,6 +83,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	defer cl.Close()
 	api := engineapi.New(engineapi.Config{
 		Swarm:         cl,
+		Secrets:       cl,
 		Containers:    containers,
 		Images:        images,
 		Volumes:       volumes,

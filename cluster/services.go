@@ -33,6 +33,9 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		if _, err := tx.ServiceByName(spec.Name); err == nil {
 			return errServiceExists(spec.Name)
 		}
+		if err := resolveReferences(tx, &svc.Spec); err != nil {
+			return err
+		}
 		if err := resolvePorts(tx, svc, nil); err != nil {
 			return err
 		}
@@ -304,6 +307,9 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 			}
 			if modeName(spec.Mode) != modeName(cur.Mode) {
 				return errNotImplementedf("rpc error: code = Unimplemented desc = service mode change is not allowed")
+			}
+			if err := resolveReferences(tx, &spec); err != nil {
+				return err
 			}
 			svc.UpdateStatus = nil
 			// Both specs carry the stored defaults, so a spec read from an older

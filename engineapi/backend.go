@@ -59,6 +59,24 @@ type Swarm interface {
 	Events(ctx context.Context) <-chan events.Message
 }
 
+// Secrets is the swarm's secrets and configs as the API sees them. cluster.Cluster
+// implements it. Secrets come back without their data; configs with theirs.
+type Secrets interface {
+	CreateSecret(ctx context.Context, spec swarm.SecretSpec) (id string, err error)
+	Secrets(ctx context.Context) ([]swarm.Secret, error)
+	Secret(ctx context.Context, idOrName string) (swarm.Secret, error)
+	// UpdateSecret changes only the labels; anything else is refused.
+	UpdateSecret(ctx context.Context, idOrName string, version uint64, spec swarm.SecretSpec) error
+	// RemoveSecret refuses a secret a service uses.
+	RemoveSecret(ctx context.Context, idOrName string) error
+
+	CreateConfig(ctx context.Context, spec swarm.ConfigSpec) (id string, err error)
+	Configs(ctx context.Context) ([]swarm.Config, error)
+	Config(ctx context.Context, idOrName string) (swarm.Config, error)
+	UpdateConfig(ctx context.Context, idOrName string, version uint64, spec swarm.ConfigSpec) error
+	RemoveConfig(ctx context.Context, idOrName string) error
+}
+
 // Containers is the node's container runtime as the API sees it (read and debug only:
 // containers are created by the orchestrator). *container.Manager implements it.
 type Containers interface {

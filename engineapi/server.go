@@ -28,7 +28,10 @@ const maxBodyBytes = 4 << 20
 
 // Config is what the API server needs.
 type Config struct {
-	Swarm      Swarm
+	Swarm Swarm
+	// Secrets is the swarm's secrets and configs; nil answers as a node
+	// outside a swarm.
+	Secrets    Secrets
 	Containers Containers
 	Images     Images
 	// Volumes is the node's local volumes; nil answers /volumes with an empty list.
@@ -81,6 +84,7 @@ func New(cfg Config) *Server {
 	s.registerSwarmRoutes(s.router)
 	s.registerNodeRoutes(s.router)
 	s.registerServiceRoutes(s.router)
+	s.registerSecretRoutes(s.router)
 	s.registerTaskRoutes(s.router)
 	s.registerContainerRoutes(s.router)
 	s.registerImageRoutes(s.router)

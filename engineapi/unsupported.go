@@ -14,8 +14,6 @@ var unsupported = []struct {
 	path *regexp.Regexp
 	msg  string
 }{
-	{regexp.MustCompile(`^/secrets(/|$)`), "docker secret is not supported by this shoal version yet"},
-	{regexp.MustCompile(`^/configs(/|$)`), "docker config is not supported by this shoal version yet"},
 	{regexp.MustCompile(`^/plugins(/|$)`), "plugins are not supported by shoal"},
 	{regexp.MustCompile(`^/(build|session)(/|$)`), "shoal does not build images: build them elsewhere, then docker load them or push them to a registry"},
 	{regexp.MustCompile(`^/containers/[^/]+/(attach|changes|export|update|rename|resize|wait)$`),

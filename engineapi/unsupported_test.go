@@ -15,8 +15,8 @@ func TestUnsupportedEndpoints(t *testing.T) {
 		status       int
 		msg          string
 	}{
-		{"GET", "/v1.50/secrets", http.StatusNotImplemented, "docker secret is not supported"},
-		{"POST", "/v1.50/configs/create", http.StatusNotImplemented, "docker config is not supported"},
+		{"GET", "/v1.50/secrets", http.StatusServiceUnavailable, "This node is not a swarm manager"},
+		{"GET", "/v1.50/configs/app", http.StatusServiceUnavailable, "This node is not a swarm manager"},
 		{"GET", "/plugins", http.StatusNotImplemented, "plugins are not supported"},
 		{"POST", "/v1.50/build", http.StatusNotImplemented, "shoal does not build images"},
 		{"GET", "/v1.50/containers/web.1.task1/changes", http.StatusNotImplemented, "not supported by shoal"},
@@ -28,8 +28,8 @@ func TestUnsupportedEndpoints(t *testing.T) {
 			t.Errorf("%s %s = %d %s, want %d %q", tc.method, tc.path, resp.StatusCode, body, tc.status, tc.msg)
 		}
 	}
-	_, errOut, err := api.docker(t, "", "secret", "ls")
-	if err == nil || !strings.Contains(errOut, "docker secret is not supported by this shoal version yet") {
-		t.Errorf("docker secret ls: %v %q", err, errOut)
+	_, errOut, err := api.docker(t, "", "plugin", "ls")
+	if err == nil || !strings.Contains(errOut, "plugins are not supported by shoal") {
+		t.Errorf("docker plugin ls: %v %q", err, errOut)
 	}
 }

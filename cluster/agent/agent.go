@@ -38,6 +38,9 @@ type Containers interface {
 	List(ctx context.Context, all bool) ([]ctypes.Summary, error)
 	Subscribe(ctx context.Context) <-chan container.Event
 	Logs(ctx context.Context, idOrName string, opts container.LogOptions) (<-chan container.LogEntry, error)
+	// RestoreFiles gives a stopped container its secrets and configs again (they
+	// live in memory only while it runs), before a start of the same container.
+	RestoreFiles(ctx context.Context, id string, files []container.File) error
 }
 
 // Images is what the agent needs of the node's image store.

@@ -35,6 +35,7 @@ type fakeNode struct {
 	offline    bool          // no manager reachable: sessions cannot open
 	cut        chan struct{} // closed: the open session ends
 	starts     int           // Start calls
+	restored   map[string][]container.File
 }
 
 type fakeContainer struct {
@@ -72,6 +73,16 @@ func (f *fakeNode) Start(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	f.containers[id].running = true
 	f.starts++
+	return nil
+}
+
+func (f *fakeNode) RestoreFiles(_ context.Context, id string, files []container.File) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.restored == nil {
+		f.restored = map[string][]container.File{}
+	}
+	f.restored[id] = files
 	return nil
 }
 
@@ -458,6 +469,9 @@ func TestTaskRestartedLocallyWithoutManagers(t *testing.T) {
 	delay := 10 * time.Millisecond
 	as := assigned("t1", "busybox", swarm.TaskStateRunning)
 	as.Task.Spec.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, Delay: &delay}
+	as.Task.Spec.ContainerSpec.Secrets = []*swarm.SecretReference{{SecretID: "s1", SecretName: "pass",
+		File: &swarm.SecretReferenceFileTarget{Name: "pass", UID: "0", GID: "0", Mode: 0o400}}}
+	as.Secrets = []swarm.Secret{{ID: "s1", Spec: swarm.SecretSpec{Data: []byte("hunter2")}}}
 	none := assigned("t2", "busybox", swarm.TaskStateRunning)
 	none.Task.Spec.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}
 	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
@@ -479,6 +493,13 @@ func TestTaskRestartedLocallyWithoutManagers(t *testing.T) {
 		defer f.mu.Unlock()
 		return f.starts == starts+1 && f.containers["c1"].running
 	})
+	// Its secret, gone with the stopped run, was given back before the start.
+	f.mu.Lock()
+	files := f.restored["c1"]
+	f.mu.Unlock()
+	if len(files) != 1 || files[0].Path != "/run/secrets/pass" || string(files[0].Data) != "hunter2" || files[0].Mode != 0o400 {
+		t.Fatalf("files restored before the local restart: %+v", files)
+	}
 	f.exit("c2", 0)
 
 	// The managers are back: they hear of t2's end, and nothing of t1's.

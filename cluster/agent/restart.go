@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/session"
 )
 
 // While a node has no session with any manager (the uplink is down, the
@@ -36,7 +38,7 @@ func (a *Agent) restartLocally(ctx context.Context, t *taskState) bool {
 	}
 	t.localRestarts = append(t.localRestarts, time.Now())
 	t.busy = true
-	containerID, taskID := t.containerID, task.ID
+	containerID, taskID, as := t.containerID, task.ID, t.a
 	a.log.Info("no manager reachable: restarting an exited task on this node", "task", taskID, "exit", t.exitCode, "delay", delay)
 	a.ops.Add(1)
 	go func() {
@@ -49,7 +51,11 @@ func (a *Agent) restartLocally(ctx context.Context, t *taskState) bool {
 		case <-timer.C:
 		}
 		r := opResult{taskID: taskID, kind: opRestart, containerID: containerID}
-		if r.err = a.cfg.Containers.Start(ctx, containerID); r.err == nil {
+		r.err = a.restoreFiles(ctx, as, containerID)
+		if r.err == nil {
+			r.err = a.cfg.Containers.Start(ctx, containerID)
+		}
+		if r.err == nil {
 			if info, err := a.cfg.Containers.Inspect(ctx, containerID); err == nil && info.State != nil {
 				r.pid = info.State.Pid
 			}
@@ -104,4 +110,21 @@ func (a *Agent) onRestarted(ctx context.Context, t *taskState, r opResult) {
 		t.exited, t.exitCode, t.oom, t.pid = false, 0, false, r.pid
 	}
 	a.reconcile(ctx, t)
+}
+
+// restoreFiles gives a task's stopped container its secrets and configs again,
+// from the assignment, for a start of the same container.
+func (a *Agent) restoreFiles(ctx context.Context, as session.Assignment, containerID string) error {
+	if cs := as.Task.Spec.ContainerSpec; cs == nil || (len(cs.Secrets) == 0 && len(cs.Configs) == 0) {
+		return nil
+	}
+	cs, err := expandTemplates(as, a.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	files, err := taskFiles(as, a.cfg.NodeID, cs)
+	if err != nil {
+		return err
+	}
+	return a.cfg.Containers.RestoreFiles(ctx, containerID, files)
 }

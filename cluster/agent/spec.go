@@ -108,11 +108,16 @@ func createRequest(a session.Assignment, nodeID string, sb bridge.Sandbox) (cont
 		Tty:         cs.TTY,
 		OpenStdin:   cs.OpenStdin,
 	}
+	files, err := taskFiles(a, nodeID, cs)
+	if err != nil {
+		return container.CreateRequest{}, err
+	}
 	req := container.CreateRequest{
 		Name:       name,
 		Config:     cfg,
 		HostConfig: hostConfig(cs, t.Spec.Resources),
 		NetNSPath:  sb.NetNSPath,
+		Files:      files,
 	}
 	attachSandbox(&req, sb)
 	return req, nil

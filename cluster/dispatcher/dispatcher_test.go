@@ -256,3 +256,67 @@ func TestUnknownNodeRefused(t *testing.T) {
 		t.Fatalf("session of an unknown node: %v, want UnknownNodeError", err)
 	}
 }
+
+// A node gets a secret or config with the assignment of a task that uses it,
+// while the task is wanted; other nodes never get it.
+func TestSecretsGoOnlyWithTheirTasks(t *testing.T) {
+	st, d, ctx := serving(t, time.Second)
+	cs := &swarm.ContainerSpec{Image: "busybox",
+		Secrets: []*swarm.SecretReference{{SecretID: "sec1", SecretName: "db_pass", File: &swarm.SecretReferenceFileTarget{Name: "db_pass"}}},
+		Configs: []*swarm.ConfigReference{{ConfigID: "cfg1", ConfigName: "app", File: &swarm.ConfigReferenceFileTarget{Name: "/app"}}},
+	}
+	err := st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateSecret(&swarm.Secret{ID: "sec1", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "db_pass"}, Data: []byte("hunter2")}}); err != nil {
+			return err
+		}
+		if err := tx.CreateSecret(&swarm.Secret{ID: "sec2", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "unused"}, Data: []byte("other")}}); err != nil {
+			return err
+		}
+		if err := tx.CreateConfig(&swarm.Config{ID: "cfg1", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "app"}, Data: []byte("x")}}); err != nil {
+			return err
+		}
+		if err := tx.CreateService(&swarm.Service{ID: "svc1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "db", Labels: map[string]string{"a": "b"}}}}); err != nil {
+			return err
+		}
+		return tx.CreateTask(&swarm.Task{ID: "t1", ServiceID: "svc1", NodeID: "n1", DesiredState: swarm.TaskStateRunning,
+			Spec: swarm.TaskSpec{ContainerSpec: cs}, Status: swarm.TaskStatus{State: swarm.TaskStateAssigned}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n1, err := d.Open(ctx, "n1", session.Hello{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, n2, err := d.Open(ctx, "n2", session.Hello{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := next(t, n1).Assignments
+	if first == nil || len(first.Tasks) != 1 {
+		t.Fatalf("n1's first assignments: %+v", first)
+	}
+	as := first.Tasks[0]
+	if len(as.Secrets) != 1 || string(as.Secrets[0].Spec.Data) != "hunter2" || len(as.Configs) != 1 || as.ServiceLabels["a"] != "b" {
+		t.Fatalf("n1's task came with secrets %+v configs %+v labels %v", as.Secrets, as.Configs, as.ServiceLabels)
+	}
+	if other := next(t, n2).Assignments; other == nil || len(other.Tasks) != 0 {
+		t.Fatalf("n2 got assignments %+v", other)
+	}
+	// Once the task is to stop, its assignment carries no secret any more.
+	err = st.Update(ctx, func(tx store.Tx) error {
+		tk, err := tx.Task("t1")
+		if err != nil {
+			return err
+		}
+		tk.DesiredState = swarm.TaskStateShutdown
+		return tx.UpdateTask(tk)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, n1).Assignments
+	if m == nil || len(m.Tasks) != 1 || len(m.Tasks[0].Secrets) != 0 || len(m.Tasks[0].Configs) != 0 {
+		t.Fatalf("the stopping task's assignment: %+v", m)
+	}
+}

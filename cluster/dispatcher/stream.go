@@ -200,7 +200,43 @@ func assignment(tx store.ReadTx, names map[string]string, t *swarm.Task) session
 	} else if old, err := tx.Secret(t.ServiceID + ".registry-auth"); err == nil {
 		as.RegistryAuth = string(old.Spec.Data)
 	}
+	if taskstate.Wanted(t.DesiredState) && t.Spec.ContainerSpec != nil {
+		as.Secrets, as.Configs = payloads(tx, t.Spec.ContainerSpec)
+		if len(as.Secrets) > 0 || len(as.Configs) > 0 {
+			if svc, err := tx.Service(t.ServiceID); err == nil {
+				as.ServiceLabels = svc.Spec.Labels
+			}
+		}
+	}
 	return as
+}
+
+// payloads are the secrets and configs a container spec references, each once;
+// one that is gone is left out (the task fails on its node, naming it).
+func payloads(tx store.ReadTx, cs *swarm.ContainerSpec) ([]swarm.Secret, []swarm.Config) {
+	var secrets []swarm.Secret
+	seen := map[string]bool{}
+	for _, r := range cs.Secrets {
+		if r == nil || seen[r.SecretID] {
+			continue
+		}
+		seen[r.SecretID] = true
+		if s, err := tx.Secret(r.SecretID); err == nil {
+			secrets = append(secrets, *s)
+		}
+	}
+	var configs []swarm.Config
+	seen = map[string]bool{}
+	for _, r := range cs.Configs {
+		if r == nil || seen[r.ConfigID] {
+			continue
+		}
+		seen[r.ConfigID] = true
+		if c, err := tx.Config(r.ConfigID); err == nil {
+			configs = append(configs, *c)
+		}
+	}
+	return secrets, configs
 }
 
 // serviceName looks a service's name up, remembering it.

@@ -22,6 +22,15 @@ type Assignment struct {
 	// RegistryAuth is the credentials the service was created with for pulling
 	// its image (X-Registry-Auth, still encoded); "" pulls anonymously.
 	RegistryAuth string `json:",omitempty"`
+	// Secrets and Configs are the objects the task's container spec references,
+	// with their data, while the task is wanted (desired ready or running): a
+	// node gets a secret only while it has a task that uses it, and keeps it in
+	// memory only.
+	Secrets []swarm.Secret `json:",omitempty"`
+	Configs []swarm.Config `json:",omitempty"`
+	// ServiceLabels are the service's labels, for templated secrets and
+	// configs ({{.Service.Labels}}); sent with them only.
+	ServiceLabels map[string]string `json:",omitempty"`
 }
 
 // AssignmentSet is a change to a node's assignments. The first set of a session

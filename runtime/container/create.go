@@ -37,6 +37,8 @@ type CreateRequest struct {
 	MacAddress string
 	// NetworkID is the 64-hex ID inspect shows for the bridge network.
 	NetworkID string
+	// Files are given to the container in memory only (secrets, configs).
+	Files []File
 }
 
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
@@ -102,7 +104,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	m.byName[name] = id // reserve while preparing
 	m.mu.Unlock()
 
-	if err := m.prepareDir(c); err != nil {
+	err = m.prepareDir(c)
+	if err == nil {
+		c.rec.Files, err = mountFiles(c.dir, req.Files)
+	}
+	if err != nil {
 		os.RemoveAll(c.dir)
 		m.mu.Lock()
 		delete(m.byName, name)
@@ -118,6 +124,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	}
 	m.mu.Unlock()
 	if err != nil {
+		unmountFiles(c.dir)
 		os.RemoveAll(c.dir)
 		return "", err
 	}

@@ -156,6 +156,7 @@ func (m *Manager) load(ctx context.Context) error {
 			// and removed last.
 			m.log.Info("discard incomplete container dir", "dir", dir)
 			unmountRootfs(dir)
+			unmountFiles(dir)
 			_ = os.RemoveAll(dir)
 			continue
 		}

@@ -41,7 +41,10 @@ type record struct {
 	NetworkID         string `json:",omitempty"`
 	LowerDirs         []string
 	Mounts            []mountPoint // resolved Binds, Mounts and Tmpfs
-	State             runState
+	// Files are the container's in-memory files (secrets, configs): where they
+	// go, never their data, which is only on the container's tmpfs.
+	Files []fileMount `json:",omitempty"`
+	State runState
 }
 
 // runState is the observed state of a container.

@@ -125,6 +125,9 @@ func (m *Manager) userMounts(c *container, mounts []mountPoint) []*configs.Mount
 	for _, mp := range mounts {
 		taken[filepath.Clean(mp.Destination)] = true
 	}
+	for _, f := range c.rec.Files {
+		taken[f.Path] = true
+	}
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		if dst := "/etc/" + f; !taken[dst] {
 			out = append(out, bind(filepath.Join(c.dir, f), dst, false))
@@ -146,6 +149,10 @@ func (m *Manager) userMounts(c *container, mounts []mountPoint) []*configs.Mount
 			continue
 		}
 		out = append(out, bind(mp.Source, mp.Destination, !mp.RW))
+	}
+	// Last, so that a file under a volume or tmpfs mount lands on top of it.
+	for _, f := range c.rec.Files {
+		out = append(out, bind(filepath.Join(filesDir(c.dir), f.Name), f.Path, true))
 	}
 	return out
 }

@@ -99,6 +99,9 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 // launch mounts the rootfs and starts the init process under libcontainer.
 func (m *Manager) launch(c *container, rec record) (*running, *libcontainer.Process, error) {
 	rootfs := filepath.Join(c.dir, "rootfs")
+	if len(rec.Files) > 0 && !filesMounted(c.dir) {
+		return nil, nil, fmt.Errorf("the container's secrets and configs are gone: they live in memory only, while it runs; a start of a stopped container needs them again (RestoreFiles)")
+	}
 	if err := mountRootfs(c.dir, rec.LowerDirs); err != nil {
 		return nil, nil, err
 	}

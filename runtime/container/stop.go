@@ -177,6 +177,7 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
 		_ = lc.Destroy()
 	}
 	unmountRootfs(c.dir)
+	unmountFiles(c.dir)
 	// config.json goes first: a crash mid-way leaves a directory New discards.
 	if err := os.Remove(filepath.Join(c.dir, "config.json")); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove container %s: %w", rec.Name, err)

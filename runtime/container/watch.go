@@ -122,6 +122,9 @@ func (m *Manager) finishRun(c *container, run *running, code int, exitErr error)
 		m.log.Warn("destroy runtime container", "id", c.rec.ID, "err", err)
 	}
 	unmountRootfs(c.dir)
+	// A stopped container holds no secret: its files go with its run, as
+	// Docker's do (RestoreFiles gives them back for a start).
+	unmountFiles(c.dir)
 	m.logs.drain(c)
 
 	m.mu.Lock()
@@ -200,6 +203,7 @@ func (m *Manager) restore(ctx context.Context, c *container) {
 	if err != nil {
 		m.log.Info("container gone while the daemon was down", "id", id, "err", err)
 		unmountRootfs(c.dir)
+		unmountFiles(c.dir)
 		m.markExitedOffline(c)
 		return
 	}
@@ -245,6 +249,7 @@ func (m *Manager) recoverUnrecordedRun(c *container) {
 	if serr != nil || sterr != nil || status == libcontainer.Stopped {
 		_ = lc.Destroy()
 		unmountRootfs(c.dir)
+		unmountFiles(c.dir)
 		return
 	}
 	m.log.Info("recording a run the daemon started but did not record", "id", c.rec.ID, "pid", st.InitProcessPid)
