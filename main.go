@@ -7,8 +7,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,6 +22,7 @@ import (
 	"github.com/shoal-project/shoal/cluster"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/initproc"
+	"github.com/spf13/pflag"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -42,6 +43,10 @@ func main() {
 	switch os.Args[1] {
 	case "daemon":
 		cfg, err := parseDaemonFlags(os.Args[2:])
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Print(daemonUsage())
+			return
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "shoal daemon:", err)
 			os.Exit(2)
@@ -70,8 +75,15 @@ Commands:
   daemon    run the shoal daemon (a Docker Engine API in swarm mode)
   version   print the version
 
-Run 'shoal daemon -h' for the daemon's flags.
+Run 'shoal daemon --help' for the daemon's flags.
 `)
+}
+
+// daemonUsage is `shoal daemon --help`: the flags, dockerd's where they are the
+// same, with their defaults.
+func daemonUsage() string {
+	fs, _ := daemonFlagSet(&daemonConfig{})
+	return "Usage: shoal daemon [OPTIONS]\n\nRun the shoal daemon: a Docker Engine API in swarm mode.\n\nOptions:\n" + fs.FlagUsages()
 }
 
 // daemonConfig is everything `shoal daemon` is told on its command line.
@@ -116,17 +128,28 @@ func (l listFlag) Set(v string) error {
 	return nil
 }
 
-func parseDaemonFlags(args []string) (daemonConfig, error) {
-	cfg := daemonConfig{}
-	fs := flag.NewFlagSet("shoal daemon", flag.ContinueOnError)
-	hosts := listFlag{&cfg.Hosts}
-	fs.Var(hosts, "H", "daemon socket to listen on: unix:///path or tcp://host:port (repeatable)")
-	fs.Var(hosts, "host", "daemon socket to listen on (same as -H)")
+// Type names the flag's value in --help.
+func (l listFlag) Type() string { return "string" }
+
+// daemonFlags holds what the flags parse into before it is checked.
+type daemonFlags struct {
+	level           *string
+	labels, generic []string
+}
+
+// daemonFlagSet declares the daemon's flags, GNU-style as dockerd's
+// (--data-root, -H/--host), writing into cfg.
+func daemonFlagSet(cfg *daemonConfig) (*pflag.FlagSet, *daemonFlags) {
+	var f daemonFlags
+	fs := pflag.NewFlagSet("shoal daemon", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard) // errors are returned; --help prints daemonUsage
+	fs.VarP(listFlag{&cfg.Hosts}, "host", "H", "daemon socket to listen on: unix:///path or tcp://host:port (repeatable; default unix:///run/shoal.sock)")
 	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/shoal", "root of persistent state")
 	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/shoal", "root of runtime state (container state, network namespaces)")
 	fs.Var(listFlag{&cfg.RegistryMirrors}, "registry-mirror", "registry mirror for docker.io (repeatable)")
-	fs.Var(listFlag{&cfg.InsecureRegistry}, "insecure-registry", "registry reachable over plain HTTP (repeatable)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error, fatal")
+	fs.Var(listFlag{&cfg.InsecureRegistry}, "insecure-registry", "registry reachable over plain HTTP, or a CIDR of them (repeatable)")
+	f.level = fs.StringP("log-level", "l", "info", "log level: debug, info, warn, error, fatal")
 	fs.StringVar(&cfg.BridgeName, "bridge", "shoal0", "name of the node-local bridge for task containers")
 	fs.StringVar(&cfg.BridgeSubnet, "bip", "172.30.0.0/16", "subnet of the node-local bridge")
 	fs.StringVar(&cfg.NFTable, "nftables-table", "shoal", "name of shoal's nftables table")
@@ -135,13 +158,19 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 	fs.StringVar(&cfg.TLSCACert, "tlscacert", "", "CA that signs accepted client certificates")
 	fs.StringVar(&cfg.TLSCert, "tlscert", "", "server certificate")
 	fs.StringVar(&cfg.TLSKey, "tlskey", "", "server key")
-	var labels, generic []string
-	fs.Var(listFlag{&labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
-	fs.Var(listFlag{&generic}, "node-generic-resource", "a resource the node offers: kind=name (a named unit, e.g. gpu=GPU-1) or kind=count (e.g. ssd=2) (repeatable)")
-	fs.DurationVar(&cfg.MinCertExpiry, "min-cert-expiry", cluster.MinCertExpiry, "for labs: the shortest node certificate lifetime `swarm update --cert-expiry` accepts")
+	fs.Var(listFlag{&f.labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
+	fs.Var(listFlag{&f.generic}, "node-generic-resource", "a resource the node offers: kind=name (a named unit, e.g. gpu=GPU-1) or kind=count (e.g. ssd=2) (repeatable)")
+	fs.DurationVar(&cfg.MinCertExpiry, "min-cert-expiry", cluster.MinCertExpiry, "for labs: the shortest node certificate lifetime that swarm update --cert-expiry accepts")
+	return fs, &f
+}
+
+func parseDaemonFlags(args []string) (daemonConfig, error) {
+	cfg := daemonConfig{}
+	fs, f := daemonFlagSet(&cfg)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	labels, generic, level := f.labels, f.generic, f.level
 	if cfg.MinCertExpiry < time.Second {
 		return cfg, fmt.Errorf("invalid --min-cert-expiry %s: a second at least", cfg.MinCertExpiry)
 	}

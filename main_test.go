@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 // Bad -H addresses are refused while flags are parsed, before the daemon creates
@@ -58,5 +61,23 @@ func TestDaemonGenericResourceFlags(t *testing.T) {
 	}
 	if _, err := parseDaemonFlags([]string{"--node-generic-resource", "gpu"}); err == nil {
 		t.Fatal("a resource without = was accepted")
+	}
+}
+
+// Flags are GNU-style, as dockerd's: --help is not an error, -H is --host, and a
+// single-dash long flag is refused.
+func TestDaemonFlagStyle(t *testing.T) {
+	if _, err := parseDaemonFlags([]string{"--help"}); !errors.Is(err, pflag.ErrHelp) {
+		t.Errorf("--help: %v, want ErrHelp", err)
+	}
+	cfg, err := parseDaemonFlags([]string{"--host", "unix:///run/a.sock", "-H", "unix:///run/b.sock", "--data-root=/tmp/x"})
+	if err != nil || len(cfg.Hosts) != 2 || cfg.DataRoot != "/tmp/x" {
+		t.Errorf("GNU-style flags: %+v, %v", cfg, err)
+	}
+	if _, err := parseDaemonFlags([]string{"-data-root", "/tmp/x"}); err == nil {
+		t.Error("-data-root (one dash) was accepted")
+	}
+	if u := daemonUsage(); !strings.Contains(u, "--data-root string") || !strings.Contains(u, `(default "/var/lib/shoal")`) {
+		t.Errorf("usage does not show --data-root with its default:\n%s", u)
 	}
 }
