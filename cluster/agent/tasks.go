@@ -267,7 +267,7 @@ func (a *Agent) stop(ctx context.Context, as session.Assignment, containerID str
 func (a *Agent) remove(ctx context.Context, as session.Assignment, containerID string) opResult {
 	if containerID != "" {
 		grace := stopGrace(as.Task)
-		if err := a.cfg.Containers.Stop(ctx, containerID, &grace); err != nil && !isNotFound(err) {
+		if err := a.cfg.Containers.Stop(ctx, containerID, &grace); err != nil && !isNotFound(err) && !isNotModified(err) {
 			a.log.Warn("stop removed task", "task", as.Task.ID, "err", err)
 		}
 		if err := a.cfg.Containers.Remove(ctx, containerID, true); err != nil && !isNotFound(err) {
@@ -428,6 +428,13 @@ func (a *Agent) send(u session.StatusUpdate) {
 	case <-a.stopping:
 		// The agent is stopping: the next session reports from the runtime's state.
 	}
+}
+
+// isNotModified tells a stop of a container that had stopped already: nothing
+// for an operator to act on.
+func isNotModified(err error) bool {
+	var nm interface{ NotModified() bool }
+	return errors.As(err, &nm) && nm.NotModified()
 }
 
 func isNotFound(err error) bool {
