@@ -151,7 +151,9 @@ func serve(ctx context.Context, cfg daemonConfig, handler http.Handler, log *slo
 		}
 		listeners = append(listeners, l)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	// A refused TLS client is worth a debug line, not a raw line on stderr.
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.With("component", "api").Handler(), slog.LevelDebug)}
 	errs := make(chan error, len(listeners))
 	var wg sync.WaitGroup
 	for _, l := range listeners {
