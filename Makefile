@@ -71,6 +71,12 @@ unit: builddeps deps
 e2e: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -v ./testenv/e2e/
 
+# A busybox image (docker-save archive) built from Debian's busybox-static, for
+# `docker load -i busybox.tar` on a machine with no registry.
+busybox.tar:
+	@dpkg -s busybox-static >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static; }
+	bash bench/mkimage.sh $@ busybox:latest
+
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
 bench:
 	bash bench/run.sh
