@@ -156,6 +156,16 @@ for p in /run/secrets/db_pass /etc/app/pass /etc/app/app.conf; do grep " $p " /p
 	if got := execIn(t, n, ctr, "cat /etc/app/pass"); got != v1 {
 		t.Fatalf("the secret after the daemon restarted: %q", got)
 	}
+	// After the restart, with both secrets in the store, no file the daemon
+	// wrote (the Raft log and snapshots, container records, the log) holds
+	// either value in plain text, base64 or hex: only the task's tmpfs does.
+	for _, v := range []string{v1, v2} {
+		for _, enc := range []string{v, base64.StdEncoding.EncodeToString([]byte(v)), hex.EncodeToString([]byte(v))} {
+			if hit := findInFiles(t, n.Dir, enc, filesMounts(t, n)...); hit != "" {
+				t.Errorf("after the restart a secret value is on disk in %s", hit)
+			}
+		}
+	}
 
 	// Rotation: the new secret under the old target.
 	n.MustDocker("service", "update", "--secret-rm", "db_pass", "--secret-add", "source=db_pass_v2,target=db_pass", "db")
