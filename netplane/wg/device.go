@@ -1,0 +1,231 @@
+// Package wg gives a node its WireGuard interface: the data plane that joins the
+// nodes of a swarm, always encrypted. The kernel's WireGuard is used where the
+// kernel has it; elsewhere (edge kernels, this project's CI) the embedded
+// userspace implementation (wireguard-go) runs on a TUN device inside the
+// daemon. Either way the interface is configured through wgctrl, which reaches
+// the userspace device through its UAPI socket in /var/run/wireguard.
+//
+// A Device lives in the network namespace of the thread that opens it (the
+// node's own), and is the only thing in this package that touches the host.
+package wg
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ipc"
+	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/wgctrl"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// DefaultPort is WireGuard's UDP port, as Docker's overlay has 4789 for VXLAN.
+const DefaultPort = 51820
+
+// mtu leaves room for WireGuard's 60 bytes (IPv4) or 80 (IPv6) in a 1500-byte
+// underlay frame.
+const mtu = 1420
+
+// Config is what a node's interface is opened with.
+type Config struct {
+	// Name is the interface's name (15 bytes at most); it also names the
+	// userspace device's UAPI socket, so nodes that share a filesystem (a
+	// lab) need names of their own.
+	Name string
+	// Key is the node's private key.
+	Key wgtypes.Key
+	// Port is the UDP port it listens on; zero means DefaultPort.
+	Port int
+	// Address is the node's address on the overlay, with the prefix of the
+	// overlay's range.
+	Address netip.Prefix
+	Logger  *slog.Logger
+}
+
+// Peer is another node as this one sees it.
+type Peer struct {
+	Key      wgtypes.Key
+	Endpoint netip.AddrPort
+	// AllowedIPs are the overlay addresses routed to the peer: its own and
+	// its tasks'.
+	AllowedIPs []netip.Prefix
+}
+
+// Device is a node's WireGuard interface.
+type Device struct {
+	name      string
+	userspace *device.Device // nil for a kernel device
+	uapi      net.Listener
+	client    *wgctrl.Client
+	log       *slog.Logger
+}
+
+// Open creates the interface in the calling thread's network namespace: a
+// kernel WireGuard link when the kernel has one, else a userspace device on a
+// TUN. It sets the key and port, assigns the address and brings the link up.
+// Callers that run several namespaces in one process lock the thread first.
+func Open(cfg Config) (*Device, error) {
+	if cfg.Port == 0 {
+		cfg.Port = DefaultPort
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Device{name: cfg.Name, log: cfg.Logger}
+	if err := d.create(cfg); err != nil {
+		return nil, err
+	}
+	client, err := wgctrl.New()
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("wireguard %s: open wgctrl: %w", cfg.Name, err)
+	}
+	d.client = client
+	if err := d.address(cfg.Address); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// create makes the link: kernel first, userspace when the kernel refuses.
+func (d *Device) create(cfg Config) error {
+	link := &netlink.Wireguard{LinkAttrs: netlink.LinkAttrs{Name: cfg.Name, MTU: mtu}}
+	kernelErr := netlink.LinkAdd(link)
+	if kernelErr == nil {
+		c, err := wgctrl.New()
+		if err != nil {
+			return fmt.Errorf("wireguard %s: open wgctrl: %w", cfg.Name, err)
+		}
+		defer c.Close()
+		port := cfg.Port
+		if err := c.ConfigureDevice(cfg.Name, wgtypes.Config{PrivateKey: &cfg.Key, ListenPort: &port}); err != nil {
+			_ = netlink.LinkDel(link)
+			return fmt.Errorf("wireguard %s: configure: %w", cfg.Name, err)
+		}
+		d.log.Info("wireguard: kernel device", "name", cfg.Name)
+		return nil
+	}
+	d.log.Info("wireguard: no kernel WireGuard, running the userspace device", "name", cfg.Name, "kernel", kernelErr)
+	return d.createUserspace(cfg)
+}
+
+// createUserspace runs wireguard-go on a TUN, with its UAPI socket for wgctrl.
+// The key and port are set here, on the opening thread: the port's sockets
+// are opened in that thread's namespace when the device comes up.
+func (d *Device) createUserspace(cfg Config) error {
+	t, err := tun.CreateTUN(cfg.Name, mtu)
+	if err != nil {
+		return fmt.Errorf("wireguard %s: create TUN: %w", cfg.Name, err)
+	}
+	logger := &device.Logger{
+		Verbosef: func(format string, args ...any) { d.log.Debug(fmt.Sprintf(format, args...), "component", "wireguard") },
+		Errorf:   func(format string, args ...any) { d.log.Warn(fmt.Sprintf(format, args...), "component", "wireguard") },
+	}
+	dev := device.NewDevice(t, conn.NewDefaultBind(), logger)
+	d.userspace = dev
+	if err := dev.IpcSet(fmt.Sprintf("private_key=%s\nlisten_port=%d\n", hexKey(cfg.Key), cfg.Port)); err != nil {
+		d.Close()
+		return fmt.Errorf("wireguard %s: set key and port: %w", cfg.Name, err)
+	}
+	if err := dev.Up(); err != nil {
+		d.Close()
+		return fmt.Errorf("wireguard %s: up: %w", cfg.Name, err)
+	}
+	file, err := ipc.UAPIOpen(cfg.Name)
+	if err != nil {
+		d.Close()
+		return fmt.Errorf("wireguard %s: open UAPI socket: %w", cfg.Name, err)
+	}
+	uapi, err := ipc.UAPIListen(cfg.Name, file)
+	if err != nil {
+		file.Close()
+		d.Close()
+		return fmt.Errorf("wireguard %s: listen on the UAPI socket: %w", cfg.Name, err)
+	}
+	d.uapi = uapi
+	go func() {
+		for {
+			c, err := uapi.Accept()
+			if err != nil {
+				return
+			}
+			go dev.IpcHandle(c)
+		}
+	}()
+	return nil
+}
+
+// address assigns the node's overlay address and brings the link up.
+func (d *Device) address(p netip.Prefix) error {
+	link, err := netlink.LinkByName(d.name)
+	if err != nil {
+		return fmt.Errorf("wireguard %s: find link: %w", d.name, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("wireguard %s: address %s: %w", d.name, p, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("wireguard %s: up: %w", d.name, err)
+	}
+	return nil
+}
+
+// SetPeers makes peers the interface's whole peer list, through wgctrl.
+func (d *Device) SetPeers(peers []Peer) error {
+	cfg := wgtypes.Config{ReplacePeers: true}
+	for _, p := range peers {
+		pc := wgtypes.PeerConfig{PublicKey: p.Key, ReplaceAllowedIPs: true}
+		if p.Endpoint.IsValid() {
+			pc.Endpoint = net.UDPAddrFromAddrPort(p.Endpoint)
+		}
+		for _, a := range p.AllowedIPs {
+			pc.AllowedIPs = append(pc.AllowedIPs, net.IPNet{IP: a.Addr().AsSlice(), Mask: net.CIDRMask(a.Bits(), a.Addr().BitLen())})
+		}
+		cfg.Peers = append(cfg.Peers, pc)
+	}
+	if err := d.client.ConfigureDevice(d.name, cfg); err != nil {
+		return fmt.Errorf("wireguard %s: set peers: %w", d.name, err)
+	}
+	return nil
+}
+
+// Stats reads the interface's peers as wgctrl reports them: handshakes and bytes.
+func (d *Device) Stats() ([]wgtypes.Peer, error) {
+	dev, err := d.client.Device(d.name)
+	if err != nil {
+		return nil, fmt.Errorf("wireguard %s: read: %w", d.name, err)
+	}
+	return dev.Peers, nil
+}
+
+// Userspace tells whether the interface is the embedded userspace device.
+func (d *Device) Userspace() bool { return d.userspace != nil }
+
+// Close removes the interface and its UAPI socket.
+func (d *Device) Close() error {
+	var errs []error
+	if d.client != nil {
+		errs = append(errs, d.client.Close())
+	}
+	if d.uapi != nil {
+		errs = append(errs, d.uapi.Close())
+	}
+	if d.userspace != nil {
+		d.userspace.Close() // closes the TUN, which removes the link
+		return errors.Join(errs...)
+	}
+	if link, err := netlink.LinkByName(d.name); err == nil {
+		errs = append(errs, netlink.LinkDel(link))
+	}
+	return errors.Join(errs...)
+}
+
+func hexKey(k wgtypes.Key) string { return fmt.Sprintf("%x", k[:]) }
