@@ -68,9 +68,10 @@ type Cluster struct {
 	// leadStop ends the leadership supervisor and waits for it.
 	leadStop func()
 	agent    *agentState
-	busy     bool // an init, join or leave is under way
-	renewing bool // a certificate renewal for a new root is under way
-	locked   bool // a manager of an autolocked swarm, waiting for its unlock key
+	busy     bool  // an init, join or leave is under way
+	mesh     *mesh // the node's WireGuard interface on the swarm's mesh
+	renewing bool  // a certificate renewal for a new root is under way
+	locked   bool  // a manager of an autolocked swarm, waiting for its unlock key
 
 	// lockMu orders the writes of the node's keys (autolock, renewals);
 	// lockKey is the unlock key this manager's keys are wrapped by (nil:
@@ -354,9 +355,12 @@ func (c *Cluster) detach() func() {
 func (c *Cluster) Close() error {
 	c.mu.Lock()
 	stop := c.detach()
-	port, s := c.port, c.store
+	port, s, m := c.port, c.store, c.mesh
 	c.mu.Unlock()
 	stop()
+	if m != nil {
+		m.close()
+	}
 	var errs []error
 	if port != nil {
 		errs = append(errs, port.Close())

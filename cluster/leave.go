@@ -97,11 +97,15 @@ func (c *Cluster) Leave(ctx context.Context, force bool) error {
 	// operations off meanwhile.
 	c.mu.Lock()
 	stop := c.detach()
-	ag, port := c.agent, c.port
+	ag, port, m := c.agent, c.port, c.mesh
+	c.mesh = nil
 	c.mu.Unlock()
 	stop()
 	if ag != nil {
 		ag.RemoveTasks(ctx)
+	}
+	if m != nil {
+		m.close()
 	}
 	if port != nil {
 		port.Close()

@@ -48,12 +48,28 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		},
 		OnManagers: func(list []string) { go c.saveManagers(list) },
 	})
+	if c.mesh == nil || c.mesh.nodeID != st.NodeID {
+		if c.mesh != nil {
+			c.mesh.close()
+		}
+		m, err := newMesh(st.NodeID, c.log.With("component", "mesh"))
+		if err != nil {
+			c.log.Warn("no WireGuard mesh for this node", "err", err)
+		}
+		c.mesh = m
+	}
+	m := c.mesh
 	ag := agent.New(agent.Config{
 		NodeID:     st.NodeID,
 		Dispatcher: follower,
-		Hello:      func() session.Hello { return c.hello(st) },
+		Hello:      func() session.Hello { return c.hello(st, m) },
 		OnNode:     c.onNode,
 		OnCA:       c.onCA,
+		OnMesh: func(nodes []session.MeshPeer) {
+			if m != nil {
+				m.follow(nodes)
+			}
+		},
 		Containers: c.cfg.Containers,
 		Images:     c.cfg.Images,
 		Network:    c.cfg.Network,
@@ -72,18 +88,31 @@ func (c *Cluster) startAgent(ctx context.Context) {
 }
 
 // hello is what this node says of itself when a session opens.
-func (c *Cluster) hello(st *nodeState) session.Hello {
+func (c *Cluster) hello(st *nodeState, m *mesh) session.Hello {
 	desc := c.description()
 	c.mu.RLock()
 	if c.creds != nil {
 		desc.TLSInfo = c.creds.TLSInfo()
 	}
 	c.mu.RUnlock()
-	return session.Hello{
+	h := session.Hello{
 		Description: desc,
 		Addr:        hostOf(st.AdvertiseAddr),
 		ControlAddr: st.AdvertiseAddr,
 	}
+	if m != nil {
+		h.MeshKey, h.MeshEndpoint = m.hello(dataPathHost(st))
+	}
+	return h
+}
+
+// dataPathHost is the address other nodes reach this one's data plane at: the
+// --data-path-addr when it is an address, else the advertised one.
+func dataPathHost(st *nodeState) string {
+	if ip := net.ParseIP(st.DataPathAddr); ip != nil {
+		return st.DataPathAddr
+	}
+	return hostOf(st.AdvertiseAddr)
 }
 
 // description is what the node reports of itself.

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 // and files.
 func (m *Machine) remove(ctx context.Context) error {
 	err := m.Kill(ctx)
+	removeMeshSocket(m.DataRoot)
 	killCgroup(m.CgroupParent)
 	unmountUnder(m.Dir)
 	removeCgroup(m.CgroupParent)
@@ -25,6 +27,21 @@ func (m *Machine) remove(ctx context.Context) error {
 		err = fmt.Errorf("remove %s: %w", m.Dir, rmErr)
 	}
 	return err
+}
+
+// removeMeshSocket removes the UAPI socket a killed daemon's WireGuard mesh
+// interface left in /var/run/wireguard: it is named after the node's ID
+// (shoal-<9 characters of it>), which the node's state file holds.
+func removeMeshSocket(dataRoot string) {
+	data, err := os.ReadFile(filepath.Join(dataRoot, "swarm", "state.json"))
+	if err != nil {
+		return
+	}
+	var st struct{ NodeID string }
+	if json.Unmarshal(data, &st) != nil || len(st.NodeID) < 9 {
+		return
+	}
+	_ = os.Remove(filepath.Join("/var/run/wireguard", "shoal-"+st.NodeID[:9]+".sock"))
 }
 
 func tail(s string, lines int) string {

@@ -84,6 +84,10 @@ func DestroyLab(root, name string) error {
 		}
 	}
 	killInNamespaces(pinnedNamespaces(dir))
+	dataRoots, _ := filepath.Glob(filepath.Join(dir, "*", "data"))
+	for _, d := range dataRoots {
+		removeMeshSocket(d)
+	}
 	cgroups := cgroupPrefix + name + "-*"
 	killCgroup(cgroups)
 	// The namespaces go with their pins, and with the switch's the bridge,

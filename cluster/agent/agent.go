@@ -72,7 +72,10 @@ type Config struct {
 	OnNode func(*swarm.Node)
 	// OnCA, if set, receives what the node's certificate should chain to
 	// (at open, and when the swarm's root rotates).
-	OnCA       func(*session.CAState)
+	OnCA func(*session.CAState)
+	// OnMesh, if set, receives the swarm's WireGuard mesh (at open, and when
+	// it changes).
+	OnMesh     func([]session.MeshPeer)
 	Containers Containers
 	Images     Images
 	Network    Network

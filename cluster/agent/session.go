@@ -109,6 +109,9 @@ func (a *Agent) serve(ctx context.Context, s session.Session, sets chan<- sessio
 		if m.CA != nil && a.cfg.OnCA != nil {
 			a.cfg.OnCA(m.CA)
 		}
+		if m.Mesh != nil && a.cfg.OnMesh != nil {
+			a.cfg.OnMesh(m.Mesh)
+		}
 		if m.Node != nil && a.cfg.OnNode != nil {
 			a.cfg.OnNode(m.Node)
 		}

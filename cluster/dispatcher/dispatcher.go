@@ -298,17 +298,7 @@ func (d *Dispatcher) markReady(ctx context.Context, nodeID string, hello session
 		if hello.ControlAddr == "" {
 			return nil
 		}
-		p, err := tx.Peer(nodeID)
-		switch {
-		case store.IsNotFound(err):
-			return tx.CreatePeer(&store.Peer{ID: nodeID, ControlAddr: hello.ControlAddr})
-		case err != nil:
-			return err
-		case p.ControlAddr != hello.ControlAddr:
-			p.ControlAddr = hello.ControlAddr
-			return tx.UpdatePeer(p)
-		}
-		return nil
+		return recordPeer(tx, nodeID, hello)
 	})
 }
 

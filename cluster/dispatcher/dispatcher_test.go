@@ -320,3 +320,35 @@ func TestSecretsGoOnlyWithTheirTasks(t *testing.T) {
 		t.Fatalf("the stopping task's assignment: %+v", m)
 	}
 }
+
+// A node that opens a session with a mesh key gets a mesh address of its own,
+// kept across sessions; the mesh lists every ready node with its key, endpoint
+// and address, and a node without a key is not on it.
+func TestMeshAddresses(t *testing.T) {
+	st, d, ctx := serving(t, 5*time.Second)
+	open := func(node, key string) session.Message {
+		t.Helper()
+		hello := session.Hello{Addr: "10.0.0.9", ControlAddr: "10.0.0.9:2377", MeshKey: key, MeshEndpoint: "10.0.0.9:51820"}
+		_, msgs, err := d.Open(ctx, node, hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return next(t, msgs)
+	}
+	open("n1", "key1")
+	first := open("n2", "key2")
+	if len(first.Mesh) != 2 || first.Mesh[0].NodeID != "n1" || first.Mesh[0].Addr != "10.254.0.1" ||
+		first.Mesh[1].Addr != "10.254.0.2" || first.Mesh[1].Key != "key2" || first.Mesh[1].Endpoint != "10.0.0.9:51820" {
+		t.Fatalf("mesh %+v, want n1 at 10.254.0.1 and n2 at 10.254.0.2", first.Mesh)
+	}
+	// A new key (the node restarted) keeps the address.
+	again := open("n1", "key1b")
+	if again.Mesh[0].Addr != "10.254.0.1" || again.Mesh[0].Key != "key1b" {
+		t.Errorf("n1 after a new key: %+v", again.Mesh[0])
+	}
+	var free string
+	_ = st.View(func(tx store.ReadTx) error { free, _ = freeMeshAddr(tx); return nil })
+	if free != "10.254.0.3" {
+		t.Errorf("next free mesh address %s, want 10.254.0.3", free)
+	}
+}

@@ -21,7 +21,7 @@ import (
 // change of its tasks or of its node object, and a keepalive every period (with
 // the managers, so a node learns of new ones).
 func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, period time.Duration) (<-chan session.Message, error) {
-	first := session.Message{SessionID: sessionID, HeartbeatPeriod: period, Managers: d.managers(), Peers: d.peers(nodeID)}
+	first := session.Message{SessionID: sessionID, HeartbeatPeriod: period, Managers: d.managers(), Peers: d.peers(nodeID), Mesh: d.mesh()}
 	names := map[string]string{}
 	events, err := d.store.ViewAndWatchNode(ctx, nodeID, func(tx store.ReadTx) error {
 		n, err := tx.Node(nodeID)
@@ -58,7 +58,7 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 		if !send(first) {
 			return
 		}
-		managers, peers := first.Managers, first.Peers
+		managers, peers, mesh := first.Managers, first.Peers, first.Mesh
 		keepalive := time.NewTicker(period)
 		defer keepalive.Stop()
 		for {
@@ -72,6 +72,9 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 				}
 				if now := d.peers(nodeID); !slices.Equal(now, peers) {
 					m.Peers, peers = now, now
+				}
+				if now := d.mesh(); !slices.Equal(now, mesh) {
+					m.Mesh, mesh = now, now
 				}
 				if !send(m) {
 					return

@@ -56,6 +56,20 @@ type Hello struct {
 	// ControlAddr is the host:port of the node's control port, where its logs
 	// and images are served.
 	ControlAddr string
+	// MeshKey is the public key of the node's WireGuard interface (base64),
+	// and MeshEndpoint the host:port its data plane listens on; empty when
+	// the node has no interface.
+	MeshKey      string `json:",omitempty"`
+	MeshEndpoint string `json:",omitempty"`
+}
+
+// MeshPeer is a node of the swarm's WireGuard mesh: its key, where its data
+// plane listens, and its address on the mesh.
+type MeshPeer struct {
+	NodeID   string
+	Key      string // base64 public key
+	Endpoint string // host:port
+	Addr     string // the node's mesh address, e.g. 10.254.0.3
 }
 
 // Message is one message of a session, from the manager to the node.
@@ -73,6 +87,10 @@ type Message struct {
 	// their images can be fetched; sent when the session opens and whenever
 	// they change.
 	Peers []string `json:",omitempty"`
+	// Mesh is every ready node of the WireGuard mesh, this one included (its
+	// entry gives it its mesh address); sent when the session opens and
+	// whenever it changes.
+	Mesh []MeshPeer `json:",omitempty"`
 	// CA is what a node's certificate should chain to; sent when the session
 	// opens and whenever the swarm's root changes (a rotation).
 	CA *CAState `json:",omitempty"`

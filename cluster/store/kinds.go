@@ -70,6 +70,12 @@ type Peer struct {
 	// ControlAddr is the host:port of the node's control port, where its logs
 	// and images are served.
 	ControlAddr string
+	// MeshKey and MeshEndpoint are the node's WireGuard public key (base64)
+	// and data plane host:port, as its last session said; MeshAddr is its
+	// address on the mesh, given once and kept.
+	MeshKey      string `json:",omitempty"`
+	MeshEndpoint string `json:",omitempty"`
+	MeshAddr     string `json:",omitempty"`
 }
 
 // Action says what a change did to an object.
