@@ -18,6 +18,10 @@ import (
 // and files.
 func (m *Machine) remove(ctx context.Context) error {
 	err := m.Kill(ctx)
+	if m.daemonNetNS != 0 {
+		// dockerd's containerd and shims outlive it, in its namespace.
+		killInNamespaces(map[uint64]bool{m.daemonNetNS: true})
+	}
 	killCgroup(m.CgroupParent)
 	unmountUnder(m.Dir)
 	removeCgroup(m.CgroupParent)
