@@ -14,7 +14,7 @@ GOTAGS    := netgo,osusergo,seccomp
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e deps builddeps bench clean
+.PHONY: all build run test unit e2e deps builddeps bench conformance-record clean
 
 all: build
 
@@ -54,6 +54,12 @@ unit: builddeps deps
 
 e2e: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -v ./testenv/e2e/
+
+# Runs the conformance corpus (testenv/conformance) against Debian's dockerd 20.10 in
+# swarm mode, in namespaces of its own, and rewrites its recorded transcripts; `make
+# test` replays them against shoal. See docs/conformance.md.
+conformance-record: builddeps deps
+	CONFORMANCE_RECORD=1 $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -run TestCorpus -v ./testenv/conformance/
 
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
 bench:
