@@ -47,14 +47,17 @@ func TestNormalise(t *testing.T) {
 		t.Errorf("a seen ID's prefix: %q", got)
 	}
 	for in, want := range map[string]string{
-		"web.1.q8vx1o2a8d0sn9yq8nshy1m7x Running 3 seconds ago": "web.1.<swarm-id> Running <duration> ago",
-		"0a1b2c3d4e5f  busybox   Up About a minute":             "<id12>  busybox  Up <duration>",
-		"created 2026-12-03T14:11:26.123456789Z at /tmp/x/data": "created <time> at <dir>/data",
-		"never 0001-01-01T00:00:00Z, size 4.26MB, on 10.0.0.5":  "never 0001-01-01T00:00:00Z, size <size>, on <ip>",
-		"listening on 127.0.0.1:2377, token SWMTKN-1-abc-def9":  "listening on 127.0.0.1:2377, token <join-token>",
-		"service name conflicts with an existing object":        "service name conflicts with an existing object",
-		"MacAddress 02:42:ac:11:00:02":                          "MacAddress <mac>",
-		"Running less than a second ago":                        "Running <duration> ago",
+		"web.1.q8vx1o2a8d0sn9yq8nshy1m7x Running 3 seconds ago":          "web.1.<swarm-id> Running <duration> ago",
+		"0a1b2c3d4e5f  busybox   Up About a minute":                      "<id12>  busybox  Up <duration>",
+		"created 2026-12-03T14:11:26.123456789Z at /tmp/x/data":          "created <time> at <dir>/data",
+		"never 0001-01-01T00:00:00Z, size 4.26MB, on 10.0.0.5":           "never 0001-01-01T00:00:00Z, size <size>, on <ip>",
+		"listening on 127.0.0.1:2377, token SWMTKN-1-abc-def9":           "listening on 127.0.0.1:2377, token <join-token>",
+		"service name conflicts with an existing object":                 "service name conflicts with an existing object",
+		"MacAddress 02:42:ac:11:00:02":                                   "MacAddress <mac>",
+		"Running less than a second ago":                                 "Running <duration> ago",
+		"fdclluzmuuwr  web.1  busybox":                                   "<swarm-id12>  web.1  busybox",
+		"ID G6C4:NVMF:E7UB:2KYX:YHXU:DHHA:WEJB:5ORZ:CE3I:UNIZ:CBQS:JMN4": "ID <engine-id>",
+		" CPUs:\t\t\t16": " CPUs: <host>",
 	} {
 		if got := n.Text(in); got != want {
 			t.Errorf("Text(%q) = %q, want %q", in, got, want)
@@ -64,6 +67,11 @@ func TestNormalise(t *testing.T) {
 	want := "[\n  {\n    \"ID\": \"<swarm-id>\",\n    \"Spec\": {\n      \"Name\": \"<b>\"\n    },\n    \"Version\": {\n      \"Index\": \"<index>\"\n    }\n  }\n]\n"
 	if got != want {
 		t.Errorf("Output = %q, want %q", got, want)
+	}
+	// A node's resources are the machine's; a service's, the user's.
+	got = n.Output(`{"Description":{"Resources":{"NanoCPUs":2000000000}},"Spec":{"TaskTemplate":{"Resources":{"Limits":{"NanoCPUs":500000000}}}}}`)
+	if !strings.Contains(got, `"NanoCPUs": "<host>"`) || !strings.Contains(got, `"NanoCPUs": 500000000`) {
+		t.Errorf("Output = %s", got)
 	}
 }
 

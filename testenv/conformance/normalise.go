@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,7 +18,8 @@ type Normaliser struct {
 	Literal map[string]string
 	// Seen collects the swarm IDs met so far, to recognise their 12-character
 	// prefixes when these have no digit (and so no pattern can tell them from
-	// words). Nil turns that off.
+	// words) and are not in the first column of a table, where the CLI puts
+	// IDs. Nil turns that off.
 	Seen map[string]bool
 }
 
@@ -39,12 +41,17 @@ var patterns = []pattern{
 	// The zero time means "never" and stays.
 	{re: regexp.MustCompile(`\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?( ?(Z|[+-]\d{2}:?\d{2}))?( [A-Z]{3,4})?`), repl: "<time>",
 		keep: func(s string) bool { return strings.HasPrefix(s, "0001-01-01") }},
-	// Content digests and 64-hex IDs, whole or cut to 12.
+	// Engine IDs: dockerd's (a key's fingerprint) and shoal's (a UUID).
+	{re: regexp.MustCompile(`\b([A-Z0-9]{4}:){11}[A-Z0-9]{4}\b`), repl: "<engine-id>"},
+	{re: regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`), repl: "<engine-id>"},
+	// Content digests and 64-hex IDs; swarm object IDs (25 characters of base
+	// 36); the 12-character prefixes of both, as the CLI's tables show them.
 	{re: regexp.MustCompile(`\b[0-9a-f]{64}\b`), repl: "<id>"},
-	// Swarm object IDs (25 characters of base 36), whole or cut to 12.
 	{re: regexp.MustCompile(`\b[0-9a-z]{25}\b`), repl: "<swarm-id>", keep: lettersOnly},
 	{re: regexp.MustCompile(`\b[0-9a-f]{12}\b`), repl: "<id12>", keep: lettersOnly},
 	{re: regexp.MustCompile(`\b[0-9a-z]{12}\b`), repl: "<swarm-id12>", keep: lettersOnly},
+	// The machine's CPUs in `node inspect --pretty`.
+	{re: regexp.MustCompile(`CPUs:\s+\d+`), repl: "CPUs: <host>"},
 	// Human durations (units.HumanDuration): "Up 3 seconds", "5 minutes ago".
 	{re: regexp.MustCompile(`(?i)\b(less than a second|about an? (minute|hour)|\d+ (second|minute|hour|day|week|month|year)s?)\b`), repl: "<duration>"},
 	// Sizes as the CLI prints them.
@@ -73,6 +80,10 @@ var hostKeys = map[string]string{
 	"SharedSize": "<size>", "SizeRw": "<size>", "SizeRootFs": "<size>",
 }
 
+// machineKeys are the fields of a node's Description.Resources: the machine's,
+// where the same names in a service's Resources are the user's.
+var machineKeys = map[string]bool{"NanoCPUs": true, "MemoryBytes": true}
+
 // Text normalises plain output: literals, then the patterns; runs of two or more
 // spaces (the CLI's table padding, which follows the widths of the values) become
 // two, and trailing spaces go.
@@ -89,6 +100,7 @@ func (n Normaliser) Text(s string) string {
 			return m
 		})
 	}
+	s = firstColumnID.ReplaceAllString(s, "<swarm-id12>$1")
 	for _, p := range patterns {
 		s = p.re.ReplaceAllStringFunc(s, func(m string) string {
 			if p.keep != nil && p.keep(m) {
@@ -109,6 +121,9 @@ var (
 	multiSpace = regexp.MustCompile(`  +`)
 	swarmID    = regexp.MustCompile(`\b[0-9a-z]{25}\b`)
 	lettersID  = regexp.MustCompile(`\b[a-z]{12}\b`)
+	// firstColumnID is a 12-letter word opening a line, as a table's ID column
+	// or `-q` output.
+	firstColumnID = regexp.MustCompile(`(?m)^[a-z]{12}( |$)`)
 )
 
 func (n Normaliser) literals(s string) string {
@@ -134,20 +149,25 @@ func (n Normaliser) Output(s string) string {
 	if !ok {
 		return n.Text(s)
 	}
-	return encodeJSON(n.value("", v))
+	return encodeJSON(n.value("", "", v))
 }
 
-// value normalises one JSON value found under key.
-func (n Normaliser) value(key string, v any) any {
+// value normalises one JSON value found under key; path names the object that
+// holds it ("Description.Resources").
+func (n Normaliser) value(path, key string, v any) any {
 	switch v := v.(type) {
 	case map[string]any:
+		inner := key
+		if path != "" {
+			inner = path + "." + key
+		}
 		for k, e := range v {
-			v[k] = n.value(k, e)
+			v[k] = n.value(inner, k, e)
 		}
 		return v
 	case []any:
 		for i, e := range v {
-			v[i] = n.value(key, e)
+			v[i] = n.value(path, key, e)
 		}
 		return v
 	case string:
@@ -156,8 +176,11 @@ func (n Normaliser) value(key string, v any) any {
 		}
 		return n.Text(v)
 	case json.Number:
-		if repl, ok := hostKeys[key]; ok && repl != "" {
+		if repl := hostKeys[key]; repl != "" {
 			return repl
+		}
+		if machineKeys[key] && strings.HasSuffix(path, "Description.Resources") {
+			return "<host>"
 		}
 		return v
 	}
@@ -197,11 +220,7 @@ func decode(s string) (any, error) {
 	return v, nil
 }
 
-type jsonError string
-
-func (e jsonError) Error() string { return string(e) }
-
-const errTrailing = jsonError("trailing data after JSON")
+var errTrailing = errors.New("trailing data after JSON")
 
 // encodeJSON writes v indented, keys sorted, without HTML escaping.
 func encodeJSON(v any) string {
