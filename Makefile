@@ -14,7 +14,7 @@ GOTAGS    := netgo,osusergo,seccomp
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e fuzz deps builddeps bench clean
+.PHONY: all build run test unit e2e fuzz deps builddeps bench conformance-record clean
 
 all: build
 
@@ -76,6 +76,12 @@ e2e: builddeps deps build
 busybox.tar:
 	@dpkg -s busybox-static >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static; }
 	bash bench/mkimage.sh $@ busybox:latest
+
+# Runs the conformance corpus (testenv/conformance) against Debian's dockerd 20.10 in
+# swarm mode, in namespaces of its own, and rewrites its recorded transcripts; `make
+# test` replays them against shoal. See docs/conformance.md.
+conformance-record: builddeps deps
+	CONFORMANCE_RECORD=1 $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -run TestCorpus -v ./testenv/conformance/
 
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
 bench:

@@ -109,7 +109,7 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 		}
 		if n.Spec.Role == swarm.NodeRoleManager && spec.Role == swarm.NodeRoleWorker {
 			if managers(tx) <= 1 {
-				return errInvalidf("attempting to demote the last manager of the swarm")
+				return errInvalidf("rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm")
 			}
 			if !canRemoveManager(tx, n) {
 				return errInvalidf("rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum")

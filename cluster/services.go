@@ -297,7 +297,7 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 		cur := orchestrator.SpecDefaults(svc.Spec)
 		if rollback {
 			if svc.PreviousSpec == nil {
-				return errInvalidf("service %s does not have a previous spec", svc.ID)
+				return errInvalidf("rpc error: code = FailedPrecondition desc = service %s does not have a previous spec", svc.ID)
 			}
 			spec = orchestrator.SpecDefaults(*svc.PreviousSpec)
 			svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted, StartedAt: &now, Message: "manually requested rollback"}

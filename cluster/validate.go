@@ -65,7 +65,7 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 
 func validateContainerSpec(cs *swarm.ContainerSpec) error {
 	if cs == nil {
-		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: missing ContainerSpec")
+		return errInvalidf("mismatched Runtime and *Spec fields")
 	}
 	if strings.TrimSpace(cs.Image) == "" {
 		return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
@@ -103,7 +103,7 @@ func validateRestartPolicy(rp *swarm.RestartPolicy) error {
 	switch rp.Condition {
 	case "", swarm.RestartPolicyConditionNone, swarm.RestartPolicyConditionOnFailure, swarm.RestartPolicyConditionAny:
 	default:
-		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid RestartPolicy.Condition %q", rp.Condition)
+		return errInvalidf("invalid RestartCondition: %q", rp.Condition)
 	}
 	if rp.Delay != nil && *rp.Delay < 0 {
 		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: restart-delay cannot be negative")
@@ -149,12 +149,12 @@ func validateUpdateConfig(name string, cfg *swarm.UpdateConfig) error {
 	switch cfg.FailureAction {
 	case "", swarm.UpdateFailureActionPause, swarm.UpdateFailureActionContinue, swarm.UpdateFailureActionRollback:
 	default:
-		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s FailureAction %q", name, cfg.FailureAction)
+		return errInvalidf("unrecognized update failure action %s", cfg.FailureAction) // dockerd says "update" for rollbacks too
 	}
 	switch cfg.Order {
 	case "", swarm.UpdateOrderStopFirst, swarm.UpdateOrderStartFirst:
 	default:
-		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: invalid %s Order %q", name, cfg.Order)
+		return errInvalidf("unrecognized update order %s", cfg.Order)
 	}
 	return nil
 }
@@ -167,7 +167,7 @@ func validateMode(m swarm.ServiceMode) error {
 		}
 	}
 	if n > 1 {
-		return errInvalidf("rpc error: code = InvalidArgument desc = ServiceSpec: only one service mode may be set")
+		return errInvalidf("must specify only one service mode")
 	}
 	if j := m.ReplicatedJob; j != nil && j.MaxConcurrent != nil && j.TotalCompletions != nil && *j.MaxConcurrent > *j.TotalCompletions {
 		return errInvalidf("rpc error: code = InvalidArgument desc = ServiceSpec: MaxConcurrent cannot be greater than TotalCompletions")
@@ -257,7 +257,7 @@ func validateMounts(mounts []mount.Mount) error {
 				return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid tmpfs source, source must be empty")
 			}
 		default:
-			return errInvalidf("rpc error: code = InvalidArgument desc = ContainerSpec: invalid mount type %q", m.Type)
+			return errInvalidf("invalid MountType: %q", m.Type)
 		}
 	}
 	return nil
@@ -270,7 +270,7 @@ func validateEndpoint(ep *swarm.EndpointSpec) error {
 	switch ep.Mode {
 	case "", swarm.ResolutionModeVIP, swarm.ResolutionModeDNSRR:
 	default:
-		return errInvalidf("rpc error: code = InvalidArgument desc = EndpointSpec: invalid resolution mode %q", ep.Mode)
+		return errInvalidf("invalid resolution mode: %q", ep.Mode)
 	}
 	seen := map[string]bool{}
 	for _, p := range ep.Ports {

@@ -360,6 +360,10 @@ func (s *Server) killContainer(c *gin.Context) {
 		}
 	}
 	if err := s.cfg.Containers.Kill(c.Request.Context(), c.Param("id"), sig); err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			// dockerd names the operation before the lookup's text.
+			err = notFoundError(fmt.Sprintf("Cannot kill container: %s: %v", c.Param("id"), err))
+		}
 		writeError(c, err)
 		return
 	}

@@ -133,7 +133,11 @@ func (s *Server) createVolume(c *gin.Context) {
 		return
 	}
 	if req.Driver != "" && req.Driver != vol.DriverName {
-		writeError(c, notFoundError(fmt.Sprintf("error looking up volume plugin %s: plugin %q not found", req.Driver, req.Driver)))
+		msg := fmt.Sprintf("error looking up volume plugin %s: plugin %q not found", req.Driver, req.Driver)
+		if req.Name != "" {
+			msg = "create " + req.Name + ": " + msg // as dockerd words it
+		}
+		writeError(c, notFoundError(msg))
 		return
 	}
 	if req.ClusterVolumeSpec != nil {

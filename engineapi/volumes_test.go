@@ -42,7 +42,7 @@ func TestVolumeCreateInspectRemove(t *testing.T) {
 		status                   int
 		message                  string
 	}{
-		{"unknown driver", "POST", "/volumes/create", `{"Name":"x1","Driver":"nfs"}`, 404, `error looking up volume plugin nfs: plugin "nfs" not found`},
+		{"unknown driver", "POST", "/volumes/create", `{"Name":"x1","Driver":"nfs"}`, 404, `create x1: error looking up volume plugin nfs: plugin "nfs" not found`},
 		{"driver options", "POST", "/volumes/create", `{"Name":"x2","DriverOpts":{"type":"tmpfs"}}`, 400, "create x2: invalid option(s)"},
 		{"cluster volume", "POST", "/volumes/create", `{"Name":"x3","ClusterVolumeSpec":{}}`, 400, "cluster volumes are not supported: shoal has no CSI volume plugins"},
 		{"inspect unknown", "GET", "/volumes/nope", "", 404, "get nope: no such volume"},

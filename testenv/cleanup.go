@@ -20,6 +20,10 @@ import (
 func (m *Machine) remove(ctx context.Context) error {
 	err := m.Kill(ctx)
 	removeMeshSocket(m.DataRoot)
+	if m.daemonNetNS != 0 {
+		// dockerd's containerd and shims outlive it, in its namespace.
+		killInNamespaces(map[uint64]bool{m.daemonNetNS: true})
+	}
 	killCgroup(m.CgroupParent)
 	unmountUnder(m.Dir)
 	removeCgroup(m.CgroupParent)

@@ -49,6 +49,12 @@ type Machine struct {
 	netNS, utsNS string
 	// detached daemons outlive the process that starts them (the lab command).
 	detached bool
+	// dockerd makes the machine run Docker Engine's dockerd instead of shoal
+	// (StartDockerd), to compare the two.
+	dockerd bool
+	// daemonNetNS is the inode of the network namespace a dockerd runs in, so
+	// that its containerd and shims, which outlive it, can be found and killed.
+	daemonNetNS uint64
 
 	mu   sync.Mutex
 	proc *process
@@ -77,6 +83,9 @@ func (m *Machine) pidPath() string { return filepath.Join(m.Dir, "daemon.pid") }
 
 // command is the daemon's command line, entering the machine's namespaces.
 func (m *Machine) command() *exec.Cmd {
+	if m.dockerd {
+		return m.dockerdCommand()
+	}
 	daemon := append([]string{m.binary, "daemon",
 		"-H", "unix://" + m.Socket,
 		"--data-root", m.DataRoot,
@@ -134,13 +143,20 @@ func (m *Machine) Start(ctx context.Context) error {
 
 // waitReady polls /_ping until it answers or the deadline passes.
 func (m *Machine) waitReady(ctx context.Context, proc *process) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	timeout := readyTimeout
+	if m.dockerd {
+		timeout = dockerdReadyTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		if proc.exited() {
 			return errors.New("daemon exited before it was ready")
 		}
 		if m.Ping(ctx) == nil {
+			if m.dockerd {
+				m.daemonNetNS = netNSInode(proc.pid)
+			}
 			return nil
 		}
 		select {

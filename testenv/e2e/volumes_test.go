@@ -35,7 +35,7 @@ func TestVolumes(t *testing.T) {
 		t.Fatalf("CreatedAt %q: %v", v1.CreatedAt, err)
 	}
 	out, err := n.Docker("volume", "create", "--driver", "nfs", "x1")
-	if err == nil || !strings.Contains(out, `Error response from daemon: error looking up volume plugin nfs: plugin "nfs" not found`) {
+	if err == nil || !strings.Contains(out, `Error response from daemon: create x1: error looking up volume plugin nfs: plugin "nfs" not found`) {
 		t.Fatalf("volume create --driver nfs: %v %q", err, out)
 	}
 

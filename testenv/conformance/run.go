@@ -1,0 +1,187 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// stepTimeout bounds one command or request; untilTimeout bounds an Until step.
+const (
+	stepTimeout  = 60 * time.Second
+	untilTimeout = 90 * time.Second
+)
+
+// Engine is what the corpus runs against: dockerd when recording, shoal when
+// replaying.
+type Engine struct {
+	// Command is the docker CLI with args, aimed at the engine.
+	Command func(ctx context.Context, args ...string) *exec.Cmd
+	// Client talks to the engine's API socket.
+	Client *http.Client
+	// Normaliser turns the engine's answers into transcripts.
+	Normaliser Normaliser
+}
+
+// Result is what one step got, normalised.
+type Result struct {
+	// Step is the step's text.
+	Step string
+	Kind string
+	// Code is the CLI's exit code, or the HTTP status of an API step.
+	Code int
+	// Out is the CLI's stdout, or the response body; Err the CLI's stderr.
+	Out, Err string
+}
+
+// Transcript is what a scenario got, step by step.
+type Transcript struct {
+	Scenario string
+	Results  []Result
+}
+
+// Run runs the scenario's steps in order. It returns an error only when a step
+// could not be run at all, or an Until step never got its output.
+func Run(ctx context.Context, e Engine, sc Scenario) (Transcript, error) {
+	tr := Transcript{Scenario: sc.Name}
+	vars := map[string]string{}
+	for _, step := range sc.Steps {
+		r, err := e.runStep(ctx, expand(step, vars), vars)
+		if err != nil {
+			return tr, fmt.Errorf("scenario %s line %d (%s): %w", sc.Name, step.Line, step.Text, err)
+		}
+		if step.Kind != Let {
+			tr.Results = append(tr.Results, r)
+		}
+	}
+	return tr, nil
+}
+
+// expand replaces $NAME in the step's arguments, path and body with what a Let
+// step kept; the step's text stays as written.
+func expand(step Step, vars map[string]string) Step {
+	if len(vars) == 0 {
+		return step
+	}
+	var pairs []string
+	for k, v := range vars {
+		pairs = append(pairs, "$"+k, v)
+	}
+	r := strings.NewReplacer(pairs...)
+	args := make([]string, len(step.Args))
+	for i, a := range step.Args {
+		args[i] = r.Replace(a)
+	}
+	step.Args, step.Path, step.Body = args, r.Replace(step.Path), r.Replace(step.Body)
+	return step
+}
+
+func (e Engine) runStep(ctx context.Context, step Step, vars map[string]string) (Result, error) {
+	r := Result{Step: step.Text, Kind: step.Kind}
+	switch step.Kind {
+	case Let:
+		out, errOut, code, err := e.docker(ctx, step.Args)
+		if err != nil {
+			return r, err
+		}
+		if code != 0 || strings.TrimSpace(out) == "" {
+			return r, fmt.Errorf("exit %d, output %q: %s", code, out, errOut)
+		}
+		vars[step.Var] = strings.TrimSpace(out)
+	case Docker:
+		out, errOut, code, err := e.docker(ctx, step.Args)
+		if err != nil {
+			return r, err
+		}
+		r.Code, r.Out, r.Err = code, e.Normaliser.Output(out), e.Normaliser.Text(errOut)
+	case API:
+		status, body, err := e.request(ctx, step.Method, step.Path, step.Body)
+		if err != nil {
+			return r, err
+		}
+		r.Code, r.Out = status, e.Normaliser.Output(body)
+	case Until:
+		if err := e.until(ctx, step); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// docker runs the CLI and returns its stdout, stderr and exit code.
+func (e Engine) docker(ctx context.Context, args []string) (stdout, stderr string, code int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	cmd := e.Command(ctx, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		code = exit.ExitCode()
+	default:
+		return "", "", 0, fmt.Errorf("run docker %s: %w (stderr: %s)", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), errOut.String(), code, nil
+}
+
+// request sends one API request and returns its status and body.
+func (e Engine) request(ctx context.Context, method, path, body string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://engine"+path, rd)
+	if err != nil {
+		return 0, "", fmt.Errorf("request %s %s: %w", method, path, err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("request %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", fmt.Errorf("read answer to %s %s: %w", method, path, err)
+	}
+	return resp.StatusCode, string(data), nil
+}
+
+// until polls the step's command until its output, normalised and trimmed, is
+// the step's Want.
+func (e Engine) until(ctx context.Context, step Step) error {
+	deadline := time.Now().Add(untilTimeout)
+	last := ""
+	for {
+		out, errOut, code, err := e.docker(ctx, step.Args)
+		if err != nil {
+			return err
+		}
+		got := strings.TrimSpace(e.Normaliser.Text(out))
+		if code == 0 && got == step.Want {
+			return nil
+		}
+		last = fmt.Sprintf("exit %d: %s%s", code, out, errOut)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s still not %q; last: %s", untilTimeout, step.Want, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package conformance
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Kinds of step.
+const (
+	// Docker runs the docker CLI with the step's arguments.
+	Docker = "docker"
+	// API sends one request to the engine's API socket.
+	API = "api"
+	// Until runs a docker CLI command again and again until its output,
+	// normalised and trimmed, is the step's Want ("Running <duration> ago", say);
+	// it records nothing but that it got there.
+	Until = "until"
+	// Let runs a docker CLI command and keeps its trimmed output as $NAME for
+	// the steps after it (an ID, say); it records nothing.
+	Let = "let"
+)
+
+// Scenario is one script of the corpus: steps run in order against one engine.
+type Scenario struct {
+	// Name is the script's file name without its extension.
+	Name  string
+	Steps []Step
+}
+
+// Step is one line of a scenario.
+type Step struct {
+	// Text is the line as written, the step's name in transcripts.
+	Text string
+	// Line is where the step starts in its script.
+	Line int
+	Kind string
+	// Args are the docker CLI's arguments (Docker, Until).
+	Args []string
+	// Method, Path and Body make the request (API); Body may be empty.
+	Method, Path, Body string
+	// Want is the output Until waits for.
+	Want string
+	// Var is the name Let sets.
+	Var string
+}
+
+// LoadCorpus reads every scenario (*.txt) in dir, in file-name order.
+func LoadCorpus(dir string) ([]Scenario, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.txt"))
+	if err != nil {
+		return nil, fmt.Errorf("list scenarios: %w", err)
+	}
+	sort.Strings(paths)
+	var corpus []Scenario
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read scenario: %w", err)
+		}
+		sc, err := ParseScenario(strings.TrimSuffix(filepath.Base(p), ".txt"), string(src))
+		if err != nil {
+			return nil, err
+		}
+		corpus = append(corpus, sc)
+	}
+	return corpus, nil
+}
+
+// ParseScenario parses a script. Each line is a step; blank lines and lines
+// starting with # are skipped, and a line ending in a backslash goes on in the
+// next. Steps:
+//
+//	docker ARGS...               the docker CLI; ARGS split as a shell would ('', "")
+//	api METHOD PATH [BODY]       a raw Engine API request; BODY is the rest of the line
+//	until WANT docker ARGS...    poll until the command's trimmed output is WANT (\n: a newline)
+//	let NAME docker ARGS...      keep the command's trimmed output as $NAME
+func ParseScenario(name, src string) (Scenario, error) {
+	sc := Scenario{Name: name}
+	lines := strings.Split(src, "\n")
+	for i := 0; i < len(lines); i++ {
+		start := i + 1
+		line := strings.TrimSpace(lines[i])
+		for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+			i++
+			line = strings.TrimSuffix(line, `\`) + " " + strings.TrimSpace(lines[i])
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		step, err := parseStep(line)
+		if err != nil {
+			return sc, fmt.Errorf("scenario %s line %d: %w", name, start, err)
+		}
+		step.Line = start
+		sc.Steps = append(sc.Steps, step)
+	}
+	return sc, nil
+}
+
+func parseStep(line string) (Step, error) {
+	step := Step{Text: line}
+	kind, rest, _ := strings.Cut(line, " ")
+	switch kind {
+	case Docker:
+		args, err := splitWords(rest)
+		if err != nil {
+			return step, err
+		}
+		step.Kind, step.Args = Docker, args
+	case API:
+		fields := strings.SplitN(strings.TrimSpace(rest), " ", 3)
+		if len(fields) < 2 {
+			return step, fmt.Errorf("api needs a method and a path: %q", line)
+		}
+		step.Kind, step.Method, step.Path = API, fields[0], fields[1]
+		if len(fields) == 3 {
+			step.Body = strings.TrimSpace(fields[2])
+		}
+	case Until:
+		words, err := splitWords(rest)
+		if err != nil {
+			return step, err
+		}
+		if len(words) < 2 || words[1] != Docker {
+			return step, fmt.Errorf("until needs WANT docker ARGS...: %q", line)
+		}
+		step.Kind, step.Want, step.Args = Until, strings.ReplaceAll(words[0], `\n`, "\n"), words[2:]
+	case Let:
+		words, err := splitWords(rest)
+		if err != nil {
+			return step, err
+		}
+		if len(words) < 2 || words[1] != Docker {
+			return step, fmt.Errorf("let needs NAME docker ARGS...: %q", line)
+		}
+		step.Kind, step.Var, step.Args = Let, words[0], words[2:]
+	default:
+		return step, fmt.Errorf("unknown step %q", kind)
+	}
+	return step, nil
+}
+
+// splitWords splits s into words as sh would for plain words and quotes
+// (no variables, no escapes but inside double quotes).
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated ' in %q", s)
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\') {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("unterminated \" in %q", s)
+			}
+			inWord = true
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
