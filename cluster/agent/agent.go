@@ -52,6 +52,8 @@ type Network interface {
 	PublishPorts(ctx context.Context, id string, ports []bridge.PortMapping) ([]bridge.PortMapping, error)
 	RemoveSandbox(ctx context.Context, id string) error
 	Sandbox(id string) (bridge.Sandbox, bool)
+	// SandboxIDs lists every sandbox on the node.
+	SandboxIDs() []string
 	// PublishService balances a service's ingress ports over the given task
 	// addresses; no ports or no addresses unpublish it.
 	PublishService(ctx context.Context, serviceID string, ports []bridge.ServicePort, backends []netip.Addr) error
@@ -112,6 +114,7 @@ type taskState struct {
 	waitHealth bool              // running, waiting for the first healthy check
 	unhealthy  bool              // stopped because its health check failed
 	removed    bool              // the task is no longer assigned
+	released   bool              // its network sandbox was removed (it ended)
 	reported   swarm.TaskState   // the last state reported (or read from the store)
 	last       *swarm.TaskStatus // the last status this agent reported
 	// localRestarts are when this node restarted the task on its own (no
@@ -213,10 +216,20 @@ func (a *Agent) applySet(ctx context.Context, set session.AssignmentSet, local m
 				a.reconcile(ctx, t)
 			}
 		}
-		// Task containers nobody assigns any more go.
+		// Task containers nobody assigns any more go, and so do network
+		// sandboxes of tasks that have no container and no state here (a
+		// crash between making a sandbox and its container, or between
+		// removing them).
 		for id, c := range local {
 			if !seen[id] {
 				t := &taskState{containerID: c.ID, removed: true, a: session.Assignment{Task: &swarm.Task{ID: id}}}
+				a.tasks[id] = t
+				a.reconcile(ctx, t)
+			}
+		}
+		for _, id := range a.cfg.Network.SandboxIDs() {
+			if !seen[id] && a.tasks[id] == nil {
+				t := &taskState{removed: true, a: session.Assignment{Task: &swarm.Task{ID: id}}}
 				a.tasks[id] = t
 				a.reconcile(ctx, t)
 			}

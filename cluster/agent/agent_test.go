@@ -163,6 +163,16 @@ func (f *fakeNode) PublishPorts(_ context.Context, _ string, ports []bridge.Port
 	return ports, nil
 }
 
+func (f *fakeNode) SandboxIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id := range f.sandboxes {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 func (f *fakeNode) Sandbox(id string) (bridge.Sandbox, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -300,6 +310,12 @@ func TestShutdownAndRemove(t *testing.T) {
 	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
 	f.sets <- session.AssignmentSet{Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateShutdown)}}
 	expect(t, f, "t1", swarm.TaskStateShutdown)
+	// The ended task keeps its container (its logs, inspect) but not its network.
+	waitUntil(t, "the shut down task's sandbox removed", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return !f.sandboxes["t1"] && len(f.containers) == 1
+	})
 	f.sets <- session.AssignmentSet{Removed: []string{"t1"}}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -412,6 +428,21 @@ func TestAdoptDiscardsNeverStartedContainerOfStoppedTask(t *testing.T) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return len(f.containers) == 0
+	})
+}
+
+// A network sandbox of a task no longer assigned, with no container (the
+// daemon died between making the two, or removing them), is removed.
+func TestRemovesSandboxOfUnassignedTask(t *testing.T) {
+	f := newFakeNode()
+	f.sandboxes["gone"] = true
+	startAgent(t, f)
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
+	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	waitUntil(t, "the sandbox of the unassigned task removed", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return !f.sandboxes["gone"] && f.sandboxes["t1"]
 	})
 }
 

@@ -35,6 +35,7 @@ const (
 	opProgress
 	opRestart // a restart on the node's own, while no manager is reachable
 	opDiscard // removes a stale container of a task that is not to run
+	opRelease // removes the network sandbox of a task that has ended
 )
 
 // opResult is what an operation tells the loop.
@@ -87,6 +88,13 @@ func (a *Agent) reconcile(ctx context.Context, t *taskState) {
 		if !terminal(t.reported) {
 			a.report(t, swarm.TaskStateShutdown, "shutdown", "")
 		}
+		// The task will not run again: its address, veth and namespace go now,
+		// not when the task leaves the history (as Docker releases a stopped
+		// container's network).
+		if _, ok := a.cfg.Network.Sandbox(task.ID); ok && !t.released {
+			t.released = true
+			a.launch(ctx, t, opRelease)
+		}
 	}
 }
 
@@ -106,6 +114,10 @@ func (a *Agent) launch(ctx context.Context, t *taskState, kind opKind) {
 			r = a.stop(ctx, as, containerID)
 		case opRemove:
 			r = a.remove(ctx, as, cmp.Or(containerID, stale))
+		case opRelease:
+			if err := a.cfg.Network.RemoveSandbox(ctx, as.Task.ID); err != nil {
+				a.log.Warn("remove the sandbox of an ended task", "task", as.Task.ID, "err", err)
+			}
 		case opDiscard:
 			if err := a.cfg.Containers.Remove(ctx, stale, true); err != nil && !isNotFound(err) {
 				a.log.Warn("remove the container of an earlier start", "task", as.Task.ID, "err", err)

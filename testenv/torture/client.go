@@ -148,3 +148,12 @@ func (c *client) loadImage(ctx context.Context, archive string) error {
 func (c *client) initSwarm(ctx context.Context) error {
 	return c.doJSON(ctx, http.MethodPost, "/swarm/init", swarm.InitRequest{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}, nil)
 }
+
+// imageExists reports whether ref is on the node.
+func (c *client) imageExists(ctx context.Context, ref string) (bool, error) {
+	err := c.doJSON(ctx, http.MethodGet, "/images/"+ref+"/json", nil, nil)
+	if statusOf(err) == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -110,16 +110,17 @@ func (s snapshot) taskStates(serviceID string) string {
 	return b.String()
 }
 
-// converge waits up to bound for the node to reach its desired state, and
-// returns what still kept it from it then (nothing once it did).
-func converge(ctx context.Context, c *client, bound time.Duration) (snapshot, []string) {
+// converge waits up to bound for the node to reach its desired state with
+// nothing left over on the host, and returns what still kept it from it then
+// (nothing once it did).
+func converge(ctx context.Context, c *client, m *testenv.Machine, bound time.Duration) (snapshot, []string) {
 	deadline := time.Now().Add(bound)
 	for {
 		s, err := takeSnapshot(ctx, c)
 		var bad []string
 		if err != nil {
 			bad = []string{err.Error()}
-		} else if bad = s.unconverged(); len(bad) == 0 {
+		} else if bad = append(s.unconverged(), leftovers(ctx, m, s)...); len(bad) == 0 {
 			return s, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -131,13 +132,17 @@ func converge(ctx context.Context, c *client, bound time.Duration) (snapshot, []
 
 // leftovers lists what the node holds on the host that no live task owns: a
 // runtime state directory, cgroup or rootfs mount of a container that is not
-// running, a network namespace or veth of a task without a container.
+// running, a network namespace or veth of a task that is not to run.
 func leftovers(ctx context.Context, m *testenv.Machine, s snapshot) []string {
-	running, withContainer := map[string]bool{}, map[string]bool{}
+	running, live := map[string]bool{}, map[string]bool{}
 	for _, c := range s.containers {
-		withContainer[c.Labels[labelTaskID]] = true
 		if c.State == ctypes.StateRunning || c.State == ctypes.StatePaused {
 			running[c.ID] = true
+		}
+	}
+	for _, t := range s.tasks {
+		if t.DesiredState == swarm.TaskStateRunning && !terminalState(t.Status.State) {
+			live[t.ID] = true
 		}
 	}
 	var bad []string
@@ -159,8 +164,8 @@ func leftovers(ctx context.Context, m *testenv.Machine, s snapshot) []string {
 				bad = append(bad, "rootfs mount of a container not running: "+p)
 			}
 		case types[i] == "nsfs" && filepath.Dir(p) == filepath.Join(m.ExecRoot, "netns"):
-			if !withContainer[filepath.Base(p)] {
-				bad = append(bad, "network namespace of a task without a container: "+p)
+			if !live[filepath.Base(p)] {
+				bad = append(bad, "network namespace of a task that is not to run: "+p)
 			}
 		default:
 			bad = append(bad, fmt.Sprintf("unexpected mount %s (%s)", p, types[i]))
@@ -170,9 +175,18 @@ func leftovers(ctx context.Context, m *testenv.Machine, s snapshot) []string {
 	if err != nil {
 		return append(bad, err.Error())
 	}
+	tasks := map[string]swarm.Task{}
+	for _, t := range s.tasks {
+		tasks[t.ID] = t
+	}
 	for task := range sandboxes {
-		if !withContainer[task] {
-			bad = append(bad, "network sandbox of a task without a container: "+task)
+		if !live[task] {
+			t, ok := tasks[task]
+			state := "no such task"
+			if ok {
+				state = fmt.Sprintf("task %s, desired %s, %q", t.Status.State, t.DesiredState, t.Status.Err)
+			}
+			bad = append(bad, fmt.Sprintf("network sandbox of a task that is not to run: %s (%s)", task, state))
 		}
 	}
 	veths, err := hostVeths(ctx, m)
@@ -190,6 +204,16 @@ func leftovers(ctx context.Context, m *testenv.Machine, s snapshot) []string {
 	}
 	sort.Strings(bad)
 	return bad
+}
+
+// terminalState reports whether a task in state s has ended.
+func terminalState(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed,
+		swarm.TaskStateRejected, swarm.TaskStateRemove, swarm.TaskStateOrphaned:
+		return true
+	}
+	return false
 }
 
 // runtimeStateDirs lists the containers with libcontainer state.

@@ -3,6 +3,7 @@ package torture
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -119,4 +120,8 @@ func envOf(spec swarm.ServiceSpec) string {
 		return cs.Env[0]
 	}
 	return ""
+}
+
+func slicesSortByName(rs []*serviceRecord) {
+	slices.SortFunc(rs, func(a, b *serviceRecord) int { return strings.Compare(a.name, b.name) })
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/types/swarm"
-
 	"github.com/shoal-project/shoal/runtime/image/imagetest"
 	"github.com/shoal-project/shoal/testenv"
 )
@@ -49,23 +47,6 @@ func seed(t *testing.T) uint64 {
 }
 
 func newRand(s uint64) *rand.Rand { return rand.New(rand.NewPCG(s, s^0x5eed)) }
-
-// sleeperSpec is a service of busybox sleeping, stopped at once.
-func sleeperSpec(name string, replicas uint64, env string) swarm.ServiceSpec {
-	grace := time.Second
-	spec := swarm.ServiceSpec{
-		Annotations: swarm.Annotations{Name: name},
-		Mode:        swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
-		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
-			Image: "busybox:latest", Args: []string{"sleep", "3600"},
-			StopSignal: "SIGKILL", StopGracePeriod: &grace,
-		}},
-	}
-	if env != "" {
-		spec.TaskTemplate.ContainerSpec.Env = []string{env}
-	}
-	return spec
-}
 
 // failIf fails the test with each violation.
 func failIf(t *testing.T, what string, violations []string) {
