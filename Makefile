@@ -14,7 +14,7 @@ GOTAGS    := netgo,osusergo,seccomp
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e deps builddeps bench clean
+.PHONY: all build run test unit e2e torture fuzz deps builddeps bench clean
 
 all: build
 
@@ -45,15 +45,30 @@ deps:
 	fi
 	@command -v docker >/dev/null || { echo "the docker CLI is needed on PATH"; exit 1; }
 
-# Unit tests of every package, then the end-to-end tests against the static binary.
+# Unit tests of every package, then the end-to-end tests against the static binary,
+# then each fuzz target for a few seconds.
 test: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
 
-unit: builddeps deps
-	$(GO) test -tags $(GOTAGS) -count=1 $$($(GO) list -tags $(GOTAGS) ./... | grep -v /testenv/e2e)
+# Every fuzz target of the parsers that take outside input, FUZZTIME each (their
+# committed seeds also run in every `go test`).
+FUZZTIME ?= 3s
+FUZZ_TARGETS := engineapi:FuzzParseFilters runtime/image:FuzzParsePeerPath runtime/image:FuzzLoad \
+	runtime/container:FuzzExtract cluster:FuzzServiceSpec cluster/store:FuzzApplyCommand \
+	cluster/scheduler:FuzzConstraint cluster/agent:FuzzExpandTemplate
+fuzz: builddeps
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; echo "fuzz ./$$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -tags $(GOTAGS) -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+	done
 
-e2e: builddeps deps build
-	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -v ./testenv/e2e/
+# The crash-consistency torture test, long form: TORTURE_ROUNDS rounds of
+# concurrent clients and a SIGKILL (`make test` runs 10). SHOAL_TORTURE_SEED=N
+# replays the seed a run printed.
+TORTURE_ROUNDS ?= 500
+torture: builddeps deps build
+	SHOAL_BINARY=$(CURDIR)/$(BIN) SHOAL_TORTURE_ROUNDS=$(TORTURE_ROUNDS) $(GO) test -tags $(GOTAGS) -count=1 -timeout 0 -v -run 'TestTorture$$' ./testenv/torture/
 
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
 bench:
