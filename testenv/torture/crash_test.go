@@ -3,6 +3,7 @@ package torture
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,8 @@ func TestCrashWhileCreatingServices(t *testing.T) {
 	for run := range runs {
 		killAfter := int64(5 + rng.IntN(clients*perClient-10))
 		var acked atomic.Int64
+		crash := make(chan struct{}) // closed once killAfter creates were acknowledged
+		var crashOnce sync.Once
 		killed := make(chan struct{})
 		var wg sync.WaitGroup
 		for k := range clients {
@@ -38,13 +41,12 @@ func TestCrashWhileCreatingServices(t *testing.T) {
 					if err == nil {
 						r.id, r.exists, r.maybeExists = id, true, false
 						if acked.Add(1) == killAfter {
-							n.Kill()
-							close(killed)
+							crashOnce.Do(func() { close(crash) })
 						}
 						continue
 					}
-					if statusOf(err) != 0 {
-						r.maybeExists = false
+					if s := statusOf(err); s != 0 && s < http.StatusInternalServerError {
+						r.maybeExists = false // refused: not created
 					}
 					select {
 					case <-killed:
@@ -54,12 +56,15 @@ func TestCrashWhileCreatingServices(t *testing.T) {
 				}
 			}()
 		}
-		wg.Wait()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
 		select {
-		case <-killed:
-		default:
-			n.Kill() // every create was answered before the chosen moment
+		case <-crash:
+		case <-done: // every create was answered before the chosen moment
 		}
+		n.Kill()
+		close(killed)
+		<-done
 		t.Logf("run %d: killed after %d acknowledged creates", run, killAfter)
 		n.Start()
 		s, bad := converge(ctx, c, n.Machine, convergeBound)
