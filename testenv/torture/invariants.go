@@ -81,7 +81,11 @@ func (s snapshot) unconverged() []string {
 			}
 		}
 		if uint64(current) != want {
-			bad = append(bad, fmt.Sprintf("service %s: %d of %d tasks running%s", svc.Spec.Name, current, want, s.taskStates(svc.ID)))
+			update := ""
+			if us := svc.UpdateStatus; us != nil {
+				update = fmt.Sprintf(" (update %s: %s)", us.State, us.Message)
+			}
+			bad = append(bad, fmt.Sprintf("service %s: %d of %d tasks running%s%s", svc.Spec.Name, current, want, update, s.taskStates(svc.ID)))
 		}
 	}
 	for _, c := range s.containers {
