@@ -26,14 +26,16 @@ func teardown(t *testing.T, n *testenv.Node, c *client) {
 			t.Fatalf("remove service %s: %v", s.Spec.Name, err)
 		}
 	}
-	testenv.WaitFor(t, convergeBound, "every task container removed", func() (bool, string) {
+	// Containers go first, then their network: wait for both.
+	testenv.WaitFor(t, convergeBound, "every task container and what it held removed", func() (bool, string) {
 		s, err := takeSnapshot(ctx, c)
 		if err != nil {
 			return false, err.Error()
 		}
-		return len(s.containers) == 0 && len(s.tasks) == 0, fmt.Sprintf("%d containers, %d tasks", len(s.containers), len(s.tasks))
+		left := leftovers(ctx, n.Machine, snapshot{})
+		return len(s.containers) == 0 && len(s.tasks) == 0 && len(left) == 0,
+			fmt.Sprintf("%d containers, %d tasks, left over: %v", len(s.containers), len(s.tasks), left)
 	})
-	failIf(t, "with every service removed, left over", leftovers(ctx, n.Machine, snapshot{}))
 	n.Stop()
 	var left []string
 	for _, id := range runtimeStateDirs(n.Machine) {
