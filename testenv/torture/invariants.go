@@ -103,12 +103,13 @@ func (s snapshot) unconverged() []string {
 	return bad
 }
 
-// taskStates describes a service's tasks that are desired running.
+// taskStates describes a service's tasks that are desired running or have
+// not ended, with their desired and observed states.
 func (s snapshot) taskStates(serviceID string) string {
 	var b strings.Builder
 	for _, t := range s.tasks {
-		if t.ServiceID == serviceID && t.DesiredState == swarm.TaskStateRunning {
-			fmt.Fprintf(&b, " [%s slot %d %s %s]", t.ID, t.Slot, t.Status.State, t.Status.Err)
+		if t.ServiceID == serviceID && (t.DesiredState == swarm.TaskStateRunning || !terminalState(t.Status.State)) {
+			fmt.Fprintf(&b, " [%s slot %d desired %s, %s %s]", t.ID, t.Slot, t.DesiredState, t.Status.State, t.Status.Err)
 		}
 	}
 	return b.String()

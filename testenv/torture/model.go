@@ -122,6 +122,6 @@ func envOf(spec swarm.ServiceSpec) string {
 	return ""
 }
 
-func slicesSortByName(rs []*serviceRecord) {
+func sortByName(rs []*serviceRecord) {
 	slices.SortFunc(rs, func(a, b *serviceRecord) int { return strings.Compare(a.name, b.name) })
 }

@@ -88,7 +88,7 @@ func (w *worker) owned() []*serviceRecord {
 		}
 	}
 	// Map order is random; the seed must choose the same service each time.
-	slicesSortByName(out)
+	sortByName(out)
 	return out
 }
 
