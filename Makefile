@@ -14,7 +14,7 @@ GOTAGS    := netgo,osusergo,seccomp
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e fuzz deps builddeps bench conformance-record clean
+.PHONY: all build run test unit e2e fuzz torture deps builddeps bench conformance-record clean
 
 all: build
 
@@ -45,24 +45,29 @@ deps:
 	fi
 	@command -v docker >/dev/null || { echo "the docker CLI is needed on PATH"; exit 1; }
 
-# Unit tests of every package, then the end-to-end tests against the static binary,
-# then each fuzz target for a few seconds (their seeds under testdata/fuzz run with
-# the unit tests too).
+# Unit tests of every package, the end-to-end tests against the static binary and
+# the short torture test, then each fuzz target for a few seconds (their seeds under
+# testdata/fuzz run with the unit tests too).
 test: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m ./...
 	$(MAKE) fuzz
 
-# Each fuzz target (package:name) runs FUZZTIME beyond its committed corpus
-# (testdata/fuzz, which plain `go test` replays too): a count of inputs, a few
-# seconds' worth, not a duration, which trips Go's fuzz coordinator race on a busy
-# machine ("context deadline exceeded" with no failing input, go.dev/issue/75804).
-FUZZ     := engineapi:FuzzParseFilters engineapi:FuzzSecretCreate engineapi:FuzzConfigCreate \
-	cluster/store:FuzzUnwrapDataKeys cluster/autolock:FuzzUnlock
+# Each fuzz target (package:name[:inputs]) runs a count of inputs beyond its
+# committed corpus, a few seconds' worth (FUZZTIME, or its own count where one input
+# costs more): a count, not a duration, which trips Go's fuzz coordinator race on a
+# busy machine ("context deadline exceeded" with no failing input, go.dev/issue/75804).
+FUZZ := engineapi:FuzzParseFilters engineapi:FuzzSecretCreate engineapi:FuzzConfigCreate \
+	cluster/store:FuzzUnwrapDataKeys cluster/autolock:FuzzUnlock \
+	runtime/image:FuzzParsePeerPath runtime/image:FuzzLoad:50 runtime/container:FuzzExtract:2000 \
+	cluster:FuzzServiceSpec cluster/store:FuzzApplyCommand cluster/scheduler:FuzzConstraint \
+	cluster/agent:FuzzExpandTemplate
 FUZZTIME ?= 10000x
 fuzz: builddeps
 	@for t in $(FUZZ); do \
-		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
-		$(GO) test -tags $(GOTAGS) -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*} || exit 1; \
+		pkg=$${t%%:*}; rest=$${t#*:}; fn=$${rest%%:*}; n=$${rest#*:}; \
+		[ "$$n" = "$$rest" ] && n=$(FUZZTIME) || n=$${n}x; \
+		echo "fuzz ./$$pkg $$fn ($$n)"; \
+		$(GO) test -tags $(GOTAGS) -run '^$$' -fuzz "^$$fn\$$" -fuzztime $$n ./$$pkg/ || exit 1; \
 	done
 
 unit: builddeps deps
@@ -70,6 +75,13 @@ unit: builddeps deps
 
 e2e: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -v ./testenv/e2e/
+
+# The crash-consistency torture test, long form: TORTURE_ROUNDS rounds of
+# concurrent clients and a SIGKILL (`make test` runs 10). SHOAL_TORTURE_SEED=N
+# replays the seed a run printed.
+TORTURE_ROUNDS ?= 500
+torture: builddeps deps build
+	SHOAL_BINARY=$(CURDIR)/$(BIN) SHOAL_TORTURE_ROUNDS=$(TORTURE_ROUNDS) $(GO) test -tags $(GOTAGS) -count=1 -timeout 0 -v -run 'TestTorture$$' ./testenv/torture/
 
 # A busybox image (docker-save archive) built from Debian's busybox-static, for
 # `docker load -i busybox.tar` on a machine with no registry.

@@ -177,5 +177,11 @@ $(cat "$BENCH_ROOT/gobench.txt" 2>/dev/null)
   two columns of one run of this script, not figures from different runs.
 EOF
 		[ -z "$multi" ] || printf '\n%s\n' "$multi"
-	} >"$out"
+	} >"$out.new"
+	# The torture test's figures come from `make torture`, not from this script:
+	# its section is carried over.
+	if [ -f "$out" ]; then
+		sed -n '/^## Crash-consistency torture test/,$p' "$out" | sed '1s/^/\n/' >>"$out.new"
+	fi
+	mv "$out.new" "$out"
 }

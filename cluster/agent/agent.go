@@ -55,6 +55,8 @@ type Network interface {
 	PublishPorts(ctx context.Context, id string, ports []bridge.PortMapping) ([]bridge.PortMapping, error)
 	RemoveSandbox(ctx context.Context, id string) error
 	Sandbox(id string) (bridge.Sandbox, bool)
+	// SandboxIDs lists every sandbox on the node.
+	SandboxIDs() []string
 	// PublishService balances a service's ingress ports over the given task
 	// addresses; no ports or no addresses unpublish it.
 	PublishService(ctx context.Context, serviceID string, ports []bridge.ServicePort, backends []netip.Addr) error
@@ -106,17 +108,21 @@ type Agent struct {
 type taskState struct {
 	a           session.Assignment
 	containerID string
-	busy        bool // an operation is in flight
-	prepared    bool // a prepare was attempted (desired ready)
-	started     bool // a start was attempted
-	exited      bool // the container stopped
-	exitCode    int
-	oom         bool
-	waitHealth  bool              // running, waiting for the first healthy check
-	unhealthy   bool              // stopped because its health check failed
-	removed     bool              // the task is no longer assigned
-	reported    swarm.TaskState   // the last state reported (or read from the store)
-	last        *swarm.TaskStatus // the last status this agent reported
+	// stale is a container of an earlier start that never ran (or could not be
+	// read); the next start removes it first.
+	stale      string
+	busy       bool // an operation is in flight
+	prepared   bool // a prepare was attempted (desired ready)
+	started    bool // a start was attempted
+	exited     bool // the container stopped
+	exitCode   int
+	oom        bool
+	waitHealth bool              // running, waiting for the first healthy check
+	unhealthy  bool              // stopped because its health check failed
+	removed    bool              // the task is no longer assigned
+	released   bool              // its network sandbox was removed (it ended)
+	reported   swarm.TaskState   // the last state reported (or read from the store)
+	last       *swarm.TaskStatus // the last status this agent reported
 	// localRestarts are when this node restarted the task on its own (no
 	// manager reachable), for the policy's attempts.
 	localRestarts []time.Time
@@ -216,10 +222,20 @@ func (a *Agent) applySet(ctx context.Context, set session.AssignmentSet, local m
 				a.reconcile(ctx, t)
 			}
 		}
-		// Task containers nobody assigns any more go.
+		// Task containers nobody assigns any more go, and so do network
+		// sandboxes of tasks that have no container and no state here (a
+		// crash between making a sandbox and its container, or between
+		// removing them).
 		for id, c := range local {
 			if !seen[id] {
 				t := &taskState{containerID: c.ID, removed: true, a: session.Assignment{Task: &swarm.Task{ID: id}}}
+				a.tasks[id] = t
+				a.reconcile(ctx, t)
+			}
+		}
+		for _, id := range a.cfg.Network.SandboxIDs() {
+			if !seen[id] && a.tasks[id] == nil {
+				t := &taskState{removed: true, a: session.Assignment{Task: &swarm.Task{ID: id}}}
 				a.tasks[id] = t
 				a.reconcile(ctx, t)
 			}
@@ -250,14 +266,26 @@ func (a *Agent) applySet(ctx context.Context, set session.AssignmentSet, local m
 }
 
 // adopt takes over a task container found on the node at start (live restore).
+// A running container is the task's, running. A container that ran and exited
+// while the daemon was down is reported exited, as if its exit had been seen,
+// so the orchestrator applies the task's restart policy. A container that was
+// created but never started (the daemon died between the two) never ran the
+// task, which has not reached running: start removes it and runs the task
+// afresh. Either way reconcile moves the task on; none waits for a user.
 func (a *Agent) adopt(ctx context.Context, t *taskState, as session.Assignment, c ctypes.Summary) {
-	t.containerID = c.ID
-	t.started = true
 	info, err := a.cfg.Containers.Inspect(ctx, c.ID)
 	if err != nil {
 		a.log.Warn("inspect adopted container", "task", as.Task.ID, "err", err)
+		t.stale = c.ID
 		return
 	}
+	if info.State != nil && info.State.Status == ctypes.StateCreated {
+		a.log.Info("task container was never started: starting the task afresh", "task", as.Task.ID, "container", c.ID)
+		t.stale = c.ID
+		return
+	}
+	t.containerID = c.ID
+	t.started = true
 	if info.State != nil && info.State.Running {
 		t.pid = info.State.Pid
 		a.log.Info("re-adopted running task container", "task", as.Task.ID, "container", c.ID)
@@ -271,4 +299,6 @@ func (a *Agent) adopt(ctx context.Context, t *taskState, as session.Assignment, 
 		t.exitCode = info.State.ExitCode
 		t.oom = info.State.OOMKilled
 	}
+	a.log.Info("task container exited while the daemon was down", "task", as.Task.ID, "container", c.ID, "exit", t.exitCode)
+	a.reportExit(t)
 }

@@ -41,6 +41,7 @@ type fakeNode struct {
 type fakeContainer struct {
 	req     container.CreateRequest
 	running bool
+	started bool // it ran at least once
 	exit    int
 }
 
@@ -72,6 +73,7 @@ func (f *fakeNode) Start(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.containers[id].running = true
+	f.containers[id].started = true
 	f.starts++
 	return nil
 }
@@ -123,7 +125,14 @@ func (f *fakeNode) Inspect(_ context.Context, id string) (ctypes.InspectResponse
 	if !ok {
 		return ctypes.InspectResponse{}, notFound{errors.New("no such container")}
 	}
-	return ctypes.InspectResponse{ID: id, State: &ctypes.State{Running: c.running, Pid: 42, ExitCode: c.exit}}, nil
+	status := ctypes.StateExited
+	switch {
+	case c.running:
+		status = ctypes.StateRunning
+	case !c.started:
+		status = ctypes.StateCreated
+	}
+	return ctypes.InspectResponse{ID: id, State: &ctypes.State{Status: status, Running: c.running, Pid: 42, ExitCode: c.exit}}, nil
 }
 
 func (f *fakeNode) List(context.Context, bool) ([]ctypes.Summary, error) {
@@ -163,6 +172,16 @@ func (f *fakeNode) CreateSandbox(_ context.Context, id string) (bridge.Sandbox, 
 
 func (f *fakeNode) PublishPorts(_ context.Context, _ string, ports []bridge.PortMapping) ([]bridge.PortMapping, error) {
 	return ports, nil
+}
+
+func (f *fakeNode) SandboxIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id := range f.sandboxes {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (f *fakeNode) Sandbox(id string) (bridge.Sandbox, bool) {
@@ -302,6 +321,12 @@ func TestShutdownAndRemove(t *testing.T) {
 	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
 	f.sets <- session.AssignmentSet{Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateShutdown)}}
 	expect(t, f, "t1", swarm.TaskStateShutdown)
+	// The ended task keeps its container (its logs, inspect) but not its network.
+	waitUntil(t, "the shut down task's sandbox removed", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return !f.sandboxes["t1"] && len(f.containers) == 1
+	})
 	f.sets <- session.AssignmentSet{Removed: []string{"t1"}}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -338,7 +363,7 @@ func TestAdoptsRunningContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.containers["c9"] = &fakeContainer{req: req, running: true}
+	f.containers["c9"] = &fakeContainer{req: req, running: true, started: true}
 	as.Task.Status.State = swarm.TaskStateStarting
 	startAgent(t, f)
 	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
@@ -352,6 +377,84 @@ func TestAdoptsRunningContainer(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("a running task container was recreated: %d containers", n)
 	}
+}
+
+// leftContainer puts a container of task t1 on the node, as a daemon that died
+// left it, and returns t1's assignment in state.
+func leftContainer(t *testing.T, f *fakeNode, c *fakeContainer, desired, state swarm.TaskState) session.Assignment {
+	t.Helper()
+	as := assigned("t1", "busybox", desired)
+	req, err := createRequest(as, "n1", bridge.Sandbox{NetNSPath: "/run/netns/t1", IP: netip.MustParseAddr("172.30.0.2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.req = req
+	f.containers["c9"] = c
+	as.Task.Status.State = state
+	return as
+}
+
+// A container created but never started when the daemon died is replaced by a
+// new one that runs: the task was never running, so it just goes on.
+func TestAdoptStartsNeverStartedTask(t *testing.T) {
+	f := newFakeNode()
+	as := leftContainer(t, f, &fakeContainer{}, swarm.TaskStateRunning, swarm.TaskStateStarting)
+	startAgent(t, f)
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
+	u := expect(t, f, "t1", swarm.TaskStateRunning)
+	if cs := u.Status.ContainerStatus; cs == nil || cs.ContainerID == "c9" {
+		t.Fatalf("running in %+v, want a new container", cs)
+	}
+	f.mu.Lock()
+	_, left := f.containers["c9"]
+	n := len(f.containers)
+	f.mu.Unlock()
+	if left || n != 1 {
+		t.Fatalf("the never started container is still there (%d containers)", n)
+	}
+}
+
+// A task container that exited while the daemon was down is reported as
+// exited, so its restart policy applies.
+func TestAdoptReportsExitWhileDown(t *testing.T) {
+	f := newFakeNode()
+	as := leftContainer(t, f, &fakeContainer{started: true, exit: 255}, swarm.TaskStateRunning, swarm.TaskStateRunning)
+	startAgent(t, f)
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
+	u := expect(t, f, "t1", swarm.TaskStateFailed)
+	if u.Status.Err != "task: non-zero exit (255)" || u.Status.ContainerStatus.ContainerID != "c9" {
+		t.Fatalf("report %+v", u.Status)
+	}
+}
+
+// A never started container of a task that is not to run any more goes, and
+// the task is reported shut down.
+func TestAdoptDiscardsNeverStartedContainerOfStoppedTask(t *testing.T) {
+	f := newFakeNode()
+	as := leftContainer(t, f, &fakeContainer{}, swarm.TaskStateShutdown, swarm.TaskStateStarting)
+	startAgent(t, f)
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{as}}
+	expect(t, f, "t1", swarm.TaskStateShutdown)
+	waitUntil(t, "the never started container removed", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.containers) == 0
+	})
+}
+
+// A network sandbox of a task no longer assigned, with no container (the
+// daemon died between making the two, or removing them), is removed.
+func TestRemovesSandboxOfUnassignedTask(t *testing.T) {
+	f := newFakeNode()
+	f.sandboxes["gone"] = true
+	startAgent(t, f)
+	f.sets <- session.AssignmentSet{Full: true, Tasks: []session.Assignment{assigned("t1", "busybox", swarm.TaskStateRunning)}}
+	expect(t, f, "t1", swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateStarting, swarm.TaskStateRunning)
+	waitUntil(t, "the sandbox of the unassigned task removed", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return !f.sandboxes["gone"] && f.sandboxes["t1"]
+	})
 }
 
 func TestExpandTemplates(t *testing.T) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,8 @@ const (
 	opRemove
 	opProgress
 	opRestart // a restart on the node's own, while no manager is reachable
+	opDiscard // removes a stale container of a task that is not to run
+	opRelease // removes the network sandbox of a task that has ended
 )
 
 // opResult is what an operation tells the loop.
@@ -74,6 +77,10 @@ func (a *Agent) reconcile(ctx context.Context, t *taskState) {
 		t.started = true
 		a.launch(ctx, t, opStart)
 	default:
+		if t.stale != "" {
+			a.launch(ctx, t, opDiscard)
+			return
+		}
 		if t.containerID != "" && !t.exited {
 			a.launch(ctx, t, opStop)
 			return
@@ -81,12 +88,19 @@ func (a *Agent) reconcile(ctx context.Context, t *taskState) {
 		if !terminal(t.reported) {
 			a.report(t, swarm.TaskStateShutdown, "shutdown", "")
 		}
+		// The task will not run again: its address, veth and namespace go now,
+		// not when the task leaves the history (as Docker releases a stopped
+		// container's network).
+		if _, ok := a.cfg.Network.Sandbox(task.ID); ok && !t.released {
+			t.released = true
+			a.launch(ctx, t, opRelease)
+		}
 	}
 }
 
 func (a *Agent) launch(ctx context.Context, t *taskState, kind opKind) {
 	t.busy = true
-	as, containerID := t.a, t.containerID
+	as, containerID, stale := t.a, t.containerID, t.stale
 	a.ops.Add(1)
 	go func() {
 		defer a.ops.Done()
@@ -95,11 +109,19 @@ func (a *Agent) launch(ctx context.Context, t *taskState, kind opKind) {
 		case opPrepare:
 			r = a.prepare(ctx, as)
 		case opStart:
-			r = a.start(ctx, as)
+			r = a.start(ctx, as, stale)
 		case opStop:
 			r = a.stop(ctx, as, containerID)
 		case opRemove:
-			r = a.remove(ctx, as, containerID)
+			r = a.remove(ctx, as, cmp.Or(containerID, stale))
+		case opRelease:
+			if err := a.cfg.Network.RemoveSandbox(ctx, as.Task.ID); err != nil {
+				a.log.Warn("remove the sandbox of an ended task", "task", as.Task.ID, "err", err)
+			}
+		case opDiscard:
+			if err := a.cfg.Containers.Remove(ctx, stale, true); err != nil && !isNotFound(err) {
+				a.log.Warn("remove the container of an earlier start", "task", as.Task.ID, "err", err)
+			}
 		}
 		r.taskID, r.kind = as.Task.ID, kind
 		select {
@@ -142,9 +164,15 @@ func (a *Agent) pullImage(ctx context.Context, as session.Assignment) (r opResul
 	return opResult{}, true
 }
 
-// start prepares and starts a task's container.
-func (a *Agent) start(ctx context.Context, as session.Assignment) opResult {
+// start prepares and starts a task's container, after removing stale, a
+// container of an earlier attempt that never ran ("" if none).
+func (a *Agent) start(ctx context.Context, as session.Assignment, stale string) opResult {
 	task := as.Task
+	if stale != "" {
+		if err := a.cfg.Containers.Remove(ctx, stale, true); err != nil && !isNotFound(err) {
+			return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("remove the container of an earlier start: %w", err)}
+		}
+	}
 	if r, ok := a.pullImage(ctx, as); !ok {
 		return r
 	}
@@ -301,6 +329,9 @@ func (a *Agent) onResult(ctx context.Context, r opResult) {
 		return
 	}
 	t.busy = false
+	if r.kind == opStart || r.kind == opDiscard {
+		t.stale = "" // removed, or past removing: the task has ended
+	}
 	if r.containerID != "" {
 		t.containerID = r.containerID
 	}

@@ -304,3 +304,68 @@ func TestTaskOnDownNodeIsReplaced(t *testing.T) {
 		t.Errorf("a task with restart condition none was touched: %s", describe(got))
 	}
 }
+
+// A task of an update that the orchestrator itself stops (here: scaled away)
+// did not fail: the update completes rather than pause.
+func TestUpdateTaskScaledAwayIsNoFailure(t *testing.T) {
+	l := newLab(t)
+	spec := replicated(1)
+	monitor := 300 * time.Millisecond
+	spec.UpdateConfig = &swarm.UpdateConfig{Parallelism: 1, Monitor: monitor, FailureAction: swarm.UpdateFailureActionPause}
+	id := l.createService(spec)
+	first := l.waitTasks(id, "first task", func(ts []*swarm.Task) bool { return len(ts) == 1 })[0]
+	l.report(first.ID, swarm.TaskStateRunning)
+	change := func(fn func(*swarm.Service)) {
+		t.Helper()
+		err := l.store.Update(l.ctx, func(tx store.Tx) error {
+			svc, err := tx.Service(id)
+			if err != nil {
+				return err
+			}
+			fn(svc)
+			return tx.UpdateService(svc)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	change(func(svc *swarm.Service) { svc.Spec.TaskTemplate.ContainerSpec.Env = []string{"V=2"} })
+	ts := l.waitTasks(id, "the replacement desired ready", func(ts []*swarm.Task) bool {
+		return len(ts) == 2 && ts[1].DesiredState == swarm.TaskStateReady
+	})
+	l.report(ts[0].ID, swarm.TaskStateShutdown)
+	l.waitTasks(id, "the replacement desired running", func(ts []*swarm.Task) bool {
+		return len(ts) == 2 && ts[1].DesiredState == swarm.TaskStateRunning
+	})
+	l.report(ts[1].ID, swarm.TaskStateRunning)
+	zero := uint64(0)
+	change(func(svc *swarm.Service) { svc.Spec.Mode.Replicated.Replicas = &zero })
+	replacement := ts[1].ID
+	l.waitTasks(id, "the replacement scaled away", func(ts []*swarm.Task) bool {
+		for _, t := range ts {
+			if t.ID == replacement {
+				return !active(t)
+			}
+		}
+		return false
+	})
+	l.report(replacement, swarm.TaskStateShutdown)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var us *swarm.UpdateStatus
+		_ = l.store.View(func(tx store.ReadTx) error {
+			svc, err := tx.Service(id)
+			if err == nil {
+				us = svc.UpdateStatus
+			}
+			return err
+		})
+		if us != nil && us.State == swarm.UpdateStateCompleted {
+			return
+		}
+		if us != nil && us.State == swarm.UpdateStatePaused || time.Now().After(deadline) {
+			t.Fatalf("update status %+v, want completed", us)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

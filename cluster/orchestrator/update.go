@@ -392,7 +392,7 @@ func (u *updater) stoppedTask(svc *swarm.Service, slots []slotKey, started time.
 			return err
 		}
 		for _, t := range tasks {
-			if failed == "" && slices.Contains(slots, keyOf(t, svc)) && upToDate(t, svc) && Terminal(t.Status.State) &&
+			if failed == "" && slices.Contains(slots, keyOf(t, svc)) && upToDate(t, svc) && stoppedOnItsOwn(t) &&
 				!t.Meta.CreatedAt.Before(started) && !u.failed[t.ID] {
 				u.failed[t.ID] = true
 				failed = t.ID
@@ -401,6 +401,14 @@ func (u *updater) stoppedTask(svc *swarm.Service, slots []slotKey, started time.
 		return nil
 	})
 	return failed, err
+}
+
+// stoppedOnItsOwn reports whether t ended by failing or exiting (a failure or
+// early termination for the updater), not because it was told to stop: a task
+// the orchestrator stops (scaled away, replaced again, its node drained) ends
+// shut down, and that is no failure of the update.
+func stoppedOnItsOwn(t *swarm.Task) bool {
+	return Terminal(t.Status.State) && t.Status.State != swarm.TaskStateShutdown
 }
 
 // startSlots begins the replacement of the first of slots, as many as fit in one
@@ -514,7 +522,7 @@ func (u *updater) batchState(svc *swarm.Service, batch []slotKey, order swarm.Up
 				switch {
 				case upToDate(t, svc) && t.Status.State == swarm.TaskStateRunning && active(t):
 					running = true
-				case upToDate(t, svc) && Terminal(t.Status.State) && !t.Meta.CreatedAt.Before(started) && !u.failed[t.ID]:
+				case upToDate(t, svc) && stoppedOnItsOwn(t) && !t.Meta.CreatedAt.Before(started) && !u.failed[t.ID]:
 					u.failed[t.ID] = true
 					failed = t.ID
 				case !upToDate(t, svc) && active(t):

@@ -159,6 +159,9 @@ func (n *Network) adopt(ctx context.Context) error {
 		}
 		delete(st.Sandboxes, id)
 	}
+	if err := n.dropUnrecorded(); err != nil {
+		return err
+	}
 	if err := n.applyNAT(); err != nil {
 		return err
 	}
@@ -166,6 +169,27 @@ func (n *Network) adopt(ctx context.Context) error {
 		return err
 	}
 	n.log.Info("bridge network ready", "subnet", n.cfg.Subnet, "sandboxes", len(st.Sandboxes))
+	return nil
+}
+
+// dropUnrecorded removes the network namespaces (and their veths) that a
+// sandbox creation cut short by a crash made before it recorded them.
+func (n *Network) dropUnrecorded() error {
+	entries, err := os.ReadDir(n.cfg.NetNSDir)
+	if err != nil {
+		return fmt.Errorf("list network namespaces: %w", err)
+	}
+	for _, e := range entries {
+		id := e.Name()
+		if _, ok := n.st.Sandboxes[id]; ok || validateID(id) != nil {
+			continue
+		}
+		n.log.Info("dropping network namespace of an unrecorded sandbox", "sandbox", id)
+		sb := &sandboxState{NetNSPath: filepath.Join(n.cfg.NetNSDir, id), HostVeth: hostVethName(n.cfg.BridgeName, id)}
+		if err := n.teardownSandbox(sb); err != nil {
+			return fmt.Errorf("clean up unrecorded sandbox %s: %w", id, err)
+		}
+	}
 	return nil
 }
 

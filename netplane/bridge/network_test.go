@@ -101,6 +101,34 @@ func TestRestartReleasesSandboxesWhoseNamespaceIsGone(t *testing.T) {
 	}
 }
 
+// A sandbox whose creation a crash cut short before it was recorded leaves a
+// network namespace and a veth; the next start removes them.
+func TestRestartDropsUnrecordedSandboxes(t *testing.T) {
+	l := newLab(t, "10.231.9.0/29")
+	first := l.open()
+	cut := l.create(first, "cut")
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	path := filepath.Join(l.cfg.StateDir, l.cfg.BridgeName+".json")
+	st, err := loadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(st.Sandboxes, cut.ID) // the state as it was before the sandbox was recorded
+	if err := st.save(path); err != nil {
+		t.Fatal(err)
+	}
+
+	l.open()
+	if isNetNSMount(cut.NetNSPath) {
+		t.Error("the unrecorded sandbox's network namespace is still mounted")
+	}
+	if _, ok := l.links()[hostVethName(l.cfg.BridgeName, cut.ID)]; ok {
+		t.Error("the unrecorded sandbox's veth is still there")
+	}
+}
+
 func TestMasqueradeRuleCoversTheSubnet(t *testing.T) {
 	l := newLab(t, "10.231.9.0/24")
 	l.open()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -91,6 +92,18 @@ func (n *Network) Sandbox(id string) (Sandbox, bool) {
 		return Sandbox{}, false
 	}
 	return n.toSandbox(id, sb), true
+}
+
+// SandboxIDs lists the IDs of every sandbox, sorted.
+func (n *Network) SandboxIDs() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ids := make([]string, 0, len(n.st.Sandboxes))
+	for id := range n.st.Sandboxes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // RemoveSandbox removes ports, veth, the netns mount and the address allocation.

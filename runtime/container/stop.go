@@ -176,6 +176,7 @@ func (m *Manager) Remove(ctx context.Context, ref string, force bool) error {
 	if lc, err := m.loadLibcontainer(rec.ID); err == nil {
 		_ = lc.Destroy()
 	}
+	m.discardRun(rec)
 	unmountRootfs(c.dir)
 	unmountFiles(c.dir)
 	// config.json goes first: a crash mid-way leaves a directory New discards.

@@ -202,6 +202,7 @@ func (m *Manager) restore(ctx context.Context, c *container) {
 	lc, err := libcontainer.Load(m.cfg.StateRoot, id)
 	if err != nil {
 		m.log.Info("container gone while the daemon was down", "id", id, "err", err)
+		m.discardRun(c.rec)
 		unmountRootfs(c.dir)
 		unmountFiles(c.dir)
 		m.markExitedOffline(c)
@@ -238,15 +239,20 @@ func (m *Manager) restore(ctx context.Context, c *container) {
 
 // recoverUnrecordedRun handles a crash between starting a container and
 // recording it as running: a live run is recorded (and then re-adopted), a dead
-// one cleaned up.
+// one cleaned up. A run cut off before its process was executed (libcontainer's
+// "created": its init waits for an exec that will never come) is cleaned up
+// too, so the container is plainly created, never started.
 func (m *Manager) recoverUnrecordedRun(c *container) {
 	lc, err := libcontainer.Load(m.cfg.StateRoot, c.rec.ID)
 	if err != nil {
-		return // no runtime state: nothing was started
+		// No runtime state: nothing was started, or the daemon died inside
+		// libcontainer before it wrote any.
+		m.discardRun(c.rec)
+		return
 	}
 	status, serr := lc.Status()
 	st, sterr := lc.State()
-	if serr != nil || sterr != nil || status == libcontainer.Stopped {
+	if serr != nil || sterr != nil || status == libcontainer.Stopped || status == libcontainer.Created {
 		_ = lc.Destroy()
 		unmountRootfs(c.dir)
 		unmountFiles(c.dir)
