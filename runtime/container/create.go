@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -246,18 +247,21 @@ func mergeHealthcheck(req, img *dockerspec.HealthcheckConfig) *dockerspec.Health
 	return &h
 }
 
-// mergeEnv returns base with over applied; a key in over replaces the same key.
-func mergeEnv(base, over []string) []string {
-	var out []string
-	index := map[string]int{}
-	for _, list := range [][]string{base, over} {
-		for _, kv := range list {
-			k, _, _ := strings.Cut(kv, "=")
-			if i, ok := index[k]; ok {
-				out[i] = kv
-				continue
-			}
-			index[k] = len(out)
+// mergeEnv is the container's environment as dockerd makes it: the
+// container's own variables first, as given, then the image's whose name the
+// container does not set.
+func mergeEnv(image, own []string) []string {
+	if len(own) == 0 {
+		return slices.Clone(image)
+	}
+	set := map[string]bool{}
+	for _, kv := range own {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	out := slices.Clone(own)
+	for _, kv := range image {
+		if k, _, _ := strings.Cut(kv, "="); !set[k] {
 			out = append(out, kv)
 		}
 	}

@@ -32,10 +32,7 @@ func (m *Manager) Inspect(ctx context.Context, ref string) (ctypes.InspectRespon
 	m.mu.Unlock()
 	paused := run != nil && run.paused()
 
-	mps := []ctypes.MountPoint{}
-	for _, mp := range rec.Mounts {
-		mps = append(mps, mp.MountPoint)
-	}
+	mps := listedMounts(rec)
 	cfg, hc := rec.Config, hostConfigView(rec.HostConfig)
 	ports := rec.HostConfig.PortBindings
 	if ports == nil {
@@ -124,6 +121,12 @@ func hostConfigView(hc ctypes.HostConfig) ctypes.HostConfig {
 	if hc.PortBindings == nil {
 		hc.PortBindings = network.PortMap{}
 	}
+	if hc.Isolation == "" {
+		hc.Isolation = "default"
+	}
+	if hc.Ulimits == nil {
+		hc.Ulimits = []*ctypes.Ulimit{}
+	}
 	return hc
 }
 
@@ -149,8 +152,11 @@ func (m *Manager) List(ctx context.Context, all bool) ([]ctypes.Summary, error) 
 			State: shownStatus(rec.State.Status, paused), Status: statusLine(rec.State, time.Now()),
 			NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: endpoints(rec)},
 			Ports:           portSummaries(rec.HostConfig.PortBindings),
+			Mounts:          listedMounts(rec),
 		}
-		s.HostConfig.NetworkMode = string(rec.HostConfig.NetworkMode)
+		// As dockerd lists them: the network mode named, no port or mount a
+		// [] rather than null.
+		s.HostConfig.NetworkMode = string(hostConfigView(rec.HostConfig).NetworkMode)
 		if h := rec.State.Health; h != nil {
 			s.Health = &ctypes.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
 		}
@@ -162,10 +168,20 @@ func (m *Manager) List(ctx context.Context, all bool) ([]ctypes.Summary, error) 
 	return out, nil
 }
 
+// listedMounts are the container's mounts as inspect and the list show them;
+// none is [], as dockerd writes it.
+func listedMounts(rec record) []ctypes.MountPoint {
+	mps := []ctypes.MountPoint{}
+	for _, mp := range rec.Mounts {
+		mps = append(mps, mp.MountPoint)
+	}
+	return mps
+}
+
 // portSummaries are the PORTS column of `docker ps` for the published ports the
 // container was created with.
 func portSummaries(pm network.PortMap) []ctypes.PortSummary {
-	var out []ctypes.PortSummary
+	out := []ctypes.PortSummary{}
 	for port, bindings := range pm {
 		for _, b := range bindings {
 			pub, _ := strconv.ParseUint(b.HostPort, 10, 16)
