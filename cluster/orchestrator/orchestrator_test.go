@@ -369,3 +369,34 @@ func TestUpdateTaskScaledAwayIsNoFailure(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A batch whose replacements a concurrent write refused (out of sequence) is
+// not waited for: the updater goes back to read the service again. It once
+// waited for replacements that were never made, and the update stayed "in
+// progress" for good.
+func TestUpdateBatchRefusedIsReadAgain(t *testing.T) {
+	l := newLab(t)
+	id := l.createService(replicated(1))
+	l.waitTasks(id, "a task", func(ts []*swarm.Task) bool { return countActive(ts) == 1 })
+	var svc *swarm.Service
+	if err := l.store.View(func(tx store.ReadTx) error {
+		var err error
+		svc, err = tx.Service(id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	u := &updater{o: New(l.store, slog.New(slog.DiscardHandler)), serviceID: id, failed: map[string]bool{}}
+	u.start = func(context.Context, *swarm.Service, []slotKey, swarm.UpdateOrder) (int, error) {
+		return 0, store.ErrOutOfSequence
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+	defer cancel()
+	failed, err := u.replace(ctx, make(chan store.Event), svc, []slotKey{{service: id, slot: 1}}, UpdateDefaults(nil))
+	if err != nil || failed != "" {
+		t.Fatalf("replace after a refused batch: failed %q, err %v; want it back at once to read again", failed, err)
+	}
+	if len(u.monitored) != 0 {
+		t.Errorf("a batch never started is monitored: %+v", u.monitored)
+	}
+}
