@@ -84,6 +84,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	api := engineapi.New(engineapi.Config{
 		Swarm:         cl,
 		Secrets:       cl,
+		Networks:      cl,
 		Containers:    containers,
 		Images:        images,
 		Volumes:       volumes,

@@ -66,3 +66,9 @@ func isConflict(err error) bool {
 	var cf interface{ Conflict() bool }
 	return errors.As(err, &cf) && cf.Conflict()
 }
+
+// isNotFound reports whether err is of the NotFound class.
+func isNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
+}

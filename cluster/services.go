@@ -36,10 +36,16 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		if err := resolveReferences(tx, &svc.Spec); err != nil {
 			return err
 		}
+		if err := resolveNetworks(tx, &svc.Spec); err != nil {
+			return err
+		}
 		if err := resolvePorts(tx, svc, nil); err != nil {
 			return err
 		}
 		svc.Endpoint.Spec = endpointSpecShown(spec, swarm.Endpoint{})
+		if err := allocateVIPs(tx, svc); err != nil {
+			return err
+		}
 		if err := tx.CreateService(svc); err != nil {
 			return err
 		}
@@ -311,6 +317,9 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 			if err := resolveReferences(tx, &spec); err != nil {
 				return err
 			}
+			if err := resolveNetworks(tx, &spec); err != nil {
+				return err
+			}
 			svc.UpdateStatus = nil
 			// Both specs carry the stored defaults, so a spec read from an older
 			// store compares equal to itself sent back unchanged.
@@ -324,6 +333,9 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 			return err
 		}
 		svc.Endpoint.Spec = endpointSpecShown(spec, before)
+		if err := allocateVIPs(tx, svc); err != nil {
+			return err
+		}
 		if isJob(spec.Mode) {
 			it := uint64(1)
 			if svc.JobStatus != nil {

@@ -138,6 +138,13 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 			if err := tx.CreateNode(node); err != nil {
 				return err
 			}
+			ingress, err := ingressNetwork(cl, now)
+			if err != nil {
+				return fmt.Errorf("ingress network: %w", err)
+			}
+			if err := tx.CreateNetwork(ingress); err != nil {
+				return err
+			}
 			return tx.CreatePeer(&store.Peer{ID: nodeID, ControlAddr: advertise})
 		})
 		if err != nil {

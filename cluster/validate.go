@@ -45,9 +45,6 @@ func validateServiceSpec(spec *swarm.ServiceSpec) error {
 	if err := validatePlacement(tt.Placement); err != nil {
 		return err
 	}
-	if len(tt.Networks) > 0 {
-		return errInvalidf("rpc error: code = InvalidArgument desc = TaskSpec: networks: overlay networks are not available in this shoal version yet")
-	}
 	if err := validateMode(spec.Mode); err != nil {
 		return err
 	}

@@ -77,6 +77,18 @@ type Secrets interface {
 	RemoveConfig(ctx context.Context, idOrName string) error
 }
 
+// Networks is the swarm's overlay networks as the API sees them.
+// cluster.Cluster implements it.
+type Networks interface {
+	CreateNetwork(ctx context.Context, req cluster.NetworkRequest) (id string, err error)
+	Networks(ctx context.Context) ([]swarm.Network, error)
+	Network(ctx context.Context, idOrName string) (swarm.Network, error)
+	// RemoveNetwork refuses a network a service or a live task uses.
+	RemoveNetwork(ctx context.Context, idOrName string) error
+	// PruneNetworks removes the unused networks keep does not keep.
+	PruneNetworks(ctx context.Context, keep func(swarm.Network) bool) ([]string, error)
+}
+
 // Containers is the node's container runtime as the API sees it (read and debug only:
 // containers are created by the orchestrator). *container.Manager implements it.
 type Containers interface {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/netplane/bridge"
 	ctr "github.com/shoal-project/shoal/runtime/container"
@@ -30,8 +31,6 @@ const (
 // Refusals of the network operations shoal does not have; 501 as dockerd answers
 // what it does not implement.
 var (
-	errOverlayUnavailable = &apiError{status: http.StatusNotImplemented,
-		msg: "overlay networks are not available in this shoal version yet: task containers use each node's bridge network"}
 	errNoConnect = &apiError{status: http.StatusNotImplemented,
 		msg: "shoal runs containers only as swarm tasks: they cannot be connected to or disconnected from networks by hand"}
 )
@@ -101,7 +100,7 @@ func (n *networkAPI) list(c *gin.Context) {
 		return
 	}
 	out := []network.Summary{}
-	for _, nw := range n.predefined() {
+	for _, nw := range n.all(c.Request.Context()) {
 		if match(nw) {
 			out = append(out, network.Summary{Network: nw.Network})
 		}
@@ -171,14 +170,14 @@ func compileAll(values []string) []*regexp.Regexp {
 // find resolves a network by ID, name or unique ID prefix, as dockerd does. scope
 // narrows the search as the CLI's `--scope` (and `service create`, which asks for
 // swarm networks) does: every predefined network is local.
-func (n *networkAPI) find(term, scope string) (network.Inspect, error) {
+func (n *networkAPI) find(ctx context.Context, term, scope string) (network.Inspect, error) {
 	switch scope {
 	case "", "local", "swarm", "global":
 	default:
 		return network.Inspect{}, badRequest("invalid scope value: " + scope)
 	}
 	var candidates []network.Inspect
-	for _, nw := range n.predefined() {
+	for _, nw := range n.all(ctx) {
 		if scope == "" || nw.Scope == scope {
 			candidates = append(candidates, nw)
 		}
@@ -204,7 +203,7 @@ func (n *networkAPI) find(term, scope string) (network.Inspect, error) {
 // inspect answers `docker network inspect`; verbose only adds swarm service details
 // in dockerd, which predefined networks do not have.
 func (n *networkAPI) inspect(c *gin.Context) {
-	nw, err := n.find(c.Param("id"), c.Query("scope"))
+	nw, err := n.find(c.Request.Context(), c.Param("id"), c.Query("scope"))
 	if err != nil {
 		writeError(c, err)
 		return
@@ -265,8 +264,13 @@ func containerName(names []string, id string) string {
 // create refuses `docker network create` with dockerd's answers for predefined
 // names and single-instance drivers, and says why for the drivers shoal lacks.
 func (n *networkAPI) create(c *gin.Context) {
-	var req network.CreateRequest
-	if err := decodeJSONBody(c, &req); err != nil {
+	var body createBody
+	if err := decodeJSONBody(c, &body); err != nil {
+		writeError(c, err)
+		return
+	}
+	req, err := body.request()
+	if err != nil {
 		writeError(c, err)
 		return
 	}
@@ -277,7 +281,7 @@ func (n *networkAPI) create(c *gin.Context) {
 	}
 	switch driver := req.Driver; driver {
 	case "overlay":
-		writeError(c, errOverlayUnavailable)
+		n.createOverlay(c, req)
 	case "", "bridge", "macvlan", "ipvlan":
 		if driver == "" {
 			driver = "bridge"
@@ -292,11 +296,20 @@ func (n *networkAPI) create(c *gin.Context) {
 	}
 }
 
-// remove refuses `docker network rm`: every network a node has is predefined.
+// remove answers `docker network rm`: a swarm network nothing uses goes; the
+// node's predefined networks never do.
 func (n *networkAPI) remove(c *gin.Context) {
-	nw, err := n.find(c.Param("id"), "")
+	nw, err := n.find(c.Request.Context(), c.Param("id"), "")
 	if err != nil {
 		writeError(c, err)
+		return
+	}
+	if nw.Scope == "swarm" {
+		if err := n.s.cfg.Networks.RemoveNetwork(c.Request.Context(), nw.ID); err != nil {
+			writeError(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
 		return
 	}
 	writeError(c, &apiError{status: http.StatusForbidden,
@@ -306,7 +319,7 @@ func (n *networkAPI) remove(c *gin.Context) {
 // refuseConnect answers `docker network connect|disconnect` for a known network:
 // a task's networks are its service's to decide.
 func (n *networkAPI) refuseConnect(c *gin.Context) {
-	if _, err := n.find(c.Param("id"), ""); err != nil {
+	if _, err := n.find(c.Request.Context(), c.Param("id"), ""); err != nil {
 		writeError(c, err)
 		return
 	}
@@ -314,11 +327,35 @@ func (n *networkAPI) refuseConnect(c *gin.Context) {
 }
 
 // prune answers `docker network prune` (and the network part of `docker system
-// prune`): predefined networks are never pruned, so nothing is deleted.
+// prune`): the swarm's overlay networks that nothing uses (never ingress),
+// filtered by until, label and label!; predefined networks are never pruned.
 func (n *networkAPI) prune(c *gin.Context) {
-	_, ok := queryFilters(c, "until", "label", "label!")
+	f, ok := queryFilters(c, "until", "label", "label!")
 	if !ok {
 		return
 	}
-	respondJSON(c, http.StatusOK, network.PruneReport{NetworksDeleted: []string{}})
+	until, err := pruneUntil(f, time.Now())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	rep := network.PruneReport{NetworksDeleted: []string{}}
+	if n.s.cfg.Networks != nil {
+		labels := pruneLabels(f)
+		keep := func(sn swarm.Network) bool {
+			return (!until.IsZero() && !sn.CreatedAt.Before(until)) || (labels != nil && !labels(sn.Spec.Labels))
+		}
+		removed, err := n.s.cfg.Networks.PruneNetworks(c.Request.Context(), keep)
+		if err != nil && !isSwarmUnavailable(err) {
+			writeError(c, err)
+			return
+		}
+		rep.NetworksDeleted = append(rep.NetworksDeleted, removed...)
+	}
+	respondJSON(c, http.StatusOK, rep)
+}
+
+// all is the node's predefined networks and the swarm's overlay networks.
+func (n *networkAPI) all(ctx context.Context) []network.Inspect {
+	return append(n.predefined(), n.swarmNetworks(ctx)...)
 }

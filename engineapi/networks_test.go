@@ -156,8 +156,10 @@ func TestNetworkChangesRefused(t *testing.T) {
 		status                   int
 		message                  string
 	}{
-		{"create overlay", "POST", "/networks/create", `{"Name":"x","Driver":"overlay"}`, 501,
-			"overlay networks are not available in this shoal version yet: task containers use each node's bridge network"},
+		{"create overlay outside a swarm", "POST", "/networks/create", `{"Name":"x","Driver":"overlay"}`, 503,
+			"This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."},
+		{"create bad subnet", "POST", "/networks/create", `{"Name":"x","Driver":"overlay","IPAM":{"Config":[{"Subnet":"bogus"}]}}`, 400,
+			"Invalid subnet bogus : invalid CIDR address: bogus"},
 		{"create bridge", "POST", "/networks/create", `{"Name":"x","Driver":"bridge"}`, 501,
 			`network driver "bridge" is not supported: shoal's task containers use the node's predefined bridge network`},
 		{"create default driver", "POST", "/networks/create", `{"Name":"x"}`, 501,
@@ -222,7 +224,7 @@ func TestNetworkDockerCLI(t *testing.T) {
 		want string
 	}{
 		{[]string{"network", "inspect", "nosuch"}, "network nosuch not found"},
-		{[]string{"network", "create", "-d", "overlay", "x"}, "Error response from daemon: overlay networks are not available in this shoal version yet"},
+		{[]string{"network", "create", "-d", "overlay", "x"}, "Error response from daemon: This node is not a swarm manager."},
 		{[]string{"network", "rm", "bridge"}, "Error response from daemon: bridge is a pre-defined network and cannot be removed"},
 		{[]string{"network", "create", "bridge"}, "Error response from daemon: operation is not permitted on predefined bridge network"},
 	}

@@ -31,7 +31,10 @@ type Config struct {
 	Swarm Swarm
 	// Secrets is the swarm's secrets and configs; nil answers as a node
 	// outside a swarm.
-	Secrets    Secrets
+	Secrets Secrets
+	// Networks is the swarm's overlay networks; nil lists only the node's
+	// predefined ones.
+	Networks   Networks
 	Containers Containers
 	Images     Images
 	// Volumes is the node's local volumes; nil answers /volumes with an empty list.

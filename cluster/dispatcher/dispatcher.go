@@ -54,6 +54,7 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	ctx     context.Context // Run's: sessions end with it
+	overlay *overlayFeed    // Run's: the overlay view sessions send
 	nodes   map[string]*liveness
 	stopped bool
 }
@@ -87,9 +88,17 @@ var errNotServing = session.NotLeaderError{}
 // Nodes that were ready when it starts get a grace period to open a session
 // with this manager before they are marked down.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	feed := newOverlayFeed()
 	d.mu.Lock()
 	d.ctx = ctx
+	d.overlay = feed
 	d.mu.Unlock()
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		feed.run(ctx, d.store, d.log)
+	}()
+	defer func() { <-feedDone }()
 	var ready []string
 	err := d.store.View(func(tx store.ReadTx) error {
 		nodes, err := tx.Nodes()

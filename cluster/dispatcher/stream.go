@@ -22,6 +22,14 @@ import (
 // the managers, so a node learns of new ones).
 func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, period time.Duration) (<-chan session.Message, error) {
 	first := session.Message{SessionID: sessionID, HeartbeatPeriod: period, Managers: d.managers(), Peers: d.peers(nodeID), Mesh: d.mesh()}
+	d.mu.Lock()
+	feed := d.overlay
+	d.mu.Unlock()
+	if feed == nil {
+		feed = newOverlayFeed() // never changes: only in tests that stream without Run
+	}
+	view, overlayChanged := feed.current()
+	first.Overlay = view
 	names := map[string]string{}
 	events, err := d.store.ViewAndWatchNode(ctx, nodeID, func(tx store.ReadTx) error {
 		n, err := tx.Node(nodeID)
@@ -65,6 +73,15 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 			select {
 			case <-ctx.Done():
 				return
+			case <-overlayChanged:
+				var now *session.Overlay
+				now, overlayChanged = feed.current()
+				if now != view {
+					view = now
+					if !send(session.Message{Overlay: now}) {
+						return
+					}
+				}
 			case <-keepalive.C:
 				m := session.Message{HeartbeatPeriod: period}
 				if now := d.managers(); !slices.Equal(now, managers) {

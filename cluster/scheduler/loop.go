@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/ipam"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/cluster/taskstate"
 )
@@ -17,10 +19,15 @@ import (
 type Loop struct {
 	store *store.Store
 	log   *slog.Logger
+	// cursors are the last address handed out in each overlay network (see
+	// ipam.Build): kept while this manager leads, lost with it.
+	cursors map[string]netip.Addr
 }
 
 // NewLoop returns the scheduling loop over st.
-func NewLoop(st *store.Store, log *slog.Logger) *Loop { return &Loop{store: st, log: log} }
+func NewLoop(st *store.Store, log *slog.Logger) *Loop {
+	return &Loop{store: st, log: log, cursors: map[string]netip.Addr{}}
+}
 
 // Run schedules until ctx is done. It keeps the set of pending tasks from the
 // store's changes, so that a round (which reads every task, for the nodes'
@@ -155,6 +162,7 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 			assigned, unplaced := Plan(nodes, placed, pending)
 			now := time.Now()
 			writes := 0
+			var addrs *addresses
 			for _, a := range assigned {
 				if writes == maxWrites {
 					more = true
@@ -162,6 +170,22 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 				}
 				writes++
 				t := byID[a.TaskID]
+				if len(t.Spec.Networks) > 0 || len(t.Status.PortStatus.Ports) > 0 {
+					if addrs == nil {
+						if addrs, err = l.readAddresses(tx, tasks); err != nil {
+							return err
+						}
+					}
+					if reason := addrs.attach(t); reason != "" {
+						if t.Status.Err != reason {
+							t.Status.Err, t.Status.Timestamp = reason, now
+							if err := tx.UpdateTask(t); err != nil {
+								return err
+							}
+						}
+						continue
+					}
+				}
 				t.NodeID = a.NodeID
 				t.GenericResources = a.Generic
 				t.Status = swarm.TaskStatus{Timestamp: now, State: swarm.TaskStateAssigned, Message: "scheduler assigned task to node", PortStatus: t.Status.PortStatus}
@@ -192,4 +216,40 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 		}
 	}
 	return false, err
+}
+
+// addresses is what a round needs to give tasks their overlay addresses.
+type addresses struct {
+	space   *ipam.Space
+	byID    map[string]*swarm.Network
+	ingress *swarm.Network
+}
+
+// readAddresses reads the swarm's networks and what they have taken.
+func (l *Loop) readAddresses(tx store.ReadTx, tasks []*swarm.Task) (*addresses, error) {
+	networks, err := tx.Networks()
+	if err != nil {
+		return nil, err
+	}
+	services, err := tx.Services()
+	if err != nil {
+		return nil, err
+	}
+	a := &addresses{byID: map[string]*swarm.Network{}, space: ipam.Build(networks, services, tasks, l.cursors)}
+	for _, n := range networks {
+		a.byID[n.ID] = n
+		if n.Spec.Ingress {
+			a.ingress = n
+		}
+	}
+	return a, nil
+}
+
+// attach gives t its addresses, or says why it cannot have them (the task then
+// waits, pending, as one that fits no node does).
+func (a *addresses) attach(t *swarm.Task) string {
+	if err := a.space.Attach(t, a.byID, a.ingress); err != nil {
+		return err.Error()
+	}
+	return ""
 }

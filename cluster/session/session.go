@@ -91,6 +91,9 @@ type Message struct {
 	// entry gives it its mesh address); sent when the session opens and
 	// whenever it changes.
 	Mesh []MeshPeer `json:",omitempty"`
+	// Overlay is the swarm's overlay networks, services and task addresses;
+	// sent when the session opens and whenever they change.
+	Overlay *Overlay `json:",omitempty"`
 	// CA is what a node's certificate should chain to; sent when the session
 	// opens and whenever the swarm's root changes (a rotation).
 	CA *CAState `json:",omitempty"`

@@ -1,0 +1,65 @@
+package session
+
+import "net/netip"
+
+// Overlay is what every node needs of the swarm's overlay networks to route,
+// balance and answer names: each network, each service's endpoint on them and
+// each address a task holds, on whatever node. Sessions carry it whole when
+// they open and whenever it changes; it is small for the fleets shoal serves
+// (a few hundred tasks make tens of kilobytes).
+type Overlay struct {
+	// Version grows with every change the manager sends.
+	Version  uint64
+	Networks []OverlayNetwork  `json:",omitempty"`
+	Services []ServiceEndpoint `json:",omitempty"`
+	Tasks    []TaskEndpoint    `json:",omitempty"`
+}
+
+// OverlayNetwork is one overlay network's address space.
+type OverlayNetwork struct {
+	ID       string
+	Name     string
+	Subnet   netip.Prefix
+	Gateway  netip.Addr
+	Internal bool              `json:",omitempty"`
+	Ingress  bool              `json:",omitempty"`
+	Options  map[string]string `json:",omitempty"`
+}
+
+// ServiceEndpoint is how a service is reached on the networks it joins.
+type ServiceEndpoint struct {
+	ID   string
+	Name string
+	// DNSRR: the service's name resolves to its tasks' addresses, it has no
+	// virtual IPs.
+	DNSRR bool `json:",omitempty"`
+	// VIPs are its virtual IPs by network ID.
+	VIPs map[string]netip.Addr `json:",omitempty"`
+	// Aliases are the extra names it has on each network, by network ID.
+	Aliases map[string][]string `json:",omitempty"`
+	// Ports are the ports it publishes through the routing mesh.
+	Ports []IngressPort `json:",omitempty"`
+}
+
+// IngressPort is a port published on every node and balanced over the
+// service's tasks, wherever they run.
+type IngressPort struct {
+	Protocol  string // tcp, udp or sctp
+	Published uint16
+	Target    uint16
+}
+
+// TaskEndpoint is the addresses one task holds, from its allocation until it
+// ends.
+type TaskEndpoint struct {
+	ID        string
+	ServiceID string
+	NodeID    string
+	// Slot is the task's slot (0 for a global service's: its node names it).
+	Slot int `json:",omitempty"`
+	// Addrs are its addresses by network ID.
+	Addrs map[string]netip.Addr
+	// Running: the task runs (and passed its first health check), so it
+	// takes connections and its name resolves.
+	Running bool `json:",omitempty"`
+}

@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"slices"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-project/shoal/cluster/ipam"
+	"github.com/shoal-project/shoal/cluster/store"
+)
+
+// resolveNetworks names each network of a service spec by its ID, as dockerd
+// stores them, refusing a network that does not exist, the ingress network
+// (joined only through published ports) and a network named twice.
+func resolveNetworks(tx store.ReadTx, spec *swarm.ServiceSpec) error {
+	in := spec.TaskTemplate.Networks
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]swarm.NetworkAttachmentConfig, 0, len(in))
+	seen := map[string]bool{}
+	for _, na := range in {
+		n, err := findNetwork(tx, na.Target)
+		if err != nil {
+			if isNotFound(err) {
+				return errNotFoundf("network %s not found", na.Target)
+			}
+			return err
+		}
+		if n.Spec.Ingress {
+			return errInvalidf("rpc error: code = InvalidArgument desc = service cannot be explicitly attached to the ingress network %q", n.Spec.Name)
+		}
+		if seen[n.ID] {
+			return errInvalidf("rpc error: code = InvalidArgument desc = duplicate network attachment: network %s", n.Spec.Name)
+		}
+		seen[n.ID] = true
+		na.Target = n.ID
+		out = append(out, na)
+	}
+	spec.TaskTemplate.Networks = out
+	return nil
+}
+
+// allocateVIPs gives a service in vip mode one virtual IP on each network its
+// tasks join (the ingress network's too while it publishes through the routing
+// mesh), keeping the VIPs it already has on them; a service in dnsrr mode has
+// none.
+func allocateVIPs(tx store.ReadTx, svc *swarm.Service) error {
+	networks, err := tx.Networks()
+	if err != nil {
+		return err
+	}
+	var want []string
+	if endpointOf(svc.Spec).Spec.Mode != swarm.ResolutionModeDNSRR {
+		for _, na := range serviceNetworks(svc.Spec) {
+			want = append(want, na.Target)
+		}
+		if publishesIngress(svc) {
+			for _, n := range networks {
+				if n.Spec.Ingress {
+					want = append(want, n.ID)
+				}
+			}
+		}
+	}
+	var keep []swarm.EndpointVirtualIP
+	for _, id := range want {
+		if i := slices.IndexFunc(svc.Endpoint.VirtualIPs, func(v swarm.EndpointVirtualIP) bool { return v.NetworkID == id }); i >= 0 {
+			keep = append(keep, svc.Endpoint.VirtualIPs[i])
+			continue
+		}
+		keep = append(keep, swarm.EndpointVirtualIP{NetworkID: id})
+	}
+	var space *ipam.Space
+	for i := range keep {
+		if keep[i].Addr.IsValid() {
+			continue
+		}
+		if space == nil {
+			if space, err = buildSpace(tx, networks); err != nil {
+				return err
+			}
+		}
+		addr, err := space.Allocate(keep[i].NetworkID)
+		if err != nil {
+			return errInvalidf("rpc error: code = ResourceExhausted desc = allocate a virtual IP: %v", err)
+		}
+		keep[i].Addr = addr
+	}
+	svc.Endpoint.VirtualIPs = keep
+	return nil
+}
+
+// buildSpace reads what every overlay network has taken.
+func buildSpace(tx store.ReadTx, networks []*swarm.Network) (*ipam.Space, error) {
+	services, err := tx.Services()
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := tx.Tasks()
+	if err != nil {
+		return nil, err
+	}
+	return ipam.Build(networks, services, tasks, nil), nil
+}
