@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,7 +116,7 @@ func inNetNS(ns netns.NsHandle, fn func() error) error {
 }
 
 func (sb *sandbox) setNetworks(networks []string) {
-	nets := cloneNetworks(networks)
+	nets := slices.Clone(networks) // the caller keeps its slice
 	sb.networks.Store(&nets)
 }
 

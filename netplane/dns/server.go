@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
@@ -233,6 +232,3 @@ func (s *Server) sandbox(id string) *sandbox {
 	defer s.mu.Unlock()
 	return s.sandboxes[id]
 }
-
-// cloneNetworks keeps the server's own copy of a caller's list.
-func cloneNetworks(networks []string) []string { return slices.Clone(networks) }
