@@ -182,7 +182,7 @@ func pairMatches(inside *netlink.Handle, hostEnd, peer netlink.Link, e endpointS
 // createPair makes the veth pair of e with its sandbox end in ns.
 func (p *Plane) createPair(ns netns.NsHandle, inside *netlink.Handle, e endpointSpec) (hostEnd, peer netlink.Link, err error) {
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: e.hostName, MTU: e.MTU, Alias: e.alias},
+		LinkAttrs:     netlink.LinkAttrs{Name: e.hostName, MTU: e.MTU},
 		PeerName:      e.IfName,
 		PeerNamespace: netlink.NsFd(int(ns)),
 		PeerTxQLen:    -1,
@@ -192,6 +192,13 @@ func (p *Plane) createPair(ns netns.NsHandle, inside *netlink.Handle, e endpoint
 	}
 	if hostEnd, err = p.host.LinkByName(e.hostName); err != nil {
 		return nil, nil, fmt.Errorf("find new host end %s: %w", e.hostName, err)
+	}
+	// The kernel ignores an alias given at creation. A crash before this
+	// leaves a host end that the next Attach replaces, and that the
+	// sandbox's namespace takes with it when it goes.
+	if err := p.host.LinkSetAlias(hostEnd, e.alias); err != nil {
+		_ = p.deleteLink(hostEnd)
+		return nil, nil, fmt.Errorf("name the sandbox and network of %s: %w", e.hostName, err)
 	}
 	if peer, err = inside.LinkByName(e.IfName); err != nil {
 		_ = p.deleteLink(hostEnd)
