@@ -113,7 +113,8 @@ func (p *Plane) attach(ns netns.NsHandle, inside *netlink.Handle, e endpointSpec
 	if err != nil {
 		return Endpoint{}, err
 	}
-	if hostEnd == nil {
+	created := hostEnd == nil
+	if created {
 		if hostEnd, peer, err = p.createPair(ns, inside, e); err != nil {
 			return Endpoint{}, err
 		}
@@ -121,8 +122,12 @@ func (p *Plane) attach(ns netns.NsHandle, inside *netlink.Handle, e endpointSpec
 		p.log.Debug("endpoint adopted", "host end", e.hostName, "addr", e.Addr)
 	}
 	if err := p.configure(inside, hostEnd, peer, e); err != nil {
-		if derr := p.deleteLink(hostEnd); derr != nil {
-			p.log.Warn("roll back endpoint", "host end", e.hostName, "err", derr)
+		// A live endpoint that could not be re-stated is left to carry its
+		// connections; only a new one is rolled back.
+		if created {
+			if derr := p.deleteLink(hostEnd); derr != nil {
+				p.log.Warn("roll back endpoint", "host end", e.hostName, "err", derr)
+			}
 		}
 		return Endpoint{}, err
 	}
