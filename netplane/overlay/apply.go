@@ -17,7 +17,8 @@ const (
 	protoEndpoint netlink.RouteProtocol = 84 // "addr/32 dev <host end>"
 )
 
-// Network is an overlay network as this node's data plane needs it.
+// Network is an overlay network as this node's data plane needs it. Its
+// gateway is its subnet's first address, as in every Attachment to it.
 type Network struct {
 	ID     string
 	Subnet netip.Prefix

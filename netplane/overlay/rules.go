@@ -16,7 +16,7 @@ const (
 	chainForward     = "forward"     // filter: jumps to isolate for overlay traffic
 	chainIsolate     = "isolate"     // what overlay traffic may pass; the rest is dropped
 	chainPrerouting  = "prerouting"  // nat: VIPs to their backends
-	chainPostrouting = "postrouting" // nat: the routing mesh's masquerade
+	chainPostrouting = "postrouting" // nat: hairpinned VIP connections, the routing mesh's masquerade
 )
 
 // ipsDstNAT is IPS_DST_NAT from the kernel's conntrack status bits: the
@@ -56,6 +56,7 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 	if err := rs.vipRules(conn, t, func(parts ...[]expr.Any) { rule(pre, parts...) }); err != nil {
 		return err
 	}
+	rs.hairpinRules(func(parts ...[]expr.Any) { rule(post, parts...) })
 	if in, ok := rs.ingress(); ok && rs.state.Device != "" {
 		// Published ports of this node balanced to tasks of others: the reply
 		// must come back here to be un-NATed, so the task must see this
@@ -136,6 +137,36 @@ func (rs ruleset) vipRules(conn *nftables.Conn, t *nftables.Table, add func(...[
 		})
 	}
 	return nil
+}
+
+// hairpinRules give a task that a VIP sent to itself the network's gateway
+// as the source: with its own, it would answer itself directly and never
+// through the node that must undo the DNAT. NAT chains see only a
+// connection's first packet, so a rule per backend costs little.
+func (rs ruleset) hairpinRules(add func(...[]expr.Any)) {
+	for _, v := range rs.state.VIPs {
+		for _, b := range v.Backends {
+			n, ok := rs.networkOf(b)
+			if !ok {
+				continue
+			}
+			self := netip.PrefixFrom(b, 32)
+			gw := n.Subnet.Addr().Next().As4()
+			add(matchAddr(offSaddr, expr.CmpOpEq, self), matchAddr(offDaddr, expr.CmpOpEq, self), []expr.Any{
+				&expr.Immediate{Register: 1, Data: gw[:]},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+			})
+		}
+	}
+}
+
+func (rs ruleset) networkOf(a netip.Addr) (Network, bool) {
+	for _, n := range rs.state.Networks {
+		if n.Subnet.Contains(a) {
+			return n, true
+		}
+	}
+	return Network{}, false
 }
 
 func (rs ruleset) ingress() (Network, bool) {
