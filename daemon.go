@@ -19,6 +19,8 @@ import (
 	"github.com/shoal-project/shoal/cluster"
 	"github.com/shoal-project/shoal/engineapi"
 	"github.com/shoal-project/shoal/netplane/bridge"
+	"github.com/shoal-project/shoal/netplane/dns"
+	"github.com/shoal-project/shoal/netplane/overlay"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/image"
 	"github.com/shoal-project/shoal/runtime/volume"
@@ -59,6 +61,16 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer network.Close()
+	plane, err := overlay.New(ctx, overlay.Config{Table: cfg.NFTable + "-overlay", Logger: log})
+	if err != nil {
+		return err
+	}
+	defer plane.Close()
+	resolver, err := dns.New(dns.Config{Logger: log.With("component", "dns")})
+	if err != nil {
+		return err
+	}
+	defer resolver.Close()
 	volumes, containers, err := openContainers(ctx, cfg, images, log)
 	if err != nil {
 		return err
@@ -74,6 +86,8 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Containers:    containers,
 		Images:        images,
 		Network:       network,
+		Overlay:       plane,
+		DNS:           resolver,
 		PeerImages:    images.PeerHandler(),
 		Logger:        log.With("component", "cluster"),
 	})

@@ -44,6 +44,10 @@ type Config struct {
 	Containers agent.Containers
 	Images     agent.Images
 	Network    agent.Network
+	// Overlay is the node's overlay data plane and DNS its embedded DNS
+	// server; nil: tasks run on the node bridge only (tests).
+	Overlay agent.Overlay
+	DNS     agent.Resolver
 	// PeerImages serves this node's images to the other nodes (under /v2/ on
 	// the control port); nil serves none.
 	PeerImages http.Handler

@@ -3,8 +3,10 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -27,6 +29,10 @@ type mesh struct {
 	mu     sync.Mutex
 	dev    *wg.Device
 	failed string // the last error opening or configuring, logged once
+	nodes  []session.MeshPeer
+	// tasks are the overlay addresses each node's tasks hold (node ID ->
+	// addresses), routed to that node's peer entry.
+	tasks map[string][]netip.Prefix
 }
 
 func newMesh(nodeID string, log *slog.Logger) (*mesh, error) {
@@ -57,7 +63,44 @@ func (m *mesh) hello(host string) (key, endpoint string) {
 func (m *mesh) follow(nodes []session.MeshPeer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.apply(nodes); err != nil {
+	m.nodes = nodes
+	m.sync()
+}
+
+// followOverlay routes each task address of the overlay view to the node
+// that holds it.
+func (m *mesh) followOverlay(v *session.Overlay) {
+	tasks := map[string][]netip.Prefix{}
+	for _, t := range v.Tasks {
+		for _, a := range t.Addrs {
+			tasks[t.NodeID] = append(tasks[t.NodeID], netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	for _, addrs := range tasks {
+		slices.SortFunc(addrs, func(x, y netip.Prefix) int { return x.Addr().Compare(y.Addr()) })
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if maps.EqualFunc(tasks, m.tasks, slices.Equal) {
+		return
+	}
+	m.tasks = tasks
+	m.sync()
+}
+
+// device names the node's interface, "" while it is not open.
+func (m *mesh) device() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dev == nil {
+		return ""
+	}
+	return m.interfaceName()
+}
+
+// sync applies the mesh and task addresses; m.mu is held.
+func (m *mesh) sync() {
+	if err := m.apply(m.nodes); err != nil {
 		if msg := err.Error(); msg != m.failed {
 			m.log.Warn("mesh: the node's WireGuard interface", "err", err)
 			m.failed = msg
@@ -87,7 +130,8 @@ func (m *mesh) apply(nodes []session.MeshPeer) error {
 		if err != nil {
 			return fmt.Errorf("node %s: mesh endpoint %q: %w", n.NodeID, n.Endpoint, err)
 		}
-		peers = append(peers, wg.Peer{Key: key, Endpoint: endpoint, AllowedIPs: []netip.Prefix{netip.PrefixFrom(addr, addr.BitLen())}})
+		allowed := append([]netip.Prefix{netip.PrefixFrom(addr, addr.BitLen())}, m.tasks[n.NodeID]...)
+		peers = append(peers, wg.Peer{Key: key, Endpoint: endpoint, AllowedIPs: allowed})
 	}
 	if m.dev == nil {
 		if !self.IsValid() || len(peers) == 0 {

@@ -70,6 +70,19 @@ func (c *Cluster) startAgent(ctx context.Context) {
 				m.follow(nodes)
 			}
 		},
+		OnOverlay: func(v *session.Overlay) {
+			if m != nil {
+				m.followOverlay(v)
+			}
+		},
+		MeshDevice: func() string {
+			if m == nil {
+				return ""
+			}
+			return m.device()
+		},
+		Overlay:    c.cfg.Overlay,
+		DNS:        c.cfg.DNS,
 		Containers: c.cfg.Containers,
 		Images:     c.cfg.Images,
 		Network:    c.cfg.Network,

@@ -230,11 +230,11 @@ func (n *networkAPI) bridgeEndpoints(ctx context.Context) (map[string]network.En
 	}
 	out := map[string]network.EndpointResource{}
 	for _, sum := range list {
-		if sum.NetworkSettings == nil || len(sum.NetworkSettings.Networks) != 1 {
+		if sum.NetworkSettings == nil {
 			continue
 		}
-		for _, ep := range sum.NetworkSettings.Networks {
-			if ep == nil || !ep.IPAddress.Is4() {
+		for name, ep := range sum.NetworkSettings.Networks {
+			if ep == nil || !ep.IPAddress.Is4() || (name != bridgeNetwork && len(sum.NetworkSettings.Networks) > 1) {
 				continue
 			}
 			res := network.EndpointResource{Name: containerName(sum.Names, sum.ID),

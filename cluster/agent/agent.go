@@ -77,7 +77,16 @@ type Config struct {
 	OnCA func(*session.CAState)
 	// OnMesh, if set, receives the swarm's WireGuard mesh (at open, and when
 	// it changes).
-	OnMesh     func([]session.MeshPeer)
+	OnMesh func([]session.MeshPeer)
+	// OnOverlay, if set, receives each overlay view (the mesh routes other
+	// nodes' task addresses to them).
+	OnOverlay func(*session.Overlay)
+	// Overlay is the node's overlay data plane and DNS the embedded DNS
+	// server; nil: tasks run on the node's bridge only.
+	Overlay Overlay
+	DNS     Resolver
+	// MeshDevice names the node's WireGuard interface, "" while it has none.
+	MeshDevice func() string
 	Containers Containers
 	Images     Images
 	Network    Network
@@ -94,6 +103,9 @@ type Agent struct {
 	tasks   map[string]*taskState
 	results chan opResult
 	ingress map[string]string // service -> what was last published for it
+	// view is the last overlay view (the loop's); views brings new ones.
+	view    *session.Overlay
+	views   chan *session.Overlay
 	reports chan session.StatusUpdate
 	// sess is the open session (nil while there is none); reports go through it.
 	sess  sessionHolder
@@ -138,6 +150,7 @@ func New(cfg Config) *Agent {
 		tasks:   map[string]*taskState{},
 		results: make(chan opResult, 64),
 		ingress: map[string]string{},
+		views:   make(chan *session.Overlay, 1),
 		reports: make(chan session.StatusUpdate, 1024),
 	}
 }
@@ -177,6 +190,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.onEvent(ctx, ev)
 		case r := <-a.results:
 			a.onResult(ctx, r)
+		case v := <-a.views:
+			a.view = v
+			a.applyOverlay(ctx)
 		}
 	}
 }
@@ -289,6 +305,13 @@ func (a *Agent) adopt(ctx context.Context, t *taskState, as session.Assignment, 
 	if info.State != nil && info.State.Running {
 		t.pid = info.State.Pid
 		a.log.Info("re-adopted running task container", "task", as.Task.ID, "container", c.ID)
+		if sb, ok := a.cfg.Network.Sandbox(as.Task.ID); ok {
+			// Attaching again keeps the task's interfaces and connections; the
+			// embedded DNS needs sockets of this daemon.
+			if _, err := a.attachOverlay(ctx, as.Task, sb.NetNSPath); err != nil {
+				a.log.Warn("re-attach an adopted task to its overlay networks", "task", as.Task.ID, "err", err)
+			}
+		}
 		if StateLessTask(t.reported, swarm.TaskStateRunning) {
 			a.report(t, swarm.TaskStateRunning, "started", "")
 		}

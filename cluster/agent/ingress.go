@@ -8,12 +8,16 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/netplane/bridge"
 )
 
 // refreshIngress publishes the ingress ports of a service over the addresses of its
-// tasks that run on this node, when that set changed. The ports come from the
-// service's tasks, as the cluster resolved them.
+// running tasks, when that set changed: those on this node at their bridge
+// address (the client's address reaches them unchanged) and, once the overlay
+// view and the mesh are there, those on other nodes at their ingress-network
+// address (the routing mesh). The ports come from the service's tasks, as the
+// cluster resolved them, else from the view (a node with none of its tasks).
 func (a *Agent) refreshIngress(ctx context.Context, serviceID string) {
 	var (
 		ports    []bridge.ServicePort
@@ -32,6 +36,14 @@ func (a *Agent) refreshIngress(ctx context.Context, serviceID string) {
 		if sb, ok := a.cfg.Network.Sandbox(id); ok {
 			backends = append(backends, sb.IP)
 		}
+	}
+	if svc := a.viewService(serviceID); svc != nil {
+		if ports == nil {
+			for _, p := range svc.Ports {
+				ports = append(ports, bridge.ServicePort{Protocol: p.Protocol, PublishedPort: p.Published, TargetPort: p.Target})
+			}
+		}
+		backends = append(backends, a.remoteIngressBackends(serviceID)...)
 	}
 	slices.SortFunc(backends, func(x, y netip.Addr) int { return x.Compare(y) })
 	if len(backends) == 0 {
@@ -63,6 +75,44 @@ func ingressPorts(t *swarm.Task) []bridge.ServicePort {
 			continue
 		}
 		out = append(out, bridge.ServicePort{Protocol: string(p.Protocol), PublishedPort: uint16(p.PublishedPort), TargetPort: uint16(p.TargetPort)})
+	}
+	return out
+}
+
+// viewService is a service's entry in the overlay view, nil without one.
+func (a *Agent) viewService(id string) *session.ServiceEndpoint {
+	if a.view == nil {
+		return nil
+	}
+	for i := range a.view.Services {
+		if a.view.Services[i].ID == id {
+			return &a.view.Services[i]
+		}
+	}
+	return nil
+}
+
+// remoteIngressBackends are the ingress-network addresses of a service's
+// running tasks on other nodes, when this node can reach them: it has an
+// overlay plane and a mesh interface.
+func (a *Agent) remoteIngressBackends(serviceID string) []netip.Addr {
+	if a.view == nil || a.cfg.Overlay == nil || a.cfg.MeshDevice == nil || a.cfg.MeshDevice() == "" {
+		return nil
+	}
+	ingress := ""
+	for _, n := range a.view.Networks {
+		if n.Ingress {
+			ingress = n.ID
+		}
+	}
+	var out []netip.Addr
+	for _, t := range a.view.Tasks {
+		if t.ServiceID != serviceID || !t.Running || t.NodeID == a.cfg.NodeID {
+			continue
+		}
+		if addr, ok := t.Addrs[ingress]; ok && ingress != "" {
+			out = append(out, addr)
+		}
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/shoal-project/shoal/netplane/overlay"
 	"github.com/shoal-project/shoal/runtime/container"
 )
 
@@ -32,6 +33,14 @@ func (a *Agent) RemoveTasks(ctx context.Context) {
 				a.log.Warn("unpublish ingress ports", "service", id, "err", err)
 			}
 		}
+		if a.cfg.Overlay != nil {
+			if err := a.cfg.Overlay.Apply(ctx, overlay.State{}); err != nil {
+				a.log.Warn("remove the overlay networks", "err", err)
+			}
+		}
+		if a.cfg.DNS != nil {
+			a.cfg.DNS.Table().Replace(nil)
+		}
 	}()
 	for _, ct := range list {
 		taskID := ct.Labels[LabelTaskID]
@@ -44,6 +53,7 @@ func (a *Agent) RemoveTasks(ctx context.Context) {
 		if err := a.cfg.Containers.Remove(ctx, ct.ID, true); err != nil {
 			a.log.Warn("remove task container", "container", ct.ID, "err", err)
 		}
+		a.detachOverlay(ctx, taskID)
 		if err := a.cfg.Network.RemoveSandbox(ctx, taskID); err != nil {
 			a.log.Warn("remove task sandbox", "task", taskID, "err", err)
 		}

@@ -96,6 +96,7 @@ func (a *Agent) serve(ctx context.Context, s session.Session, sets chan<- sessio
 	defer func() { <-beats }()
 	defer close(done)
 	defer s.Close()
+	var view *session.Overlay
 	for m := range s.Messages() {
 		if m.HeartbeatPeriod > 0 {
 			select {
@@ -111,6 +112,16 @@ func (a *Agent) serve(ctx context.Context, s session.Session, sets chan<- sessio
 		}
 		if m.Mesh != nil && a.cfg.OnMesh != nil {
 			a.cfg.OnMesh(m.Mesh)
+			if m.Overlay == nil {
+				m.Overlay = view // the mesh interface may have opened: apply again
+			}
+		}
+		if m.Overlay != nil {
+			view = m.Overlay
+			if a.cfg.OnOverlay != nil {
+				a.cfg.OnOverlay(view)
+			}
+			a.postView(view)
 		}
 		if m.Node != nil && a.cfg.OnNode != nil {
 			a.cfg.OnNode(m.Node)
@@ -234,5 +245,21 @@ func (a *Agent) reportLoop(ctx context.Context) {
 		}
 		clear(pending)
 		order = order[:0]
+	}
+}
+
+// postView hands the loop the newest overlay view, replacing one it has not
+// taken yet.
+func (a *Agent) postView(v *session.Overlay) {
+	for {
+		select {
+		case a.views <- v:
+			return
+		default:
+		}
+		select {
+		case <-a.views:
+		default:
+		}
 	}
 }

@@ -115,6 +115,7 @@ func (a *Agent) launch(ctx context.Context, t *taskState, kind opKind) {
 		case opRemove:
 			r = a.remove(ctx, as, cmp.Or(containerID, stale))
 		case opRelease:
+			a.detachOverlay(ctx, as.Task.ID)
 			if err := a.cfg.Network.RemoveSandbox(ctx, as.Task.ID); err != nil {
 				a.log.Warn("remove the sandbox of an ended task", "task", as.Task.ID, "err", err)
 			}
@@ -187,6 +188,12 @@ func (a *Agent) start(ctx context.Context, as session.Assignment, stale string) 
 	req, err := createRequest(as, a.cfg.NodeID, sb)
 	if err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: err}
+	}
+	if req.Networks, err = a.attachOverlay(ctx, task, sb.NetNSPath); err != nil {
+		return opResult{state: swarm.TaskStateRejected, err: err}
+	}
+	if a.usesEmbeddedDNS(task) {
+		req.HostConfig.DNS = []netip.Addr{embeddedDNS}
 	}
 	req.HostConfig.PortBindings = portBindings(ports)
 	id, err := a.cfg.Containers.Create(ctx, req)
@@ -302,6 +309,7 @@ func (a *Agent) remove(ctx context.Context, as session.Assignment, containerID s
 			a.log.Warn("remove task container", "task", as.Task.ID, "err", err)
 		}
 	}
+	a.detachOverlay(ctx, as.Task.ID)
 	if err := a.cfg.Network.RemoveSandbox(ctx, as.Task.ID); err != nil {
 		a.log.Warn("remove task sandbox", "task", as.Task.ID, "err", err)
 	}

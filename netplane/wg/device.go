@@ -178,9 +178,24 @@ func (d *Device) address(p netip.Prefix) error {
 	return nil
 }
 
-// SetPeers makes peers the interface's whole peer list, through wgctrl.
+// SetPeers makes peers the interface's whole peer list, through wgctrl. Peers
+// that stay are updated in place, keeping their sessions (a replace of the
+// whole list would make every peer handshake again and drop packets meanwhile).
 func (d *Device) SetPeers(peers []Peer) error {
-	cfg := wgtypes.Config{ReplacePeers: true}
+	cfg := wgtypes.Config{}
+	cur, err := d.client.Device(d.name)
+	if err != nil {
+		return fmt.Errorf("wireguard %s: read peers: %w", d.name, err)
+	}
+	keep := map[wgtypes.Key]bool{}
+	for _, p := range peers {
+		keep[p.Key] = true
+	}
+	for _, p := range cur.Peers {
+		if !keep[p.PublicKey] {
+			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true})
+		}
+	}
 	for _, p := range peers {
 		pc := wgtypes.PeerConfig{PublicKey: p.Key, ReplaceAllowedIPs: true}
 		if p.Endpoint.IsValid() {

@@ -40,6 +40,20 @@ type CreateRequest struct {
 	NetworkID string
 	// Files are given to the container in memory only (secrets, configs).
 	Files []File
+	// Networks are the container's endpoints on networks other than the
+	// bridge (a task's overlay networks), for inspect and /etc/hosts.
+	Networks []NetworkEndpoint
+}
+
+// NetworkEndpoint is a container's interface on a named network.
+type NetworkEndpoint struct {
+	// Name and ID are the network's.
+	Name, NetworkID string
+	// Address is the container's, with the network's prefix length.
+	Address netip.Prefix
+	Gateway netip.Addr `json:",omitzero"`
+	MAC     string     `json:",omitempty"`
+	Aliases []string   `json:",omitempty"`
 }
 
 var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
@@ -81,7 +95,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	rec := record{
 		ID: id, Name: name, Created: now(), Config: cfg, HostConfig: req.HostConfig,
 		ImageID: imageID, ImageArchitecture: img.Architecture, Path: argv[0], Args: argv[1:], NetNSPath: req.NetNSPath,
-		Gateway: req.Gateway, MacAddress: req.MacAddress, NetworkID: req.NetworkID,
+		Gateway: req.Gateway, MacAddress: req.MacAddress, NetworkID: req.NetworkID, Networks: req.Networks,
 		LowerDirs: lower,
 		State:     runState{Status: statusCreated},
 	}

@@ -45,6 +45,9 @@ func hostsFile(rec record) []byte {
 	if rec.IPAddress != "" {
 		fmt.Fprintf(&b, "%s\t%s\n", rec.IPAddress, rec.Config.Hostname)
 	}
+	for _, n := range rec.Networks {
+		fmt.Fprintf(&b, "%s\t%s\n", n.Address.Addr(), rec.Config.Hostname)
+	}
 	return b.Bytes()
 }
 

@@ -17,8 +17,20 @@ const bridgeNetwork = "bridge"
 // endpoints are the container's network endpoints as inspect and `docker ps` show
 // them; a container with no address has none.
 func endpoints(rec record) map[string]*network.EndpointSettings {
+	out := map[string]*network.EndpointSettings{}
+	for _, n := range rec.Networks {
+		ep := &network.EndpointSettings{
+			NetworkID: n.NetworkID, EndpointID: networkEndpointID(rec.ID, n.NetworkID),
+			IPAddress: n.Address.Addr(), IPPrefixLen: n.Address.Bits(), Gateway: n.Gateway,
+			Aliases: n.Aliases, IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: n.Address.Addr()},
+		}
+		if mac, err := net.ParseMAC(n.MAC); err == nil {
+			ep.MacAddress = network.HardwareAddr(mac)
+		}
+		out[n.Name] = ep
+	}
 	if rec.IPAddress == "" {
-		return map[string]*network.EndpointSettings{}
+		return out
 	}
 	ep := &network.EndpointSettings{
 		NetworkID:   rec.NetworkID,
@@ -38,7 +50,15 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 	if name == "" || name == "default" {
 		name = bridgeNetwork
 	}
-	return map[string]*network.EndpointSettings{name: ep}
+	out[name] = ep
+	return out
+}
+
+// networkEndpointID is the stable 64-hex ID of a container's endpoint on a
+// network other than the bridge.
+func networkEndpointID(containerID, networkID string) string {
+	sum := sha256.Sum256([]byte("shoal-endpoint:" + containerID + "/" + networkID))
+	return hex.EncodeToString(sum[:])
 }
 
 // EndpointID is the stable 64-hex ID of a container's endpoint on the node's

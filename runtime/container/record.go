@@ -39,8 +39,10 @@ type record struct {
 	Gateway           string `json:",omitempty"`
 	MacAddress        string `json:",omitempty"`
 	NetworkID         string `json:",omitempty"`
-	LowerDirs         []string
-	Mounts            []mountPoint // resolved Binds, Mounts and Tmpfs
+	// Networks are its endpoints on networks other than the bridge.
+	Networks  []NetworkEndpoint `json:",omitempty"`
+	LowerDirs []string
+	Mounts    []mountPoint // resolved Binds, Mounts and Tmpfs
 	// Files are the container's in-memory files (secrets, configs): where they
 	// go, never their data, which is only on the container's tmpfs.
 	Files []fileMount `json:",omitempty"`

@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-project/shoal/testenv"
+)
+
+// Overlay networks across three nodes: tasks reach a service by name through
+// its VIP, which balances over the service's tasks on every node; tasks.<name>
+// lists them; a task on another network can neither resolve nor reach them; a
+// port published through the routing mesh answers on every node, from tasks on
+// any node.
+func TestMultiNodeOverlay(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 2)
+	n1 := nodes[0]
+	n1.MustDocker("network", "create", "-d", "overlay", "--subnet", "10.20.0.0/24", "backend")
+	n1.MustDocker("network", "create", "-d", "overlay", "--opt", "encrypted", "other")
+	if out := n1.MustDocker("network", "inspect", "--format", "{{.Scope}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", "backend"); strings.TrimSpace(out) != "swarm overlay 10.20.0.0/24 10.20.0.1" {
+		t.Fatalf("network inspect backend: %q", out)
+	}
+	// Each task serves its slot; one per node (the scheduler spreads a service).
+	n1.MustDocker("service", "create", "-d", "--name", "srv", "--replicas", "3", "--network", "backend",
+		"--publish", "18080:80", "--env", "SLOT={{.Task.Slot}}", "--stop-grace-period", "1s",
+		"busybox", "sh", "-c", "echo $SLOT > /tmp/slot; exec httpd -f -p 80 -h /tmp")
+	n1.MustDocker("service", "create", "-d", "--name", "cli", "--network", "backend", "--stop-grace-period", "1s",
+		"--constraint", "node.hostname=="+n1.Name, "busybox", "sleep", "100000")
+	n1.MustDocker("service", "create", "-d", "--name", "iso", "--network", "other", "--stop-grace-period", "1s",
+		"--constraint", "node.hostname=="+n1.Name, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+	waitRunningOn(t, n1, "srv", 3, 90*time.Second, func(by map[string]int) bool { return len(by) == 3 })
+	waitRunningOn(t, n1, "cli", 1, 60*time.Second, nil)
+	waitRunningOn(t, n1, "iso", 1, 60*time.Second, nil)
+
+	cli := strings.TrimSpace(n1.MustDocker("ps", "-q", "--filter", "name=cli."))
+	vip := strings.TrimSpace(n1.MustDocker("service", "inspect", "--format",
+		`{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}`, "srv"))
+	if !strings.HasPrefix(vip, "10.20.0.") {
+		t.Fatalf("srv VIPs %q: want one in backend's 10.20.0.0/24", vip)
+	}
+	vipAddr, _, _ := strings.Cut(vip, "/")
+
+	// Names: srv is the VIP, tasks.srv the three task addresses.
+	testenv.WaitFor(t, 30*time.Second, "srv resolving to its VIP and tasks.srv to three tasks", func() (bool, string) {
+		out, _ := try(n1, "exec", cli, "nslookup", "srv")
+		tasks, _ := try(n1, "exec", cli, "nslookup", "tasks.srv")
+		return strings.Contains(out, "Address: "+vipAddr) && strings.Count(tasks, "Address: 10.20.0.") == 3, out + tasks
+	})
+
+	// The VIP spreads connections over the tasks on all three nodes.
+	slots := map[string]int{}
+	testenv.WaitFor(t, 60*time.Second, "connections to srv reaching all three tasks", func() (bool, string) {
+		out, err := try(n1, "exec", cli, "sh", "-c",
+			`for i in 1 2 3 4 5 6 7 8 9; do printf 'GET /slot HTTP/1.0\r\n\r\n' | nc -w 2 srv 80 | tail -n 1; done`)
+		if err != nil {
+			return false, out + err.Error()
+		}
+		for _, s := range strings.Fields(out) {
+			if s == "1" || s == "2" || s == "3" {
+				slots[s]++
+			}
+		}
+		return len(slots) == 3, fmt.Sprint(slots)
+	})
+
+	// The task on the other network does not resolve or reach srv's tasks.
+	isoAddr := taskAddr(t, n1, "iso")
+	if out, err := try(n1, "exec", cli, "sh", "-c", fmt.Sprintf(`printf 'GET /hostname HTTP/1.0\r\n\r\n' | nc -w 2 %s 80`, isoAddr)); err == nil && strings.TrimSpace(out) != "" {
+		t.Errorf("cli on backend reached iso on other at %s: %q", isoAddr, out)
+	}
+	if out, err := try(n1, "exec", cli, "nslookup", "iso"); err == nil && strings.Contains(out, "Address: "+isoAddr) {
+		t.Errorf("cli on backend resolved iso on other: %s", out)
+	}
+
+	// The routing mesh: every node answers the published port, and from
+	// each, connections reach tasks on other nodes too.
+	for _, via := range nodes {
+		seen := map[string]bool{}
+		testenv.WaitFor(t, 60*time.Second, "port 18080 on "+via.Name+" reaching every task", func() (bool, string) {
+			for i := 0; i < 6; i++ {
+				if s, err := httpGet(nodes[(i+1)%len(nodes)], "http://"+via.Addr()+":18080/slot"); err == nil {
+					seen[s] = true
+				}
+			}
+			return len(seen) == 3, fmt.Sprint(seen)
+		})
+	}
+}
+
+// taskAddr is the overlay address of a service's first running task.
+func taskAddr(t *testing.T, n *testenv.Node, service string) string {
+	t.Helper()
+	id := strings.Fields(n.MustDocker("service", "ps", "-q", "--filter", "desired-state=running", service))[0]
+	out := strings.TrimSpace(n.MustDocker("inspect", "--type", "task", "--format", `{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}`, id))
+	addr, _, _ := strings.Cut(out, "/")
+	if addr == "" {
+		t.Fatalf("task %s of %s has no overlay address", id, service)
+	}
+	return addr
+}
+
+// httpGet fetches url from inside n's namespace, the body trimmed.
+func httpGet(n *testenv.Node, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := n.HTTPGet(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return strings.TrimSpace(string(body)), err
+}
