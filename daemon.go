@@ -24,10 +24,13 @@ import (
 	"github.com/shoal-project/shoal/runtime/volume"
 )
 
-// runDaemon wires the parts and serves the Engine API until ctx is done.
-func runDaemon(ctx context.Context, cfg daemonConfig) error {
+// runDaemon wires the parts and serves the Engine API until ctx is done,
+// reloading what it can when reloads asks.
+func runDaemon(ctx context.Context, cfg daemonConfig, reloads reloadSource) error {
 	started := time.Now()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	for _, dir := range []string{cfg.DataRoot, cfg.ExecRoot} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
@@ -88,7 +91,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Containers:    containers,
 		Images:        images,
 		Volumes:       volumes,
-		Registry:      images.ServiceConfig(),
+		Registry:      images.ServiceConfig,
 		Bridge:        network,
 		Version:       version,
 		DataRoot:      cfg.DataRoot,
@@ -97,6 +100,13 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Logger:        log.With("component", "api"),
 	})
 	defer api.Close()
+	reload := &reloader{source: reloads, current: cfg, level: level, log: log,
+		labels: []func(map[string]string){api.SetLabels, cl.SetEngineLabels}, registries: images.SetRegistries}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() { reload.run(ctx) })
 	return serve(ctx, cfg, api, log, started)
 }
 

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -78,6 +79,9 @@ type Cluster struct {
 	// the KEK is on disk).
 	lockMu  sync.Mutex
 	lockKey autolock.Key
+
+	// engineLabels are the daemon's labels, which SIGHUP may replace.
+	engineLabels atomic.Pointer[map[string]string]
 }
 
 // nodeState is what the node keeps of its membership outside the store.
@@ -98,6 +102,7 @@ func (st *nodeState) manager() bool { return st.Role != ca.WorkerRole }
 // control port, store (on a manager) and agent start again.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, log: cfg.Logger}
+	c.engineLabels.Store(&cfg.EngineLabels)
 	if c.log == nil {
 		c.log = slog.Default()
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -42,13 +43,15 @@ type Config struct {
 	// Bridge is the node's bridge network; nil lists only the host and none networks.
 	Bridge Bridge
 	// Registry is the registry configuration `docker info` shows (mirrors,
-	// insecure registries); nil shows none.
-	Registry *registry.ServiceConfig
+	// insecure registries), asked at each call since SIGHUP may change it;
+	// nil shows none.
+	Registry func() *registry.ServiceConfig
 	// Version is shoal's own version, shown by `docker version`.
 	Version string
 	// DataRoot is shown by `docker info` as Docker Root Dir.
 	DataRoot string
-	// Labels are the daemon's --label values, shown by `docker info`.
+	// Labels are the daemon's --label values, shown by `docker info`;
+	// SetLabels replaces them.
 	Labels map[string]string
 	// MinCertExpiry is the shortest node certificate lifetime `swarm init` and
 	// `swarm update` accept; zero means Docker's hour (cluster.MinCertExpiry).
@@ -63,6 +66,7 @@ type Server struct {
 	router *gin.Engine
 	events *eventHub
 	execs  *execTable
+	labels atomic.Pointer[map[string]string]
 }
 
 var versionPrefix = regexp.MustCompile(`^/v(\d+\.\d+)(/|$)`)
@@ -72,6 +76,7 @@ var versionPrefix = regexp.MustCompile(`^/v(\d+\.\d+)(/|$)`)
 func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, log: cfg.Logger, router: gin.New()}
+	s.labels.Store(&cfg.Labels)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -193,7 +193,7 @@ func (s *Store) endpoints(named reference.Named) []endpoint {
 	domain := reference.Domain(named)
 	var eps []endpoint
 	if domain == "docker.io" {
-		for _, m := range s.mirrors {
+		for _, m := range s.reg.Load().mirrors {
 			host := hostOf(m)
 			eps = append(eps, endpoint{
 				host:     host,
