@@ -48,7 +48,10 @@ type Config struct {
 	// PeerImages serves this node's images to the other nodes (under /v2/ on
 	// the control port); nil serves none.
 	PeerImages http.Handler
-	Logger     *slog.Logger
+	// Metrics is told of Raft commits, placements and heartbeats; nil is
+	// told nothing.
+	Metrics Metrics
+	Logger  *slog.Logger
 }
 
 // Cluster is this node's view of its swarm.
@@ -283,6 +286,7 @@ func (c *Cluster) storeConfig(st *nodeState, creds *transport.Credentials, port 
 		HeartbeatTimeout:   raftHeartbeatTimeout,
 		ElectionTimeout:    raftElectionTimeout,
 		LeaderLeaseTimeout: raftLeaderLease,
+		Metrics:            c.cfg.Metrics,
 		Logger:             c.log.With("component", "store"),
 	}
 }

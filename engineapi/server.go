@@ -56,7 +56,9 @@ type Config struct {
 	// MinCertExpiry is the shortest node certificate lifetime `swarm init` and
 	// `swarm update` accept; zero means Docker's hour (cluster.MinCertExpiry).
 	MinCertExpiry time.Duration
-	Logger        *slog.Logger
+	// Requests is told of each request as it ends; nil is told nothing.
+	Requests RequestObserver
+	Logger   *slog.Logger
 }
 
 // Server is the Engine API as an http.Handler.
@@ -84,6 +86,9 @@ func New(cfg Config) *Server {
 		s.log.Error("panic serving API request", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", rec)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"message": "internal error"})
 	}))
+	if cfg.Requests != nil {
+		s.router.Use(observeRequests(cfg.Requests))
+	}
 	s.router.NoRoute(noRoute)
 	s.router.HandleMethodNotAllowed = false
 	s.events = newEventHub(cfg.Swarm, cfg.Containers, s.log)
