@@ -190,11 +190,13 @@ func serve(ctx context.Context, cfg daemonConfig, handler http.Handler, log *slo
 		}(l)
 	}
 	log.Info("API listening", "hosts", strings.Join(cfg.Hosts, ","), "ready_after", time.Since(started).Round(time.Millisecond))
+	notify(log, "READY=1")
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errs:
 	}
+	notify(log, "STOPPING=1")
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)

@@ -59,6 +59,20 @@ func main() {
 			fmt.Fprintln(os.Stderr, "shoal daemon:", err)
 			os.Exit(1)
 		}
+	case "install", "uninstall":
+		o, err := parseInstallFlags(os.Args[1], os.Args[2:])
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		if err == nil && os.Args[1] == "install" {
+			err = runInstall(o, os.Stdout)
+		} else if err == nil {
+			err = runUninstall(o, os.Stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "shoal %s: %v\n", os.Args[1], err)
+			os.Exit(1)
+		}
 	case "version", "--version", "-v":
 		fmt.Printf("shoal version %s\n", version)
 	case "help", "-h", "--help":
@@ -74,8 +88,10 @@ func usage() {
 	fmt.Fprint(os.Stderr, `Usage: shoal COMMAND
 
 Commands:
-  daemon    run the shoal daemon (a Docker Engine API in swarm mode)
-  version   print the version
+  daemon      run the shoal daemon (a Docker Engine API in swarm mode)
+  install     install this binary as /usr/local/bin/shoal with a systemd unit (shoal.service)
+  uninstall   remove them (the data root and task containers stay)
+  version     print the version
 
 Run 'shoal daemon --help' for the daemon's flags.
 `)
