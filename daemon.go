@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-project/shoal/cluster"
 	"github.com/shoal-project/shoal/engineapi"
+	"github.com/shoal-project/shoal/metrics"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/netplane/dns"
 	"github.com/shoal-project/shoal/netplane/overlay"
@@ -26,19 +27,26 @@ import (
 	"github.com/shoal-project/shoal/runtime/volume"
 )
 
-// runDaemon wires the parts and serves the Engine API until ctx is done.
-func runDaemon(ctx context.Context, cfg daemonConfig) error {
+// runDaemon wires the parts and serves the Engine API until ctx is done,
+// reloading what it can when reloads asks.
+func runDaemon(ctx context.Context, cfg daemonConfig, reloads reloadSource) error {
 	started := time.Now()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	for _, dir := range []string{cfg.DataRoot, cfg.ExecRoot} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
+	// The parts tell the registry as they work whether or not --metrics-addr
+	// serves it: a few nanoseconds each, and no nil to check anywhere.
+	reg := metrics.New(version)
 	images, err := image.Open(ctx, image.Options{
 		Root:     filepath.Join(cfg.DataRoot, "image"),
 		Mirrors:  cfg.RegistryMirrors,
 		Insecure: cfg.InsecureRegistry,
+		Metrics:  reg,
 		Logger:   log.With("component", "image"),
 	})
 	if err != nil {
@@ -89,6 +97,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Overlay:       plane,
 		DNS:           resolver,
 		PeerImages:    images.PeerHandler(),
+		Metrics:       reg,
 		Logger:        log.With("component", "cluster"),
 	})
 	if err != nil {
@@ -102,15 +111,29 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Containers:    containers,
 		Images:        images,
 		Volumes:       volumes,
-		Registry:      images.ServiceConfig(),
+		Registry:      images.ServiceConfig,
 		Bridge:        network,
 		Version:       version,
 		DataRoot:      cfg.DataRoot,
 		Labels:        cfg.Labels,
 		MinCertExpiry: cfg.MinCertExpiry,
+		Requests:      reg,
 		Logger:        log.With("component", "api"),
 	})
 	defer api.Close()
+	reload := &reloader{source: reloads, current: cfg, level: level, log: log,
+		labels: []func(map[string]string){api.SetLabels, cl.SetEngineLabels}, registries: images.SetRegistries}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() { reload.run(ctx) })
+	reg.WatchSwarm(cl.Stats)
+	waitMetrics, err := serveMetrics(ctx, cfg, reg.Handler(), log)
+	if err != nil {
+		return err
+	}
+	defer func() { stop(); waitMetrics() }()
 	return serve(ctx, cfg, api, log, started)
 }
 
@@ -181,11 +204,13 @@ func serve(ctx context.Context, cfg daemonConfig, handler http.Handler, log *slo
 		}(l)
 	}
 	log.Info("API listening", "hosts", strings.Join(cfg.Hosts, ","), "ready_after", time.Since(started).Round(time.Millisecond))
+	notify(log, "READY=1")
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errs:
 	}
+	notify(log, "STOPPING=1")
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)

@@ -42,6 +42,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "daemon":
+		hup := hangups()
 		cfg, err := parseDaemonFlags(os.Args[2:])
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Print(daemonUsage())
@@ -53,8 +54,23 @@ func main() {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		if err := runDaemon(ctx, cfg); err != nil {
+		reloads := reloadSource{hangups: hup, load: func() (daemonConfig, error) { return parseDaemonFlags(os.Args[2:]) }}
+		if err := runDaemon(ctx, cfg, reloads); err != nil {
 			fmt.Fprintln(os.Stderr, "shoal daemon:", err)
+			os.Exit(1)
+		}
+	case "install", "uninstall":
+		o, err := parseInstallFlags(os.Args[1], os.Args[2:])
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		if err == nil && os.Args[1] == "install" {
+			err = runInstall(o, os.Stdout)
+		} else if err == nil {
+			err = runUninstall(o, os.Stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "shoal %s: %v\n", os.Args[1], err)
 			os.Exit(1)
 		}
 	case "version", "--version", "-v":
@@ -72,8 +88,10 @@ func usage() {
 	fmt.Fprint(os.Stderr, `Usage: shoal COMMAND
 
 Commands:
-  daemon    run the shoal daemon (a Docker Engine API in swarm mode)
-  version   print the version
+  daemon      run the shoal daemon (a Docker Engine API in swarm mode)
+  install     install this binary as /usr/local/bin/shoal with a systemd unit (shoal.service)
+  uninstall   remove them (the data root and task containers stay)
+  version     print the version
 
 Run 'shoal daemon --help' for the daemon's flags.
 `)
@@ -111,6 +129,13 @@ type daemonConfig struct {
 	// MinCertExpiry lowers the shortest certificate lifetime the swarm
 	// accepts (Docker's hour), so that a lab sees certificates renew.
 	MinCertExpiry time.Duration
+	// ConfigFile is daemon.json (--config-file); its keys were merged into
+	// the fields above.
+	ConfigFile string
+	// MetricsAddr is where Prometheus metrics are served ("": nowhere).
+	MetricsAddr string
+	// AddressPools are --default-address-pool values, base=CIDR,size=N.
+	AddressPools []string
 }
 
 // listFlag is a flag that may be given many times.
@@ -128,12 +153,25 @@ func (l listFlag) Set(v string) error {
 	return nil
 }
 
+// Append, Replace and GetSlice let daemon.json give the flag a whole list.
+func (l listFlag) Append(v string) error { return l.Set(v) }
+
+// Replace sets the flag's values to vs.
+func (l listFlag) Replace(vs []string) error {
+	*l.values = append([]string(nil), vs...)
+	return nil
+}
+
+// GetSlice is the flag's values.
+func (l listFlag) GetSlice() []string { return append([]string(nil), *l.values...) }
+
 // Type names the flag's value in --help.
 func (l listFlag) Type() string { return "string" }
 
 // daemonFlags holds what the flags parse into before it is checked.
 type daemonFlags struct {
 	level           *string
+	debug, tls      bool
 	labels, generic []string
 }
 
@@ -161,6 +199,7 @@ func daemonFlagSet(cfg *daemonConfig) (*pflag.FlagSet, *daemonFlags) {
 	fs.Var(listFlag{&f.labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
 	fs.Var(listFlag{&f.generic}, "node-generic-resource", "a resource the node offers: kind=name (a named unit, e.g. gpu=GPU-1) or kind=count (e.g. ssd=2) (repeatable)")
 	fs.DurationVar(&cfg.MinCertExpiry, "min-cert-expiry", cluster.MinCertExpiry, "for labs: the shortest node certificate lifetime that swarm update --cert-expiry accepts")
+	addOperationFlags(fs, cfg, &f)
 	return fs, &f
 }
 
@@ -168,6 +207,9 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 	cfg := daemonConfig{}
 	fs, f := daemonFlagSet(&cfg)
 	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if err := mergeConfigFile(fs, cfg.ConfigFile); err != nil {
 		return cfg, err
 	}
 	labels, generic, level := f.labels, f.generic, f.level
@@ -201,6 +243,12 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 	if err := cfg.LogLevel.UnmarshalText([]byte(strings.ReplaceAll(*level, "fatal", "error"))); err != nil {
 		return cfg, fmt.Errorf("invalid --log-level %q", *level)
 	}
+	if f.debug {
+		cfg.LogLevel = slog.LevelDebug
+	}
+	if err := checkOperations(fs, &cfg); err != nil {
+		return cfg, err
+	}
 	if len(cfg.Hosts) == 0 {
 		cfg.Hosts = []string{"unix:///run/shoal.sock"}
 	}
@@ -208,7 +256,7 @@ func parseDaemonFlags(args []string) (daemonConfig, error) {
 		if err := checkHost(h); err != nil {
 			return cfg, err
 		}
-		if strings.HasPrefix(h, "tcp://") && !(cfg.TLSVerify && cfg.TLSCACert != "" && cfg.TLSCert != "" && cfg.TLSKey != "") {
+		if strings.HasPrefix(h, "tcp://") && !cfg.mutualTLS() {
 			return cfg, errors.New("a TCP listener needs --tlsverify with --tlscacert, --tlscert and --tlskey: shoal never listens on TCP without mutual TLS")
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -51,7 +52,10 @@ type Config struct {
 	// PeerImages serves this node's images to the other nodes (under /v2/ on
 	// the control port); nil serves none.
 	PeerImages http.Handler
-	Logger     *slog.Logger
+	// Metrics is told of Raft commits, placements and heartbeats; nil is
+	// told nothing.
+	Metrics Metrics
+	Logger  *slog.Logger
 }
 
 // Cluster is this node's view of its swarm.
@@ -82,6 +86,9 @@ type Cluster struct {
 	// the KEK is on disk).
 	lockMu  sync.Mutex
 	lockKey autolock.Key
+
+	// engineLabels are the daemon's labels, which SIGHUP may replace.
+	engineLabels atomic.Pointer[map[string]string]
 }
 
 // nodeState is what the node keeps of its membership outside the store.
@@ -102,6 +109,7 @@ func (st *nodeState) manager() bool { return st.Role != ca.WorkerRole }
 // control port, store (on a manager) and agent start again.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, log: cfg.Logger}
+	c.engineLabels.Store(&cfg.EngineLabels)
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -282,6 +290,7 @@ func (c *Cluster) storeConfig(st *nodeState, creds *transport.Credentials, port 
 		HeartbeatTimeout:   raftHeartbeatTimeout,
 		ElectionTimeout:    raftElectionTimeout,
 		LeaderLeaseTimeout: raftLeaderLease,
+		Metrics:            c.cfg.Metrics,
 		Logger:             c.log.With("component", "store"),
 	}
 }

@@ -77,6 +77,7 @@ func (l *leadership) lead(ctx context.Context) {
 	disp := dispatcher.New(dispatcher.Config{
 		Store:    l.store,
 		Managers: l.managers,
+		Metrics:  l.c.cfg.Metrics,
 		Logger:   l.c.log.With("component", "dispatcher"),
 	})
 	var wg sync.WaitGroup
@@ -94,7 +95,7 @@ func (l *leadership) lead(ctx context.Context) {
 	l.disp = disp
 	l.mu.Unlock()
 	run("orchestrator", orchestrator.New(l.store, l.c.log.With("component", "orchestrator")).Run)
-	run("scheduler", scheduler.NewLoop(l.store, l.c.log.With("component", "scheduler")).Run)
+	run("scheduler", scheduler.NewLoop(l.store, l.c.log.With("component", "scheduler"), l.c.cfg.Metrics).Run)
 	run("reachability", l.trackReachability)
 	run("membership", l.reconcileMembers)
 	run("root rotation", l.watchRotation)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"maps"
 	"net"
 	"runtime"
 
@@ -128,6 +129,13 @@ func dataPathHost(st *nodeState) string {
 	return hostOf(st.AdvertiseAddr)
 }
 
+// SetEngineLabels replaces the daemon's labels (SIGHUP). The node reports them
+// when its next session with the leader opens.
+func (c *Cluster) SetEngineLabels(labels map[string]string) {
+	labels = maps.Clone(labels)
+	c.engineLabels.Store(&labels)
+}
+
 // description is what the node reports of itself.
 func (c *Cluster) description() swarm.NodeDescription {
 	var si unix.Sysinfo_t
@@ -142,7 +150,7 @@ func (c *Cluster) description() swarm.NodeDescription {
 		},
 		Engine: swarm.EngineDescription{
 			EngineVersion: c.cfg.EngineVersion,
-			Labels:        c.cfg.EngineLabels,
+			Labels:        *c.engineLabels.Load(),
 			Plugins: []swarm.PluginDescription{
 				{Type: "Log", Name: "json-file"},
 				{Type: "Network", Name: "bridge"}, {Type: "Network", Name: "host"},

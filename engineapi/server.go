@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -42,18 +43,22 @@ type Config struct {
 	// Bridge is the node's bridge network; nil lists only the host and none networks.
 	Bridge Bridge
 	// Registry is the registry configuration `docker info` shows (mirrors,
-	// insecure registries); nil shows none.
-	Registry *registry.ServiceConfig
+	// insecure registries), asked at each call since SIGHUP may change it;
+	// nil shows none.
+	Registry func() *registry.ServiceConfig
 	// Version is shoal's own version, shown by `docker version`.
 	Version string
 	// DataRoot is shown by `docker info` as Docker Root Dir.
 	DataRoot string
-	// Labels are the daemon's --label values, shown by `docker info`.
+	// Labels are the daemon's --label values, shown by `docker info`;
+	// SetLabels replaces them.
 	Labels map[string]string
 	// MinCertExpiry is the shortest node certificate lifetime `swarm init` and
 	// `swarm update` accept; zero means Docker's hour (cluster.MinCertExpiry).
 	MinCertExpiry time.Duration
-	Logger        *slog.Logger
+	// Requests is told of each request as it ends; nil is told nothing.
+	Requests RequestObserver
+	Logger   *slog.Logger
 }
 
 // Server is the Engine API as an http.Handler.
@@ -63,6 +68,7 @@ type Server struct {
 	router *gin.Engine
 	events *eventHub
 	execs  *execTable
+	labels atomic.Pointer[map[string]string]
 }
 
 var versionPrefix = regexp.MustCompile(`^/v(\d+\.\d+)(/|$)`)
@@ -72,6 +78,7 @@ var versionPrefix = regexp.MustCompile(`^/v(\d+\.\d+)(/|$)`)
 func New(cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, log: cfg.Logger, router: gin.New()}
+	s.labels.Store(&cfg.Labels)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -79,6 +86,9 @@ func New(cfg Config) *Server {
 		s.log.Error("panic serving API request", "method", c.Request.Method, "path", c.Request.URL.Path, "panic", rec)
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"message": "internal error"})
 	}))
+	if cfg.Requests != nil {
+		s.router.Use(observeRequests(cfg.Requests))
+	}
 	s.router.NoRoute(noRoute)
 	s.router.HandleMethodNotAllowed = false
 	s.events = newEventHub(cfg.Swarm, cfg.Containers, s.log)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
@@ -180,13 +182,13 @@ func (s *Server) systemInfo(ctx context.Context) (system.Info, error) {
 		HTTPSProxy:         os.Getenv("HTTPS_PROXY"),
 		NoProxy:            os.Getenv("NO_PROXY"),
 		Name:               host.hostname,
-		Labels:             engineLabels(s.cfg.Labels),
+		Labels:             engineLabels(*s.labels.Load()),
 		ServerVersion:      s.cfg.Version,
 		Runtimes:           map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
 		DefaultRuntime:     "runc",
 		Swarm:              s.swarmInfo(ctx),
 		LiveRestoreEnabled: true,
-		RegistryConfig:     s.cfg.Registry,
+		RegistryConfig:     s.registryConfig(),
 		Isolation:          "",
 		InitBinary:         "docker-init", // the shoal binary itself, bound into containers started with --init
 		RuncCommit:         system.Commit{ID: moduleVersion("github.com/opencontainers/runc")},
@@ -454,6 +456,20 @@ func buildSetting(key string) string {
 		}
 	}
 	return ""
+}
+
+// SetLabels replaces the daemon's labels that `docker info` shows, as SIGHUP
+// reloads them.
+func (s *Server) SetLabels(labels map[string]string) {
+	labels = maps.Clone(labels)
+	s.labels.Store(&labels)
+}
+
+func (s *Server) registryConfig() *registry.ServiceConfig {
+	if s.cfg.Registry == nil {
+		return nil
+	}
+	return s.cfg.Registry()
 }
 
 // engineLabels are the daemon's labels as `docker info` lists them, sorted.

@@ -47,6 +47,8 @@ type Machine struct {
 	// netNS and utsNS pin the machine's persistent namespaces; empty when every
 	// start of the daemon gets fresh ones (StartNode's lone nodes).
 	netNS, utsNS string
+	// noLogLevel leaves --log-level out of the daemon's flags.
+	noLogLevel bool
 	// detached daemons outlive the process that starts them (the lab command).
 	detached bool
 	// dockerd makes the machine run Docker Engine's dockerd instead of shoal
@@ -86,13 +88,16 @@ func (m *Machine) command() *exec.Cmd {
 	if m.dockerd {
 		return m.dockerdCommand()
 	}
-	daemon := append([]string{m.binary, "daemon",
+	daemon := []string{m.binary, "daemon",
 		"-H", "unix://" + m.Socket,
 		"--data-root", m.DataRoot,
 		"--exec-root", m.ExecRoot,
 		"--cgroup-parent", m.CgroupParent,
-		"--log-level", "debug",
-	}, m.args...)
+	}
+	if !m.noLogLevel {
+		daemon = append(daemon, "--log-level", "debug")
+	}
+	daemon = append(daemon, m.args...)
 	if len(m.template) > 0 {
 		daemon = m.expand(m.template)
 	}

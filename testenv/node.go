@@ -20,6 +20,9 @@ type Node struct {
 type Options struct {
 	// Args are extra `shoal daemon` flags.
 	Args []string
+	// NoLogLevel leaves out the --log-level debug every node's daemon is
+	// given, for a daemon.json that sets the level itself.
+	NoLogLevel bool
 }
 
 // StartNode starts a shoal daemon in fresh network and UTS namespaces, with the
@@ -34,6 +37,7 @@ func StartNode(t testing.TB, name string, opts Options) *Node {
 		t.Fatal(err)
 	}
 	n := &Node{Machine: newMachine(name, dir, "shoal-test-"+randomSuffix(), binary, opts.Args), t: t}
+	n.noLogLevel = opts.NoLogLevel
 	t.Cleanup(n.destroy)
 	n.Start()
 	return n

@@ -42,7 +42,15 @@ type Config struct {
 	// CloseGrace is how long a node whose session broke has to open a new one
 	// before it is marked down; zero means 2 s.
 	CloseGrace time.Duration
-	Logger     *slog.Logger
+	// Metrics is told of each heartbeat; nil is told nothing.
+	Metrics Metrics
+	Logger  *slog.Logger
+}
+
+// Metrics is told of the nodes' heartbeats.
+type Metrics interface {
+	// Heartbeat is told of each heartbeat a node sent in its session.
+	Heartbeat(nodeID string)
 }
 
 // Dispatcher serves node sessions from the store while its Run lasts.
@@ -50,6 +58,7 @@ type Dispatcher struct {
 	store      *store.Store
 	managers   func() []string
 	closeGrace time.Duration
+	metrics    Metrics
 	log        *slog.Logger
 
 	mu      sync.Mutex
@@ -75,7 +84,7 @@ func New(cfg Config) *Dispatcher {
 	if cfg.CloseGrace == 0 {
 		cfg.CloseGrace = closeGrace
 	}
-	return &Dispatcher{store: cfg.Store, managers: cfg.Managers, closeGrace: cfg.CloseGrace, log: cfg.Logger, nodes: map[string]*liveness{}}
+	return &Dispatcher{store: cfg.Store, managers: cfg.Managers, closeGrace: cfg.CloseGrace, metrics: cfg.Metrics, log: cfg.Logger, nodes: map[string]*liveness{}}
 }
 
 var _ session.Server = (*Dispatcher)(nil)
@@ -254,6 +263,9 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, nodeID, sessionID string) er
 		return session.ErrInvalidSession // its stream ended: the node must open a new session
 	}
 	l.timer.Reset(silenceFactor * period)
+	if d.metrics != nil {
+		d.metrics.Heartbeat(nodeID)
+	}
 	return nil
 }
 

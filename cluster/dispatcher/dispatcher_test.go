@@ -18,6 +18,12 @@ import (
 // heartbeat period of period.
 func serving(t *testing.T, period time.Duration) (*store.Store, *Dispatcher, context.Context) {
 	t.Helper()
+	return servingWith(t, period, nil)
+}
+
+// servingWith is serving with m told of heartbeats.
+func servingWith(t *testing.T, period time.Duration, m Metrics) (*store.Store, *Dispatcher, context.Context) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st := storetest.Leader(t, "n1")
@@ -39,7 +45,7 @@ func serving(t *testing.T, period time.Duration) (*store.Store, *Dispatcher, con
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := New(Config{Store: st, Managers: func() []string { return []string{"10.0.0.1:2377"} }, CloseGrace: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	d := New(Config{Store: st, Managers: func() []string { return []string{"10.0.0.1:2377"} }, CloseGrace: 200 * time.Millisecond, Metrics: m, Logger: slog.New(slog.DiscardHandler)})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })

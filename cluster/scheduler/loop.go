@@ -17,16 +17,25 @@ import (
 // Loop watches for pending tasks and node changes and commits each round of
 // placements as one store update.
 type Loop struct {
-	store *store.Store
-	log   *slog.Logger
+	store   *store.Store
+	log     *slog.Logger
+	metrics Metrics
 	// cursors are the last address handed out in each overlay network (see
 	// ipam.Build): kept while this manager leads, lost with it.
 	cursors map[string]netip.Addr
 }
 
-// NewLoop returns the scheduling loop over st.
-func NewLoop(st *store.Store, log *slog.Logger) *Loop {
-	return &Loop{store: st, log: log, cursors: map[string]netip.Addr{}}
+// Metrics is told how long tasks waited for a node.
+type Metrics interface {
+	// Placed is told, for each task the scheduler assigned, how long it
+	// waited from its creation until the assignment was committed.
+	Placed(wait time.Duration)
+}
+
+// NewLoop returns the scheduling loop over st; m (nil: none) is told of each
+// placement.
+func NewLoop(st *store.Store, log *slog.Logger, m Metrics) *Loop {
+	return &Loop{store: st, log: log, metrics: m, cursors: map[string]netip.Addr{}}
 }
 
 // Run schedules until ctx is done. It keeps the set of pending tasks from the
@@ -136,7 +145,9 @@ const maxWrites = 256
 func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		more = false
+		var waits []time.Duration
 		err = l.store.Update(ctx, func(tx store.Tx) error {
+			waits = waits[:0]
 			nodes, err := tx.Nodes()
 			if err != nil {
 				return err
@@ -186,6 +197,7 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 						continue
 					}
 				}
+				waits = append(waits, now.Sub(t.Meta.CreatedAt))
 				t.NodeID = a.NodeID
 				t.GenericResources = a.Generic
 				t.Status = swarm.TaskStatus{Timestamp: now, State: swarm.TaskStateAssigned, Message: "scheduler assigned task to node", PortStatus: t.Status.PortStatus}
@@ -212,6 +224,11 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 			return nil
 		})
 		if !errors.Is(err, store.ErrOutOfSequence) {
+			if err == nil && l.metrics != nil {
+				for _, w := range waits {
+					l.metrics.Placed(w)
+				}
+			}
 			return more && err == nil, err
 		}
 	}

@@ -47,6 +47,8 @@ type Config struct {
 	// kept in Dir/kek (mode 0600) until autolock replaces it.
 	KEK    []byte
 	Logger *slog.Logger
+	// Metrics is told how long writes take; nil is told nothing.
+	Metrics Metrics
 
 	// LeaderWait is how long a write waits for a leader to be elected before
 	// it fails with ErrNoLeader; zero means 5 s (a failover takes about one).

@@ -76,6 +76,7 @@ func (s *Store) apply(ctx context.Context, data []byte) (uint64, error) {
 	if !s.IsLeader() {
 		return 0, ErrNotLeader
 	}
+	start := time.Now()
 	f := s.raft.Apply(data, proposeTimeout(ctx))
 	if err := f.Error(); err != nil {
 		if isLeadershipError(err) {
@@ -86,6 +87,7 @@ func (s *Store) apply(ctx context.Context, data []byte) (uint64, error) {
 		}
 		return 0, fmt.Errorf("propose update: %w", err)
 	}
+	s.observeCommit(start)
 	s.nudgeFollowers()
 	if err, ok := f.Response().(error); ok && err != nil {
 		return 0, err

@@ -29,11 +29,29 @@ func insecureRegistries(values []string) (hosts map[string]bool, cidrs []netip.P
 	return hosts, cidrs
 }
 
+// registries is where images come from besides their own registry, and which
+// registries may be reached without verified TLS. SIGHUP may replace it while
+// pulls run, so the store holds it behind an atomic pointer.
+type registries struct {
+	mirrors       []string
+	insecure      map[string]bool // --insecure-registry hosts
+	insecureCIDRs []netip.Prefix  // --insecure-registry CIDRs, and 127.0.0.0/8
+}
+
+// SetRegistries replaces the registry mirrors for docker.io and the insecure
+// registries (hosts or CIDRs); pulls that start afterwards use them.
+func (s *Store) SetRegistries(mirrors, insecure []string) {
+	r := &registries{mirrors: append([]string(nil), mirrors...)}
+	r.insecure, r.insecureCIDRs = insecureRegistries(insecure)
+	s.reg.Store(r)
+}
+
 // isInsecure reports whether host (host[:port]) may be reached over plain HTTP or
 // unverified TLS: it was named by --insecure-registry, or its address is in one
 // of the insecure CIDRs (127.0.0.0/8 always, as with dockerd).
 func (s *Store) isInsecure(host string) bool {
-	if s.insecure[host] {
+	r := s.reg.Load()
+	if r.insecure[host] {
 		return true
 	}
 	name := host
@@ -47,7 +65,7 @@ func (s *Store) isInsecure(host string) bool {
 	if addr.IsLoopback() {
 		return true
 	}
-	for _, p := range s.insecureCIDRs {
+	for _, p := range r.insecureCIDRs {
 		if p.Contains(addr.Unmap()) {
 			return true
 		}
@@ -57,15 +75,16 @@ func (s *Store) isInsecure(host string) bool {
 
 // ServiceConfig is the registry configuration as `docker info` shows it.
 func (s *Store) ServiceConfig() *registry.ServiceConfig {
-	mirrors := append([]string{}, s.mirrors...)
+	r := s.reg.Load()
+	mirrors := append([]string{}, r.mirrors...)
 	cfg := &registry.ServiceConfig{
-		InsecureRegistryCIDRs: append([]netip.Prefix{}, s.insecureCIDRs...),
+		InsecureRegistryCIDRs: append([]netip.Prefix{}, r.insecureCIDRs...),
 		IndexConfigs: map[string]*registry.IndexInfo{
 			"docker.io": {Name: "docker.io", Mirrors: mirrors, Secure: true, Official: true},
 		},
 		Mirrors: mirrors,
 	}
-	for host := range s.insecure {
+	for host := range r.insecure {
 		cfg.IndexConfigs[host] = &registry.IndexInfo{Name: host, Mirrors: []string{}, Secure: false}
 	}
 	return cfg

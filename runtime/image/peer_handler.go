@@ -126,6 +126,9 @@ func (h peerHandler) serveBlob(w http.ResponseWriter, r *http.Request, req peerR
 	if err == nil {
 		err = out.release()
 	}
+	if h.s.metrics != nil {
+		h.s.metrics.LayerServed(blob.size, err)
+	}
 	if err != nil {
 		if r.Context().Err() != nil {
 			h.s.log.Debug("peer went away while a layer was served", "layer", req.digest.String(), "err", err)

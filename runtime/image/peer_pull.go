@@ -35,6 +35,12 @@ type Peer struct {
 // ImageConfig(ref) finds it afterwards. A peer without the image answers with a
 // NotFound error.
 func (s *Store) PullFromPeer(ctx context.Context, ref string, peer Peer) (Image, error) {
+	img, err := s.pullFromPeers(ctx, ref, peer)
+	s.observePull(SourcePeer, err)
+	return img, err
+}
+
+func (s *Store) pullFromPeers(ctx context.Context, ref string, peer Peer) (Image, error) {
 	cands, err := peerCandidates(ref)
 	if err != nil {
 		return Image{}, err

@@ -30,6 +30,12 @@ import (
 // ("Pulling fs layer", "Pull complete") plus the final "Digest: sha256:..." and
 // "Status: Downloaded newer image for busybox:latest" / "Image is up to date for ...".
 func (s *Store) Pull(ctx context.Context, ref string, auth *registry.AuthConfig, progress func(jsonstream.Message)) (Image, error) {
+	img, err := s.pull(ctx, ref, auth, progress)
+	s.observePull(SourceRegistry, err)
+	return img, err
+}
+
+func (s *Store) pull(ctx context.Context, ref string, auth *registry.AuthConfig, progress func(jsonstream.Message)) (Image, error) {
 	named, err := parseNamed(ref)
 	if err != nil {
 		return Image{}, err
@@ -193,7 +199,7 @@ func (s *Store) endpoints(named reference.Named) []endpoint {
 	domain := reference.Domain(named)
 	var eps []endpoint
 	if domain == "docker.io" {
-		for _, m := range s.mirrors {
+		for _, m := range s.reg.Load().mirrors {
 			host := hostOf(m)
 			eps = append(eps, endpoint{
 				host:     host,

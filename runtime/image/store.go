@@ -24,12 +24,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -41,16 +41,16 @@ type Options struct {
 	Root     string   // e.g. <data-root>/image ; created if missing
 	Mirrors  []string // registry mirrors for docker.io ("http://127.0.0.1:5000" or host:port)
 	Insecure []string // registries reachable over plain http / unverified TLS ("127.0.0.1:5000")
+	Metrics  Metrics  // told of pulls and of layers served to peers; nil: nothing
 	Logger   *slog.Logger
 }
 
 // Store is the image store of one node. It is safe for concurrent use.
 type Store struct {
-	root          string
-	mirrors       []string
-	insecure      map[string]bool // --insecure-registry hosts
-	insecureCIDRs []netip.Prefix  // --insecure-registry CIDRs, and 127.0.0.0/8
-	log           *slog.Logger
+	root    string
+	reg     atomic.Pointer[registries]
+	metrics Metrics
+	log     *slog.Logger
 
 	secureTransport   *http.Transport
 	insecureTransport *http.Transport
@@ -94,15 +94,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		root:     opts.Root,
-		mirrors:  opts.Mirrors,
-		insecure: make(map[string]bool),
-		log:      log,
-		images:   make(map[string]*entry),
-		refs:     make(map[string]string),
-		pins:     make(map[string]int),
+		root:    opts.Root,
+		metrics: opts.Metrics,
+		log:     log,
+		images:  make(map[string]*entry),
+		refs:    make(map[string]string),
+		pins:    make(map[string]int),
 	}
-	s.insecure, s.insecureCIDRs = insecureRegistries(opts.Insecure)
+	s.SetRegistries(opts.Mirrors, opts.Insecure)
 	s.secureTransport = newTransport(false)
 	s.insecureTransport = newTransport(true)
 
