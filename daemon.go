@@ -18,7 +18,7 @@ import (
 
 	"github.com/shoal-project/shoal/cluster"
 	"github.com/shoal-project/shoal/engineapi"
-	"github.com/shoal-project/shoal/metrics"
+	"github.com/shoal-project/shoal/engineapi/metrics"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/netplane/dns"
 	"github.com/shoal-project/shoal/netplane/overlay"

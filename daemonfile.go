@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/shoal-project/shoal/daemonconfig"
+	"github.com/shoal-project/shoal/engineapi/daemonconfig"
 )
 
 // defaultConfigFile is where the daemon looks for daemon.json when --config-file

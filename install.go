@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/shoal-project/shoal/systemd"
+	"github.com/shoal-project/shoal/engineapi/systemd"
 )
 
 // Where `shoal install` puts things, under its --root.
