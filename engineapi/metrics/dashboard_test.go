@@ -26,7 +26,7 @@ var metricName = regexp.MustCompile(`\b(?:shoal|go|process)_[a-z_]+\b`)
 // Every metric the Grafana dashboard queries is one the registry serves, so that
 // renaming a metric without the dashboard fails here rather than on a screen.
 func TestDashboardQueriesServedMetrics(t *testing.T) {
-	data, err := os.ReadFile("../docs/grafana/shoal.json")
+	data, err := os.ReadFile("../../docs/grafana/shoal.json")
 	if err != nil {
 		t.Fatal(err)
 	}
