@@ -87,7 +87,7 @@ torture: builddeps deps build
 # `docker load -i busybox.tar` on a machine with no registry.
 busybox.tar:
 	@dpkg -s busybox-static >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static; }
-	bash bench/mkimage.sh $@ busybox:latest
+	bash testenv/bench/mkimage.sh $@ busybox:latest
 
 # Runs the conformance corpus (testenv/conformance) against Debian's dockerd 20.10 in
 # swarm mode, in namespaces of its own, and rewrites its recorded transcripts; `make
@@ -97,7 +97,7 @@ conformance-record: builddeps deps
 
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
 bench:
-	bash bench/run.sh
+	bash testenv/bench/run.sh
 
 clean:
 	rm -rf bin

@@ -17,7 +17,7 @@ import (
 // The section of docs/benchmarks.md that report writes, between these markers;
 // the rest of the file (the single-node figures) is left as it is.
 const (
-	beginMarker = "<!-- multi-node:begin (bench/multinode writes this section) -->"
+	beginMarker = "<!-- multi-node:begin (testenv/bench/multinode writes this section) -->"
 	endMarker   = "<!-- multi-node:end -->"
 )
 
@@ -248,7 +248,7 @@ func renderSection(recs []record, logName string) string {
 	und := func(s string) string { return strings.ReplaceAll(s, "_", " ") }
 
 	p("## Multi-node: five-node swarms, shoal vs Docker\n\n")
-	p("Written by `make bench` (`bench/multinode`, after the single-node measures); raw figures in\n")
+	p("Written by `make bench` (`testenv/bench/multinode`, after the single-node measures); raw figures in\n")
 	p("`docs/%s` (not committed). Figures are medians of the runs listed under \"All runs\".\n\n", logName)
 	p("- date: %s; load average (1, 5, 15 min) before / after: %s / %s\n", start["date"],
 		und(strings.ReplaceAll(start["load"], ",", " ")), strings.ReplaceAll(field(recs, "multi-end", "", "load"), ",", " "))
@@ -346,7 +346,7 @@ func renderSection(recs []record, logName string) string {
   container; per node its own ` + "`--data-root`, `--exec-root`" + `, API socket, ` + "`--pidfile`" + ` and
   ` + "`--cgroup-parent`" + `, ` + "`--iptables=false --ip-masq=false --userland-proxy=false`" + ` (the bridge and
   overlay setup happen inside the node's namespace).
-- The busybox image (` + "`bench/mkimage.sh`" + `) is ` + "`docker load`" + `ed on every node of both engines, also for shoal,
+- The busybox image (` + "`testenv/bench/mkimage.sh`" + `) is ` + "`docker load`" + `ed on every node of both engines, also for shoal,
   whose nodes could fetch it from a peer, so both measure the same thing. Services run ` + "`busybox sleep 3600`" + `
   with ` + "`--no-resolve-image --stop-signal SIGKILL`" + ` (as in the single-node measures).
 - Timings are read from the engines' API sockets by the bench program polling (every 10 to 50 ms), not

@@ -59,7 +59,7 @@ EOF
 }
 
 # write_report LOG OUT writes the Markdown report. The Multi-node section of an
-# earlier OUT (bench/multinode writes it, between its markers) is kept at the end.
+# earlier OUT (testenv/bench/multinode writes it, between its markers) is kept at the end.
 write_report() {
 	local log=$1 out=$2 multi=
 	[ -f "$out" ] && multi=$(awk '/^<!-- multi-node:begin/ {f = 1} f {print} /^<!-- multi-node:end -->/ {f = 0}' "$out")
@@ -87,7 +87,7 @@ write_report() {
 		cat <<EOF
 # Benchmarks: shoal vs Docker Engine swarm mode
 
-Written by \`make bench\` (\`bash bench/run.sh\`); raw numbers in \`docs/$(basename "$log")\`
+Written by \`make bench\` (\`bash testenv/bench/run.sh\`); raw numbers in \`docs/$(basename "$log")\`
 (not committed). Every figure is the median of the runs listed under "All runs".
 
 $(machine_facts "$log")
@@ -114,17 +114,17 @@ restart docker $(($(failures "$log" restart docker))).
 
 - Each engine is a one-node swarm (\`docker swarm init --advertise-addr 127.0.0.1\`) whose
   daemon runs in its own network and UTS namespace (\`unshare --net --uts\`, loopback up);
-  the busybox image is built from Debian's busybox-static by \`bench/mkimage.sh\` and
+  the busybox image is built from Debian's busybox-static by \`testenv/bench/mkimage.sh\` and
   \`docker load\`ed into both. The same docker CLI drives both engines.
 - Docker runs as Debian's docker.io ships it: dockerd starting its own containerd, one
   containerd-shim-runc-v2 per container, overlay2, \`--iptables=false --ip-masq=false
   --userland-proxy=false\` (nothing may touch the host's firewall), cgroupfs driver.
 - Both daemons run at the same time and the runs alternate shoal, Docker, shoal, ... so
   other load on the machine falls on both alike.
-- Convergence: \`bench/probe running\` starts \`docker service create -d --no-resolve-image
+- Convergence: \`testenv/bench/probe running\` starts \`docker service create -d --no-resolve-image
   --stop-signal SIGKILL --replicas N busybox sleep 3600\` and polls
   \`GET /services?status=true\` every 50 ms until \`RunningTasks\` = N; the time runs from
-  the CLI's start. Removal: \`bench/probe gone\` starts \`docker service rm\` and polls
+  the CLI's start. Removal: \`testenv/bench/probe gone\` starts \`docker service rm\` and polls
   \`GET /containers/json?all=1\` (label \`com.docker.swarm.service.name\`) every 50 ms until
   no container of the service is left, running or stopped.
 - \`--no-resolve-image\`: the machine is offline, so the CLI's registry lookup of the
@@ -138,7 +138,7 @@ restart docker $(($(failures "$log" restart docker))).
   the shoal binary (the daemon alone). Docker: dockerd, containerd and every
   containerd-shim. PSS splits shared pages (the 20 shims share one binary) fairly; RSS
   counts them once per process.
-- Ready: \`bench/probe ready\` starts the daemon from a fresh, empty data root and polls
+- Ready: \`testenv/bench/probe ready\` starts the daemon from a fresh, empty data root and polls
   \`GET /_ping\` every 5 ms; the time runs from the exec of the namespace wrapper and
   includes it (the wrapper alone, \`unshare\` + \`sh\` + \`ip link set lo up\`, takes
   $wrap ms, median). Restart: the same, on the data root of a one-node swarm made

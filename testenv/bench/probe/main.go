@@ -1,4 +1,4 @@
-// Command probe is the stopwatch of bench/run.sh: it runs one command and times how
+// Command probe is the stopwatch of testenv/bench/run.sh: it runs one command and times how
 // long a Docker Engine API (shoal's or dockerd's, on a Unix socket) takes to reach a
 // condition after the command started. Polling the API over HTTP from one long-lived
 // process, instead of running the docker CLI in a loop, keeps the observer's own CPU

@@ -34,7 +34,7 @@ func runCommand(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&c.shoal, "shoal", "bin/shoal", "the shoal binary")
 	fs.StringVar(&c.cli, "cli", "docker", "the docker CLI that drives both engines")
-	fs.StringVar(&c.image, "image", "", "busybox image archive (bench/mkimage.sh makes one)")
+	fs.StringVar(&c.image, "image", "", "busybox image archive (testenv/bench/mkimage.sh makes one)")
 	fs.StringVar(&c.log, "log", "", "append the raw figures to this file (stdout when empty)")
 	fs.StringVar(&c.daemonLogs, "daemon-logs", "", "append the nodes' daemon logs to PREFIX-<engine>.log")
 	fs.StringVar(&engines, "engines", "shoal,docker", "engines to measure")
@@ -53,7 +53,7 @@ func runCommand(args []string) error {
 	}
 	c.engines = strings.Split(engines, ",")
 	if c.image == "" {
-		return errors.New("need -image (bash bench/mkimage.sh busybox.tar)")
+		return errors.New("need -image (bash testenv/bench/mkimage.sh busybox.tar)")
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: the labs need namespaces, mounts and cgroups")

@@ -32,7 +32,7 @@ diff_id=$(sha256sum "$layer" | cut -d' ' -f1)
 config='{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z",'
 config+='"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},'
 config+='"rootfs":{"type":"layers","diff_ids":["sha256:'$diff_id'"]},'
-config+='"history":[{"created":"2024-01-01T00:00:00Z","created_by":"bench/mkimage.sh"}]}'
+config+='"history":[{"created":"2024-01-01T00:00:00Z","created_by":"testenv/bench/mkimage.sh"}]}'
 config_id=$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)
 
 arch=$work/archive

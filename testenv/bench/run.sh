@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # run.sh (make bench): shoal against Docker Engine's swarm mode on this machine.
-# Run as root from the repository root: bash bench/run.sh
+# Run as root from the repository root: bash testenv/bench/run.sh
 #
 # It installs what it lacks (docker.io, busybox-static, ...) with apt-get, builds the
-# static shoal binary and bench/probe, builds a busybox image, then measures both
+# static shoal binary and testenv/bench/probe, builds a busybox image, then measures both
 # engines (each a one-node swarm in its own network namespace) and writes the table to
 # docs/benchmarks.md and the raw numbers to docs/bench-<time>.log. Then the
-# multi-node measures (bench/multinode): both engines as five-node swarms in testenv
+# multi-node measures (testenv/bench/multinode): both engines as five-node swarms in testenv
 # labs, their figures in the Multi-node section of docs/benchmarks.md and the raw ones
 # in docs/bench-<time>-multi.log. Everything it starts, mounts or creates is removed
 # on exit, even on failure.
@@ -22,7 +22,7 @@
 # of docs/benchmarks.md is kept).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 BENCH_ROOT=${BENCH_ROOT:-/tmp/shoal-bench}
 RUNS_10=${RUNS_10:-5}
@@ -108,7 +108,7 @@ cleanup() {
 
 # build compiles the static shoal binary, the probe and the multi-node bench.
 build() {
-	log "building static shoal ($SHOAL_BIN), bench/probe and bench/multinode"
+	log "building static shoal ($SHOAL_BIN), testenv/bench/probe and testenv/bench/multinode"
 	local commit
 	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 	git diff --quiet HEAD 2>/dev/null || commit="$commit + uncommitted changes"
@@ -119,7 +119,7 @@ build() {
 	go build -o "$MULTINODE" ./bench/multinode >>"$LOG" 2>&1
 }
 
-# measure_multinode runs bench/multinode: both engines as five-node swarms (three
+# measure_multinode runs testenv/bench/multinode: both engines as five-node swarms (three
 # managers, two workers) in testenv labs; leader failover, worker loss, join, memory
 # per node and elections on idle swarms. It removes its labs itself, also on failure.
 measure_multinode() {
