@@ -208,8 +208,8 @@ func (n *networkAPI) inspect(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	if nw.Name == bridgeNetwork && n.s.cfg.Containers != nil {
-		if nw.Containers, err = n.bridgeEndpoints(c.Request.Context()); err != nil {
+	if (nw.Name == bridgeNetwork || nw.Scope == "swarm") && n.s.cfg.Containers != nil {
+		if nw.Containers, err = n.localEndpoints(c.Request.Context(), nw.Name); err != nil {
 			writeError(c, err)
 			return
 		}
@@ -217,15 +217,17 @@ func (n *networkAPI) inspect(c *gin.Context) {
 	respondJSON(c, http.StatusOK, nw)
 }
 
-// bridgeEndpoints is every running container attached to the bridge, keyed by
-// container ID: task containers have one endpoint, whatever the runtime names it.
-func (n *networkAPI) bridgeEndpoints(ctx context.Context) (map[string]network.EndpointResource, error) {
+// localEndpoints is every running container of this node attached to the
+// network called name, keyed by container ID. On the bridge, a task container
+// that joins overlay networks too has an endpoint named "bridge"; one that
+// joins none has its one endpoint, whatever the runtime names it.
+func (n *networkAPI) localEndpoints(ctx context.Context, name string) (map[string]network.EndpointResource, error) {
 	list, err := n.s.cfg.Containers.List(ctx, false)
 	if err != nil {
-		return nil, fmt.Errorf("list containers on the bridge network: %w", err)
+		return nil, fmt.Errorf("list containers on network %s: %w", name, err)
 	}
 	bits := 0
-	if br := n.s.cfg.Bridge; br != nil {
+	if br := n.s.cfg.Bridge; br != nil && name == bridgeNetwork {
 		bits = br.Info().Subnet.Bits()
 	}
 	out := map[string]network.EndpointResource{}
@@ -233,8 +235,9 @@ func (n *networkAPI) bridgeEndpoints(ctx context.Context) (map[string]network.En
 		if sum.NetworkSettings == nil {
 			continue
 		}
-		for name, ep := range sum.NetworkSettings.Networks {
-			if ep == nil || !ep.IPAddress.Is4() || (name != bridgeNetwork && len(sum.NetworkSettings.Networks) > 1) {
+		for epName, ep := range sum.NetworkSettings.Networks {
+			onBridge := name == bridgeNetwork && (epName == bridgeNetwork || len(sum.NetworkSettings.Networks) == 1)
+			if ep == nil || !ep.IPAddress.Is4() || (epName != name && !onBridge) {
 				continue
 			}
 			res := network.EndpointResource{Name: containerName(sum.Names, sum.ID),

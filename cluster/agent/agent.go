@@ -57,6 +57,8 @@ type Network interface {
 	Sandbox(id string) (bridge.Sandbox, bool)
 	// SandboxIDs lists every sandbox on the node.
 	SandboxIDs() []string
+	// Isolate cuts a sandbox off the bridge (no way out of the node).
+	Isolate(ctx context.Context, id string) error
 	// PublishService balances a service's ingress ports over the given task
 	// addresses; no ports or no addresses unpublish it.
 	PublishService(ctx context.Context, serviceID string, ports []bridge.ServicePort, backends []netip.Addr) error

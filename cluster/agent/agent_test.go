@@ -198,6 +198,8 @@ func sandboxIP(id string) netip.Addr {
 	return netip.AddrFrom4([4]byte{172, 30, 0, byte(2 + len(id) + int(id[len(id)-1]))})
 }
 
+func (f *fakeNode) Isolate(context.Context, string) error { return nil }
+
 func (f *fakeNode) PublishService(_ context.Context, serviceID string, ports []bridge.ServicePort, backends []netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -267,3 +267,14 @@ func records(v *session.Overlay) dns.Records {
 	}
 	return out
 }
+
+// internalOnly reports whether every network a task joins is internal: it
+// then has no way out of the swarm's overlay.
+func internalOnly(t *swarm.Task) bool {
+	for _, na := range t.NetworksAttachments {
+		if !na.Network.Spec.Internal {
+			return false
+		}
+	}
+	return len(t.NetworksAttachments) > 0
+}

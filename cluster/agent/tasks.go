@@ -192,6 +192,11 @@ func (a *Agent) start(ctx context.Context, as session.Assignment, stale string) 
 	if req.Networks, err = a.attachOverlay(ctx, task, sb.NetNSPath); err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: err}
 	}
+	if internalOnly(task) {
+		if err := a.cfg.Network.Isolate(ctx, task.ID); err != nil {
+			return opResult{state: swarm.TaskStateRejected, err: err}
+		}
+	}
 	if a.usesEmbeddedDNS(task) {
 		req.HostConfig.DNS = []netip.Addr{embeddedDNS}
 	}

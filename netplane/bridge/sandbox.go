@@ -272,3 +272,37 @@ func validateID(id string) error {
 	}
 	return nil
 }
+
+// Isolate cuts a sandbox off the bridge: its eth0 goes down, and with it the
+// default route and the bridge subnet's. A task whose only networks are
+// internal overlay networks has no way out, as Docker leaves such a container
+// without its gateway bridge.
+func (n *Network) Isolate(ctx context.Context, id string) error {
+	n.mu.Lock()
+	sb, ok := n.st.Sandboxes[id]
+	n.mu.Unlock()
+	if !ok {
+		return errNoSuchSandbox(id)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("isolate sandbox %s: %w", id, err)
+	}
+	ns, err := netns.GetFromPath(sb.NetNSPath)
+	if err != nil {
+		return fmt.Errorf("isolate sandbox %s: open its netns: %w", id, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("isolate sandbox %s: open netlink: %w", id, err)
+	}
+	defer h.Close()
+	eth, err := h.LinkByName(containerIfname)
+	if err != nil {
+		return fmt.Errorf("isolate sandbox %s: find %s: %w", id, containerIfname, err)
+	}
+	if err := h.LinkSetDown(eth); err != nil {
+		return fmt.Errorf("isolate sandbox %s: set %s down: %w", id, containerIfname, err)
+	}
+	return nil
+}

@@ -3,8 +3,11 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/network"
+
+	"github.com/shoal-project/shoal/testenv"
 )
 
 // docker network ls/inspect show a node's predefined networks as dockerd does,
@@ -15,7 +18,7 @@ func TestNetworks(t *testing.T) {
 	n := newSwarm(t, "nets")
 
 	rows := lines(n.MustDocker("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}} {{len .ID}}"))
-	if want := []string{"bridge bridge local 12", "host host local 12", "none null local 12"}; strings.Join(rows, "\n") != strings.Join(want, "\n") {
+	if want := []string{"bridge bridge local 12", "host host local 12", "ingress overlay swarm 12", "none null local 12"}; strings.Join(rows, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("network ls: %q, want %q", rows, want)
 	}
 	if out := n.MustDocker("network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge"); len(strings.TrimSpace(out)) != 64 {
@@ -46,8 +49,8 @@ func TestNetworks(t *testing.T) {
 		want string
 	}{
 		{[]string{"service", "create", "-d", "--network", "nosuch", "busybox"}, "network nosuch not found"},
-		{[]string{"network", "create", "-d", "overlay", "x"},
-			"Error response from daemon: overlay networks are not available in this shoal version yet"},
+		{[]string{"network", "create", "-d", "overlay", "--subnet", "bogus", "x"}, "Error response from daemon: Invalid subnet bogus : invalid CIDR address: bogus"},
+		{[]string{"service", "create", "-d", "--network", "ingress", "busybox"}, "service cannot be explicitly attached to the ingress network"},
 		{[]string{"network", "inspect", "nosuch"}, "network nosuch not found"},
 		{[]string{"network", "rm", "bridge"}, "Error response from daemon: bridge is a pre-defined network and cannot be removed"},
 	}
@@ -60,4 +63,70 @@ func TestNetworks(t *testing.T) {
 	if out := n.MustDocker("network", "prune", "-f"); out != "" {
 		t.Fatalf("network prune -f: %q", out)
 	}
+}
+
+// Overlay networks on a one-node swarm: services on a shared network reach
+// each other by name through a VIP, a network in use cannot be removed, an
+// internal network has no way out, prune removes what nothing uses.
+func TestOverlayNetworksOneNode(t *testing.T) {
+	t.Parallel()
+	n := newSwarm(t, "overlay1")
+	n.MustDocker("network", "create", "-d", "overlay", "--label", "team=a", "--attachable", "back")
+	n.MustDocker("network", "create", "-d", "overlay", "--internal", "--subnet", "10.30.0.0/24", "--gateway", "10.30.0.254", "sealed")
+	n.MustDocker("network", "create", "-d", "overlay", "unused")
+	var back network.Inspect
+	inspect(t, n, "network", "back", &back)
+	if back.Scope != "swarm" || back.Driver != "overlay" || !back.Attachable || back.Labels["team"] != "a" ||
+		len(back.IPAM.Config) != 1 || back.IPAM.Config[0].Subnet.String() != "10.0.1.0/24" {
+		t.Fatalf("network inspect back: %+v", back)
+	}
+
+	n.MustDocker("service", "create", "-d", "--name", "web", "--replicas", "2", "--network", "back", "--stop-grace-period", "1s",
+		"busybox", "sh", "-c", "hostname > /tmp/name; exec httpd -f -p 80 -h /tmp")
+	n.MustDocker("service", "create", "-d", "--name", "client", "--network", "name=back,alias=cl", "--network", "sealed", "--stop-grace-period", "1s",
+		"busybox", "sleep", "300")
+	n.MustDocker("service", "create", "-d", "--name", "hermit", "--network", "sealed", "--stop-grace-period", "1s",
+		"busybox", "sleep", "300")
+	c := taskContainer(t, n, "client")
+	hermit := taskContainer(t, n, "hermit")
+
+	names := map[string]bool{}
+	testenv.WaitFor(t, 60*time.Second, "client reaching both web tasks through the VIP", func() (bool, string) {
+		out, err := n.Docker("exec", c, "sh", "-c", `for i in 1 2 3 4 5 6; do printf 'GET /name HTTP/1.0\r\n\r\n' | nc -w 2 web 80 | tail -n 1; done`)
+		if err != nil {
+			return false, out
+		}
+		for _, f := range strings.Fields(out) {
+			if len(f) == 12 {
+				names[f] = true
+			}
+		}
+		return len(names) == 2, out
+	})
+	if out := n.MustDocker("exec", hermit, "nslookup", "client"); !strings.Contains(out, "Address: 10.30.0.") {
+		t.Fatalf("hermit resolving client on sealed: %s", out)
+	}
+	if out := n.MustDocker("exec", c, "nslookup", "cl"); !strings.Contains(out, "Address: 10.0.1.") {
+		t.Fatalf("client resolving its alias cl on back: %s", out)
+	}
+	if out := n.MustDocker("exec", hermit, "ip", "route"); strings.Contains(out, "default") || strings.Contains(out, "172.30.") {
+		t.Fatalf("a task on an internal network only has a way out:\n%s", out)
+	}
+	var onBack network.Inspect
+	inspect(t, n, "network", "back", &onBack)
+	if len(onBack.Containers) != 3 {
+		t.Fatalf("network inspect back: %d containers, want web's two and client: %+v", len(onBack.Containers), onBack.Containers)
+	}
+
+	if out, err := n.Docker("network", "rm", "back"); err == nil || !strings.Contains(out, "is in use by service") {
+		t.Fatalf("network rm of a network in use: %v\n%s", err, out)
+	}
+	if out := strings.TrimSpace(n.MustDocker("network", "prune", "-f")); !strings.Contains(out, "unused") || strings.Contains(out, "back") {
+		t.Fatalf("network prune -f: %q", out)
+	}
+	n.MustDocker("service", "rm", "web", "client", "hermit")
+	testenv.WaitFor(t, 30*time.Second, "back removable once its tasks are gone", func() (bool, string) {
+		out, err := n.Docker("network", "rm", "back")
+		return err == nil, out
+	})
 }
