@@ -15,6 +15,12 @@ import (
 // loaded on node1 only: the other nodes fetch it from their peers.
 func multiSwarm(t *testing.T, managers, workers int) []*testenv.Node {
 	t.Helper()
+	return swarmLab(t, managers, workers).Nodes
+}
+
+// swarmLab is multiSwarm, with the lab.
+func swarmLab(t *testing.T, managers, workers int) *testenv.TestLab {
+	t.Helper()
 	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: managers + workers})
 	nodes := lab.Nodes
 	n1 := nodes[0]
@@ -31,7 +37,7 @@ func multiSwarm(t *testing.T, managers, workers int) []*testenv.Node {
 		n.MustDocker("swarm", "join", "--token", token, n1.Addr()+":2377")
 	}
 	waitNodes(t, n1, len(nodes), "Ready")
-	return nodes
+	return lab
 }
 
 // nodeRow is one line of `docker node ls`.

@@ -18,7 +18,8 @@ import (
 // any node.
 func TestMultiNodeOverlay(t *testing.T) {
 	t.Parallel()
-	nodes := multiSwarm(t, 1, 2)
+	lab := swarmLab(t, 1, 2)
+	nodes := lab.Nodes
 	n1 := nodes[0]
 	n1.MustDocker("network", "create", "-d", "overlay", "--subnet", "10.20.0.0/24", "backend")
 	n1.MustDocker("network", "create", "-d", "overlay", "--opt", "encrypted", "other")
@@ -28,7 +29,7 @@ func TestMultiNodeOverlay(t *testing.T) {
 	// Each task serves its slot; one per node (the scheduler spreads a service).
 	n1.MustDocker("service", "create", "-d", "--name", "srv", "--replicas", "3", "--network", "backend",
 		"--publish", "18080:80", "--env", "SLOT={{.Task.Slot}}", "--stop-grace-period", "1s",
-		"busybox", "sh", "-c", "echo $SLOT > /tmp/slot; exec httpd -f -p 80 -h /tmp")
+		"busybox", "sh", "-c", "echo $SLOT > /tmp/slot; hostname > /tmp/name; exec httpd -f -p 80 -h /tmp")
 	n1.MustDocker("service", "create", "-d", "--name", "cli", "--network", "backend", "--stop-grace-period", "1s",
 		"--constraint", "node.hostname=="+n1.Name, "busybox", "sleep", "100000")
 	n1.MustDocker("service", "create", "-d", "--name", "iso", "--network", "other", "--stop-grace-period", "1s",
@@ -66,6 +67,46 @@ func TestMultiNodeOverlay(t *testing.T) {
 			}
 		}
 		return len(slots) == 3, fmt.Sprint(slots)
+	})
+
+	// On the wire between the nodes there is WireGuard, never the payload.
+	capture, err := lab.Lab.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := "plaintext-marker-" + strings.Repeat("x", 8) + fmt.Sprint(time.Now().UnixNano())
+	out, err := try(n1, "exec", cli, "sh", "-c",
+		`for i in 1 2 3 4 5 6; do printf 'GET /slot?`+marker+` HTTP/1.0\r\n\r\n' | nc -w 2 srv 80 | tail -n 1; done`)
+	frames, cerr := capture.Stop()
+	if err != nil || cerr != nil {
+		t.Fatalf("requests during the capture: %v %v\n%s", err, cerr, out)
+	}
+	if got := strings.Fields(out); len(got) != 6 {
+		t.Fatalf("6 requests during the capture answered %q", out)
+	}
+	for _, f := range frames {
+		if strings.Contains(string(f), marker) {
+			t.Fatalf("the request's plaintext crossed the lab's switch: %q", f)
+		}
+	}
+	if ports := testenv.UDPPorts(frames); ports[51820] == 0 {
+		t.Fatalf("no WireGuard traffic between the nodes while tasks talked across them: UDP ports %v", ports)
+	}
+
+	// A task that dies leaves the VIP: once it has stopped, no connection
+	// reaches it.
+	victim := nodes[2]
+	dead := strings.TrimSpace(victim.MustDocker("ps", "-q", "--filter", "name=srv."))
+	deadName := strings.TrimSpace(victim.MustDocker("exec", dead, "hostname"))
+	victim.MustDocker("kill", dead)
+	testenv.WaitFor(t, 30*time.Second, "the killed task stopped", func() (bool, string) {
+		out, _ := try(victim, "ps", "-q", "--no-trunc", "--filter", "status=running", "--filter", "id="+dead)
+		return strings.TrimSpace(out) == "", out
+	})
+	testenv.WaitFor(t, 10*time.Second, "the killed task out of srv's VIP", func() (bool, string) {
+		out, err := try(n1, "exec", cli, "sh", "-c",
+			`for i in 1 2 3 4 5 6 7 8 9 10 11 12; do printf 'GET /name HTTP/1.0\r\n\r\n' | nc -w 1 srv 80 | tail -n 1; done`)
+		return err == nil && !strings.Contains(out, deadName), out
 	})
 
 	// The task on the other network does not resolve or reach srv's tasks.
