@@ -218,9 +218,8 @@ func (n *networkAPI) inspect(c *gin.Context) {
 }
 
 // localEndpoints is every running container of this node attached to the
-// network called name, keyed by container ID. On the bridge, a task container
-// that joins overlay networks too has an endpoint named "bridge"; one that
-// joins none has its one endpoint, whatever the runtime names it.
+// network called name, keyed by container ID (on the bridge: the endpoint with
+// the bridge's network ID, or named after the "default" network mode).
 func (n *networkAPI) localEndpoints(ctx context.Context, name string) (map[string]network.EndpointResource, error) {
 	list, err := n.s.cfg.Containers.List(ctx, false)
 	if err != nil {
@@ -236,7 +235,8 @@ func (n *networkAPI) localEndpoints(ctx context.Context, name string) (map[strin
 			continue
 		}
 		for epName, ep := range sum.NetworkSettings.Networks {
-			onBridge := name == bridgeNetwork && (epName == bridgeNetwork || len(sum.NetworkSettings.Networks) == 1)
+			onBridge := name == bridgeNetwork && ep != nil &&
+				(epName == "default" || ep.NetworkID == networkID(bridgeNetwork))
 			if ep == nil || !ep.IPAddress.Is4() || (epName != name && !onBridge) {
 				continue
 			}

@@ -29,7 +29,9 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 		}
 		out[n.Name] = ep
 	}
-	if rec.IPAddress == "" {
+	// On overlay networks, the bridge is the container's way out of the swarm,
+	// as Docker's docker_gwbridge, which dockerd does not list either.
+	if rec.IPAddress == "" || len(rec.Networks) > 0 {
 		return out
 	}
 	ep := &network.EndpointSettings{

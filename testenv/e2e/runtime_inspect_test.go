@@ -19,7 +19,9 @@ import (
 func TestRuntimeInspect(t *testing.T) {
 	t.Parallel()
 	n := newSwarm(t, "inspect")
-	n.MustDocker("service", "create", "-d", "--name", "pi", "--stop-grace-period", "1s", "-p", "18093:80",
+	n.MustDocker("service", "create", "-d", "--name", "pi", "--stop-grace-period", "1s",
+		"busybox", "httpd", "-f", "-p", "80")
+	n.MustDocker("service", "create", "-d", "--name", "pub", "--stop-grace-period", "1s", "-p", "18093:80",
 		"busybox", "httpd", "-f", "-p", "80")
 	n.MustDocker("service", "create", "-d", "--name", "loop", "--stop-grace-period", "1s",
 		"busybox", "sh", "-c", "i=0; while true; do sleep 1; done")
@@ -47,6 +49,13 @@ func TestRuntimeInspect(t *testing.T) {
 	if ps != `bridge "httpd -f -p 80"` {
 		t.Errorf("docker ps networks and command = %q", ps)
 	}
+	// A task on an overlay network (here ingress, for its published port) lists
+	// that network, not the bridge it leaves the swarm through, as dockerd
+	// leaves out docker_gwbridge.
+	pub := taskContainer(t, n, "pub")
+	if ps := strings.TrimSpace(n.MustDocker("ps", "--filter", "name="+pub, "--format", "{{.Networks}}")); ps != "ingress" {
+		t.Errorf("docker ps networks of a task on ingress = %q", ps)
+	}
 	ps = strings.TrimSpace(n.MustDocker("ps", "--no-trunc", "--filter", "name="+loop, "--format", "{{.Command}}"))
 	if ps != `"sh -c 'i=0; while true; do sleep 1; done'"` {
 		t.Errorf("docker ps command = %q", ps)
@@ -69,9 +78,9 @@ func TestRuntimeInspect(t *testing.T) {
 		t.Errorf("docker images SIZE = %q, want %q", got, units.HumanSizeWithPrecision(float64(want), 3))
 	}
 
-	// docker system df: the image is in use by both tasks.
+	// docker system df: the image is in use by the three tasks.
 	df := n.MustDocker("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}}")
-	if !strings.Contains(df, "Images 1 1 "+units.HumanSize(float64(want))+"\n") || !strings.Contains(df, "Containers 2 2 ") {
+	if !strings.Contains(df, "Images 1 1 "+units.HumanSize(float64(want))+"\n") || !strings.Contains(df, "Containers 3 3 ") {
 		t.Errorf("docker system df = %q", df)
 	}
 
