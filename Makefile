@@ -14,7 +14,7 @@ GOTAGS    := netgo,osusergo,seccomp
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
 TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
 
-.PHONY: all build run test unit e2e fuzz torture deps builddeps bench conformance-record clean
+.PHONY: all build run test unit e2e fuzz torture deps builddeps bench conformance-record conformance clean
 
 all: build
 
@@ -94,6 +94,14 @@ busybox.tar:
 # test` replays them against shoal. See docs/conformance.md.
 conformance-record: builddeps deps
 	CONFORMANCE_RECORD=1 $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -run TestCorpus -v ./testenv/conformance/
+
+# Runs moby's own integration tests (integration/service, secret, config of moby
+# v28.2.2, from the Go module proxy) against shoal, in a network namespace of their
+# own, with Debian's dockerd as the "main" daemon; logs and a summary go to
+# MOBYSUITE_OUT. See docs/conformance.md.
+MOBYSUITE_OUT ?= /tmp/shoal-mobysuite
+conformance: builddeps deps build
+	SHOAL_MOBYSUITE=1 MOBYSUITE_OUT=$(MOBYSUITE_OUT) SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 0 -v -run TestMobySuite ./testenv/mobysuite/
 
 # Side-by-side with Docker Engine's swarm mode; writes docs/benchmarks.md.
 bench:

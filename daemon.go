@@ -86,19 +86,20 @@ func runDaemon(ctx context.Context, cfg daemonConfig, reloads reloadSource) erro
 	defer containers.Close()
 	hostname, _ := os.Hostname()
 	cl, err := cluster.New(ctx, cluster.Config{
-		Root:          filepath.Join(cfg.DataRoot, "swarm"),
-		Hostname:      hostname,
-		EngineVersion: version,
-		EngineLabels:  cfg.Labels,
-		Resources:     cfg.GenericResources,
-		Containers:    containers,
-		Images:        images,
-		Network:       network,
-		Overlay:       plane,
-		DNS:           resolver,
-		PeerImages:    images.PeerHandler(),
-		Metrics:       reg,
-		Logger:        log.With("component", "cluster"),
+		Root:                 filepath.Join(cfg.DataRoot, "swarm"),
+		Hostname:             hostname,
+		EngineVersion:        version,
+		EngineLabels:         cfg.Labels,
+		Resources:            cfg.GenericResources,
+		DefaultAdvertiseAddr: cfg.SwarmDefaultAdvertiseAddr,
+		Containers:           containers,
+		Images:               images,
+		Network:              network,
+		Overlay:              plane,
+		DNS:                  resolver,
+		PeerImages:           images.PeerHandler(),
+		Metrics:              reg,
+		Logger:               log.With("component", "cluster"),
 	})
 	if err != nil {
 		return err

@@ -136,6 +136,9 @@ type daemonConfig struct {
 	MetricsAddr string
 	// AddressPools are --default-address-pool values, base=CIDR,size=N.
 	AddressPools []string
+	// SwarmDefaultAdvertiseAddr is the address (an IP or an interface) swarm
+	// init and join advertise when the request names none, as dockerd's flag.
+	SwarmDefaultAdvertiseAddr string
 }
 
 // listFlag is a flag that may be given many times.
@@ -198,6 +201,7 @@ func daemonFlagSet(cfg *daemonConfig) (*pflag.FlagSet, *daemonFlags) {
 	fs.StringVar(&cfg.TLSKey, "tlskey", "", "server key")
 	fs.Var(listFlag{&f.labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
 	fs.Var(listFlag{&f.generic}, "node-generic-resource", "a resource the node offers: kind=name (a named unit, e.g. gpu=GPU-1) or kind=count (e.g. ssd=2) (repeatable)")
+	fs.StringVar(&cfg.SwarmDefaultAdvertiseAddr, "swarm-default-advertise-addr", "", "address or interface swarm init and join advertise when the request names none")
 	fs.DurationVar(&cfg.MinCertExpiry, "min-cert-expiry", cluster.MinCertExpiry, "for labs: the shortest node certificate lifetime that swarm update --cert-expiry accepts")
 	addOperationFlags(fs, cfg, &f)
 	return fs, &f

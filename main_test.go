@@ -49,6 +49,13 @@ func TestDaemonLabelFlags(t *testing.T) {
 	}
 }
 
+func TestDaemonSwarmDefaultAdvertiseAddrFlag(t *testing.T) {
+	cfg, err := parseDaemonFlags([]string{"--swarm-default-advertise-addr=lo"})
+	if err != nil || cfg.SwarmDefaultAdvertiseAddr != "lo" {
+		t.Fatalf("--swarm-default-advertise-addr=lo: %q, %v", cfg.SwarmDefaultAdvertiseAddr, err)
+	}
+}
+
 func TestDaemonGenericResourceFlags(t *testing.T) {
 	cfg, err := parseDaemonFlags([]string{"--node-generic-resource", "gpu=GPU-1", "--node-generic-resource", "ssd=2"})
 	if err != nil {

@@ -40,6 +40,9 @@ type Config struct {
 	EngineLabels map[string]string
 	// Resources are the node's generic resources (--node-generic-resource).
 	Resources []swarm.GenericResource
+	// DefaultAdvertiseAddr is what init and join advertise when the request
+	// names no address (--swarm-default-advertise-addr): an IP or an interface.
+	DefaultAdvertiseAddr string
 	// Containers, Images and Network are the node's runtime and network; only
 	// the agent drives them.
 	Containers agent.Containers

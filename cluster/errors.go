@@ -46,6 +46,17 @@ func errUnavailablef(format string, args ...any) error {
 	return unavailableError{fmt.Sprintf(format, args...)}
 }
 
+// unknownError is a refusal dockerd answers 500 for: swarmkit's errors that
+// carry no gRPC code (code Unknown), as some of its checks of a spec do. It has
+// no class: the API's default status is 500.
+type unknownError struct{ msg string }
+
+func (e unknownError) Error() string { return e.msg }
+
+func errUnknownf(format string, args ...any) error {
+	return unknownError{"rpc error: code = Unknown desc = " + fmt.Sprintf(format, args...)}
+}
+
 // notImplementedError is what dockerd answers 501 for (swarmkit's Unimplemented).
 type notImplementedError struct{ msg string }
 

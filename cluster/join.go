@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"crypto/x509"
@@ -222,7 +223,7 @@ func (c *Cluster) Join(ctx context.Context, req swarm.JoinRequest) error {
 	var last error
 	for _, remote := range req.RemoteAddrs {
 		remote = withDefaultPort(remote)
-		advertise, err := advertiseAddr(req.AdvertiseAddr, listen, remote)
+		advertise, err := advertiseAddr(cmp.Or(req.AdvertiseAddr, c.cfg.DefaultAdvertiseAddr), listen, remote)
 		if err != nil {
 			return err
 		}

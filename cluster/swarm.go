@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -94,7 +95,7 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 	if err != nil {
 		return "", err
 	}
-	advertise, err := advertiseAddr(req.AdvertiseAddr, listen, "")
+	advertise, err := advertiseAddr(cmp.Or(req.AdvertiseAddr, c.cfg.DefaultAdvertiseAddr), listen, "")
 	if err != nil {
 		return "", err
 	}

@@ -117,7 +117,11 @@ func validatePlacement(p *swarm.Placement) error {
 	}
 	for _, c := range p.Constraints {
 		key, _, _, err := scheduler.ParseConstraint(c)
-		if err != nil || !scheduler.ValidConstraintKey(key) {
+		if err != nil {
+			// As dockerd passes swarmkit's parse error on: code Unknown, a 500.
+			return errUnknownf("%v", err)
+		}
+		if !scheduler.ValidConstraintKey(key) {
 			return errInvalidf("rpc error: code = InvalidArgument desc = invalid constraint %q", c)
 		}
 	}

@@ -56,6 +56,12 @@ func TestValidateServiceSpec(t *testing.T) {
 			s.Mode.Replicated = &swarm.ReplicatedService{Replicas: count(1000)}
 			s.TaskTemplate.ContainerSpec.Args = []string{strings.Repeat("a", 100<<10)}
 		}, "more than shoal's limit of 67108864 bytes (64 MiB) per service"},
+		{"malformed constraint", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.role=manager"}}
+		}, "rpc error: code = Unknown desc = constraint expected one operator from ==, !="},
+		{"constraint on no attribute", func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.nonsense==x"}}
+		}, `rpc error: code = InvalidArgument desc = invalid constraint "node.nonsense==x"`},
 		{"invalid reference", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "UPPER::bad@@" },
 			`rpc error: code = InvalidArgument desc = ContainerSpec: "UPPER::bad@@" is not a valid repository/tag`},
 		{"upper-case repository", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "Busybox" },
@@ -96,7 +102,9 @@ func TestValidateServiceSpec(t *testing.T) {
 			t.Errorf("%s: accepted", c.name)
 		case c.want != "" && !strings.Contains(err.Error(), c.want):
 			t.Errorf("%s: %q, want it to contain %q", c.name, err, c.want)
-		case c.want != "" && !isInvalid(err):
+		case c.want != "" && strings.Contains(c.want, "code = Unknown") && isInvalid(err):
+			t.Errorf("%s: %v is an InvalidParameter error; dockerd answers 500", c.name, err)
+		case c.want != "" && !strings.Contains(c.want, "code = Unknown") && !isInvalid(err):
 			t.Errorf("%s: %v is not an InvalidParameter error", c.name, err)
 		}
 	}

@@ -32,7 +32,8 @@ func parseFilters(raw string) (filters, error) {
 	}
 	var legacy map[string][]string
 	if err := json.Unmarshal([]byte(raw), &legacy); err != nil {
-		return nil, badRequest(fmt.Sprintf("invalid filter '%s'", raw))
+		// moby 28's words for filters that are not JSON: it names nothing.
+		return nil, badRequest("invalid filter")
 	}
 	for k, vs := range legacy {
 		f[k] = append(f[k], vs...)

@@ -67,6 +67,8 @@ func (s *Server) getImages(c *gin.Context) {
 		s.listImages(c)
 	case name != "" && action == "json":
 		s.inspectImage(c, name)
+	case name != "" && action == "history":
+		s.imageHistory(c, name)
 	default:
 		notFoundPage(c)
 	}
@@ -210,6 +212,21 @@ func (s *Server) inspectImage(c *gin.Context, name string) {
 		return
 	}
 	respondJSON(c, http.StatusOK, im.Inspect())
+}
+
+// imageHistory answers `docker image history`.
+func (s *Server) imageHistory(c *gin.Context, name string) {
+	im, err := s.cfg.Images.Get(c.Request.Context(), name)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	history, err := im.History()
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	respondJSON(c, http.StatusOK, history)
 }
 
 // jsonStream writes the newline-delimited JSON messages of load and pull, sending

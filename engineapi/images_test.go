@@ -86,6 +86,9 @@ func TestImagesWithDockerCLI(t *testing.T) {
 	if out := api.mustDocker(t, "image", "inspect", "-f", "{{.Id}} {{.Os}}", "localhost:5000/team/app:1"); !regexp.MustCompile(`^sha256:04ab\w+ linux\n$`).MatchString(out) {
 		t.Fatalf("docker image inspect: %q", out)
 	}
+	if out := api.mustDocker(t, "image", "history", "--format", "{{.ID}} {{.CreatedBy}} {{.Size}}", "nginx:1"); out != "02ababababab CMD sh 0B\n<missing> ADD rootfs / 2kB\n" {
+		t.Fatalf("docker image history: %q", out)
+	}
 	api.mustDocker(t, "tag", "localhost:5000/team/app:1", "registry.local/app:v2")
 	if out := api.mustDocker(t, "images", "-q", "registry.local/app"); !strings.HasPrefix(out, "04abababab") {
 		t.Fatalf("tagged image not listed: %q", out)
@@ -155,7 +158,8 @@ func TestImageEndpoints(t *testing.T) {
 		{"POST", "/images/localhost:5000/team/app:1/tag?repo=app", "201", ``},
 		{"GET", "/images/localhost:5000/team/app:1/json", "200", ``},
 		{"GET", "/images/nope/json", "404", `{"message":"No such image: nope"}`},
-		{"GET", "/images/nope/history", "404", `{"message":"page not found"}`},
+		{"GET", "/images/nope/history", "404", `{"message":"No such image: nope"}`},
+		{"GET", "/images/localhost:5000/team/app:1/history", "200", ``},
 		{"GET", "/distribution/localhost:5000/team/app:1/json", "200", ``},
 		{"GET", "/distribution/nope/json", "404", `{"message":"No such image: nope"}`},
 		{"DELETE", "/images/nope", "404", `{"message":"No such image: nope"}`},

@@ -260,8 +260,10 @@ func (f *imageFake) addImage(tags ...string) img.Image {
 	im := img.Image{
 		ID:       fmt.Sprintf("sha256:%02d%s", f.seq, strings.Repeat("ab", 31)),
 		RepoTags: tags, Created: created, Size: int64(1000 * f.seq),
+		DiffIDs: []string{"sha256:layer"}, LayerSizes: []int64{int64(1000 * f.seq)},
 		Config: dockerspec.DockerOCIImage{
-			Image:  ocispec.Image{Created: &created, Platform: ocispec.Platform{Architecture: "amd64", OS: "linux"}},
+			Image: ocispec.Image{Created: &created, Platform: ocispec.Platform{Architecture: "amd64", OS: "linux"},
+				History: []ocispec.History{{Created: &created, CreatedBy: "ADD rootfs /"}, {Created: &created, CreatedBy: "CMD sh", EmptyLayer: true}}},
 			Config: dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Cmd: []string{"sh"}, Labels: map[string]string{"seq": fmt.Sprint(f.seq)}}},
 		},
 	}

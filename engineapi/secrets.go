@@ -24,9 +24,13 @@ func (s *Server) registerSecretRoutes(r gin.IRouter) {
 	r.DELETE("/configs/:id", s.removeConfig)
 }
 
-// payloadFilters are the filters of `docker secret ls` and `docker config ls`:
-// id (prefix), name (prefix), names (exact), label.
-var payloadFilters = []string{"id", "label", "name", "names"}
+// secretFilters are the filters of `docker secret ls`: id (prefix), name
+// (prefix), names (exact), label. configFilters, of `docker config ls`, are
+// the same but names, which dockerd refuses for configs.
+var (
+	secretFilters = []string{"id", "label", "name", "names"}
+	configFilters = []string{"id", "label", "name"}
+)
 
 func matchPayload(f filters, id string, a swarm.Annotations) bool {
 	return f.matchPrefix("id", id) && f.matchPrefix("name", a.Name) &&
@@ -61,7 +65,7 @@ func (s *Server) createSecret(c *gin.Context) {
 }
 
 func (s *Server) listSecrets(c *gin.Context) {
-	f, ok := queryFilters(c, payloadFilters...)
+	f, ok := queryFilters(c, secretFilters...)
 	if !ok {
 		return
 	}
@@ -150,7 +154,7 @@ func (s *Server) createConfig(c *gin.Context) {
 }
 
 func (s *Server) listConfigs(c *gin.Context) {
-	f, ok := queryFilters(c, payloadFilters...)
+	f, ok := queryFilters(c, configFilters...)
 	if !ok {
 		return
 	}
@@ -218,13 +222,14 @@ func (s *Server) removeConfig(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// queryVersion is the ?version= of an update, in dockerd's words when it is
-// not a number; on error it has answered and ok is false.
+// queryVersion is the ?version= of a secret's or config's update, in
+// dockerd's words when it is not a number (which, for these two kinds, name
+// neither the value nor the parser's error); on error it has answered and ok
+// is false.
 func queryVersion(c *gin.Context, kind string) (uint64, bool) {
-	raw := c.Query("version")
-	v, err := strconv.ParseUint(raw, 10, 64)
+	v, err := strconv.ParseUint(c.Query("version"), 10, 64)
 	if err != nil {
-		writeError(c, badRequest(fmt.Sprintf("invalid %s version '%s': %v", kind, raw, err)))
+		writeError(c, badRequest(fmt.Sprintf("invalid %s version", kind)))
 		return 0, false
 	}
 	return v, true

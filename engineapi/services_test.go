@@ -59,7 +59,7 @@ func TestServiceEndpoints(t *testing.T) {
 		{"list by mode", "GET", `/services?filters={"mode":{"global":true}}`, ``, 200, `^\[\]\n$`},
 		{"list legacy filter", "GET", `/services?filters={"mode":["replicated"]}`, ``, 200, `"Name":"web"`},
 		{"list bad filter", "GET", `/services?filters={"color":{"red":true}}`, ``, 400, `invalid filter 'color'`},
-		{"list malformed filter", "GET", `/services?filters=nope`, ``, 400, `invalid filter`},
+		{"list malformed filter", "GET", `/services?filters=nope`, ``, 400, `^\{"message":"invalid filter"\}\s*$`},
 		{"inspect by name", "GET", "/services/web?insertDefaults=true", ``, 200, `"ID":"` + svc.ID + `"`},
 		{"inspect missing", "GET", "/services/nope", ``, 404, `"message":"service nope not found"`},
 		{"update no version", "POST", "/services/web/update", created, 400, `invalid service version ''`},

@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -25,18 +27,33 @@ func matchConstraint(expr string, n *swarm.Node) (bool, error) {
 	return !matched, nil
 }
 
-// ParseConstraint splits a constraint into key, value and operator (true for ==).
+// The words a constraint may be made of, as Docker accepts them: a key is a
+// letter or underscore and at least one more letter, digit, '-', '_' or '.';
+// a value is letters, digits, blanks and the characters of a simple pattern
+// (: - _ . * ( ) ? + [ ] \ ^ $ | /). Neither holds '=' or '!'.
+var (
+	constraintKey   = regexp.MustCompile(`^(?i)[_a-z][-_.a-z0-9]+$`)
+	constraintValue = regexp.MustCompile(`^(?i)[-_.a-z0-9:\s*()?+\[\]\\^$|/]+$`)
+)
+
+// ParseConstraint splits a constraint into key, value and operator (true for
+// ==). Its errors are Docker's words for a malformed constraint.
 func ParseConstraint(expr string) (key, value string, equal bool, err error) {
 	for _, op := range []string{"==", "!="} {
-		if k, v, ok := strings.Cut(expr, op); ok {
-			key, value = strings.TrimSpace(k), strings.TrimSpace(v)
-			if key == "" || value == "" || strings.ContainsAny(value, "=!") {
-				break
-			}
-			return key, value, op == "==", nil
+		k, v, ok := strings.Cut(expr, op)
+		if !ok {
+			continue
 		}
+		key, value = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !constraintKey.MatchString(key) {
+			return "", "", false, fmt.Errorf("key '%s' is invalid", key)
+		}
+		if !constraintValue.MatchString(value) {
+			return "", "", false, fmt.Errorf("value '%s' is invalid", value)
+		}
+		return key, value, op == "==", nil
 	}
-	return "", "", false, fmt.Errorf("constraint expected one operator from ==, !=")
+	return "", "", false, errors.New("constraint expected one operator from ==, !=")
 }
 
 // ValidConstraintKey reports whether key names a node attribute constraints can use.

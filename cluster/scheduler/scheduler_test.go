@@ -146,16 +146,26 @@ func TestParseConstraint(t *testing.T) {
 		in    string
 		key   string
 		equal bool
-		ok    bool
+		err   string // Docker's words; "" when the constraint parses
 	}{
-		{"node.role==manager", "node.role", true, true},
-		{"node.labels.zone != east", "node.labels.zone", false, true},
-		{"node.role=manager", "", false, false},
-		{"==x", "", false, false},
+		{"node.role==manager", "node.role", true, ""},
+		{"node.labels.zone != east", "node.labels.zone", false, ""},
+		{"node.labels.path==/srv/a b", "node.labels.path", true, ""},
+		{"node.role=manager", "", false, "constraint expected one operator from ==, !="},
+		{"==x", "", false, "key '' is invalid"},
+		{"n==x", "", false, "key 'n' is invalid"},
+		{"a!=b==c", "", false, "key 'a!=b' is invalid"},
+		{"node.role==", "", false, "value '' is invalid"},
+		{"node.role==manager==x", "", false, "value 'manager==x' is invalid"},
+		{"node.id!=!x", "", false, "value '!x' is invalid"},
 	} {
 		key, _, equal, err := ParseConstraint(tc.in)
-		if (err == nil) != tc.ok || (tc.ok && (key != tc.key || equal != tc.equal)) {
-			t.Errorf("ParseConstraint(%q) = %q %v %v", tc.in, key, equal, err)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.err || (tc.err == "" && (key != tc.key || equal != tc.equal)) {
+			t.Errorf("ParseConstraint(%q) = %q %v %q, want %q %v %q", tc.in, key, equal, got, tc.key, tc.equal, tc.err)
 		}
 	}
 }

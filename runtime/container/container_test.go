@@ -218,6 +218,12 @@ func TestExecHostnameAndEnvWorkdirUser(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "127.0.0.1\tlocalhost") || !strings.Contains(out.String(), "nameserver") {
 		t.Fatalf("hosts/resolv.conf = %d %q", code, out.String())
 	}
+	// A missing executable: 127 and the words dockerd passes on from runc.
+	code, err = m.Exec(ctxT(t), id, ExecConfig{Cmd: []string{"nope-command"}}, nil, &out, &out)
+	want := `OCI runtime exec failed: exec failed: unable to start container process: exec: "nope-command": executable file not found in $PATH: unknown`
+	if code != 127 || err == nil || err.Error() != want {
+		t.Fatalf("exec of a missing executable = %d %v, want 127 %s", code, err, want)
+	}
 }
 
 func TestReadonlyRootfsRejectsWrites(t *testing.T) {

@@ -66,10 +66,13 @@ func (m *Manager) Exec(ctx context.Context, ref string, cfg ExecConfig, stdin io
 		proc.Stdin, proc.Stdout, proc.Stderr = stdin, stdout, stderr
 	}
 	if err := run.lc.Run(proc); err != nil {
+		// In the words of containerd's runc shim, which dockerd passes on (and
+		// scripts match); a missing executable exits 127 as under moby 28
+		// (dockerd 20.10 said 126).
 		if isNotFound(err) {
-			return 127, invalidError{msg: fmt.Sprintf("exec in %s: %v", rec.Name, err)}
+			return 127, invalidError{msg: fmt.Sprintf("OCI runtime exec failed: exec failed: %v: unknown", err)}
 		}
-		return 126, fmt.Errorf("exec in %s: %w", rec.Name, err)
+		return 126, fmt.Errorf("OCI runtime exec failed: exec failed: %w: unknown", err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = proc.Signal(unix.SIGKILL) })
 	defer stop()

@@ -2,6 +2,7 @@ package image
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 	"time"
 
@@ -68,6 +69,41 @@ func (i Image) Inspect() imagetypes.InspectResponse {
 		resp.Comment = i.Config.History[n-1].Comment
 	}
 	return resp
+}
+
+// History returns the steps that built the image as `GET
+// /images/{name}/history` (docker image history) reports them: newest first,
+// each with the size of the layer it made (0 for a step that made none). The
+// newest carries the image's ID and tags; the older ones "<missing>", as
+// dockerd shows an image whose parent images it does not keep (a pulled or
+// loaded one). The error is an image whose history names more layers than it
+// has.
+func (i Image) History() ([]imagetypes.HistoryResponseItem, error) {
+	out := make([]imagetypes.HistoryResponseItem, len(i.Config.History))
+	layer := 0
+	for n, h := range i.Config.History {
+		item := imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment}
+		if h.Created != nil {
+			item.Created = h.Created.Unix()
+		}
+		if !h.EmptyLayer {
+			if layer >= len(i.DiffIDs) {
+				return nil, fmt.Errorf("history of %s: too many non-empty layers in History section", i.ID)
+			}
+			if layer < len(i.LayerSizes) {
+				item.Size = i.LayerSizes[layer]
+			}
+			layer++
+		}
+		out[len(out)-1-n] = item
+	}
+	if len(out) > 0 {
+		out[0].ID = i.ID
+		if len(i.RepoTags) > 0 {
+			out[0].Tags = append([]string(nil), i.RepoTags...)
+		}
+	}
+	return out, nil
 }
 
 // image builds the exported view of an entry; the caller holds s.mu.

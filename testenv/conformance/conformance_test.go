@@ -147,7 +147,7 @@ func countCommands(corpus []Scenario) int {
 	seen := map[string]bool{}
 	for _, sc := range corpus {
 		for _, st := range sc.Steps {
-			if st.Kind != Until {
+			if st.Kind != Until && st.Kind != File {
 				seen[st.Text] = true
 			}
 		}
@@ -181,6 +181,7 @@ func newEngine(t *testing.T, n *testenv.Node) Engine {
 			n.Dir: "<dir>", tmp: "<tmp>", imageID: "<busybox-id>", imageID[:12]: "<busybox-id12>",
 			version: "<engine-version>",
 		}},
+		Scratch: tmp,
 	}
 }
 
@@ -212,7 +213,8 @@ func archiveImageID(path string) (string, error) {
 	}
 }
 
-// cleanUp removes what a scenario left (services and their containers, volumes)
+// cleanUp removes what a scenario left (services and their containers, volumes,
+// secrets and configs)
 // so the next one starts from the same state; it is not part of the transcript.
 // dockerd 20.10 sometimes keeps the containers of a removed service's finished
 // tasks (jobs, say): those are removed by force.
@@ -235,6 +237,11 @@ func cleanUp(t *testing.T, n *testenv.Node) {
 	testenv.WaitFor(t, 60*time.Second, "task containers gone", containersGone)
 	if ids := fields(n.MustDocker("volume", "ls", "-q")); len(ids) > 0 {
 		n.MustDocker(append([]string{"volume", "rm", "-f"}, ids...)...)
+	}
+	for _, kind := range []string{"secret", "config"} {
+		if ids := fields(n.MustDocker(kind, "ls", "-q")); len(ids) > 0 {
+			n.MustDocker(append([]string{kind, "rm"}, ids...)...)
+		}
 	}
 }
 

@@ -14,12 +14,14 @@ api POST /services/create {"Name":"x"}
 until '1/1' docker service ls \
   --format {{.Replicas}}
 let C docker ps -q
+docker secret create s - < $TMP/data
+file data 'ab\n' 3
 `
 	sc, err := ParseScenario("s", src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Steps) != 4 {
+	if len(sc.Steps) != 6 {
 		t.Fatalf("got %d steps: %+v", len(sc.Steps), sc.Steps)
 	}
 	if got := strings.Join(sc.Steps[0].Args, "|"); got != `service|create|--name|a b|x "y"|busybox` {
@@ -34,7 +36,13 @@ let C docker ps -q
 	if s := sc.Steps[3]; s.Kind != Let || s.Var != "C" {
 		t.Errorf("let step = %+v", s)
 	}
-	for _, bad := range []string{"rm -rf /", "api GET", "until x ls", "docker 'open"} {
+	if s := sc.Steps[4]; s.Kind != Docker || s.Stdin != "$TMP/data" || strings.Join(s.Args, " ") != "secret create s -" {
+		t.Errorf("docker step with stdin = %+v", s)
+	}
+	if s := sc.Steps[5]; s.Kind != File || s.File != "data" || string(s.Data) != "ab\nab\nab\n" {
+		t.Errorf("file step = %+v", s)
+	}
+	for _, bad := range []string{"rm -rf /", "api GET", "until x ls", "docker 'open", "file x", "file ../x y", "file x y -1"} {
 		if _, err := ParseScenario("bad", bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
@@ -132,5 +140,15 @@ func TestDeliberate(t *testing.T) {
 	}
 	if _, err := LoadDeliberate(path); err == nil {
 		t.Error("an entry without a reason was accepted")
+	}
+}
+
+func TestExpandLongestName(t *testing.T) {
+	step := Step{Kind: Docker, Args: []string{"exec", "$C2", "$C"}}
+	for range 20 { // map order is random: one run could pass by luck
+		got := expand(step, map[string]string{"C": "old", "C2": "new"})
+		if strings.Join(got.Args, " ") != "exec new old" {
+			t.Fatalf("expand = %q", got.Args)
+		}
 	}
 }

@@ -2,12 +2,17 @@ package conformance
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +32,9 @@ type Engine struct {
 	Client *http.Client
 	// Normaliser turns the engine's answers into transcripts.
 	Normaliser Normaliser
+	// Scratch is the scenarios' scratch directory, $TMP: File steps write
+	// there, and a Docker step's Stdin is read from there.
+	Scratch string
 }
 
 // Result is what one step got, normalised.
@@ -56,7 +64,7 @@ func Run(ctx context.Context, e Engine, sc Scenario) (Transcript, error) {
 		if err != nil {
 			return tr, fmt.Errorf("scenario %s line %d (%s): %w", sc.Name, step.Line, step.Text, err)
 		}
-		if step.Kind != Let {
+		if step.Kind != Let && step.Kind != File {
 			tr.Results = append(tr.Results, r)
 		}
 	}
@@ -69,16 +77,19 @@ func expand(step Step, vars map[string]string) Step {
 	if len(vars) == 0 {
 		return step
 	}
+	// Longer names first: a Replacer takes the first of the pairs that match
+	// at a place, and $C must not take the place of $C2.
+	names := slices.SortedFunc(maps.Keys(vars), func(a, b string) int { return cmp.Compare(len(b), len(a)) })
 	var pairs []string
-	for k, v := range vars {
-		pairs = append(pairs, "$"+k, v)
+	for _, k := range names {
+		pairs = append(pairs, "$"+k, vars[k])
 	}
 	r := strings.NewReplacer(pairs...)
 	args := make([]string, len(step.Args))
 	for i, a := range step.Args {
 		args[i] = r.Replace(a)
 	}
-	step.Args, step.Path, step.Body = args, r.Replace(step.Path), r.Replace(step.Body)
+	step.Args, step.Path, step.Body, step.Stdin = args, r.Replace(step.Path), r.Replace(step.Body), r.Replace(step.Stdin)
 	return step
 }
 
@@ -94,8 +105,12 @@ func (e Engine) runStep(ctx context.Context, step Step, vars map[string]string) 
 			return r, fmt.Errorf("exit %d, output %q: %s", code, out, errOut)
 		}
 		vars[step.Var] = strings.TrimSpace(out)
+	case File:
+		if err := os.WriteFile(filepath.Join(e.Scratch, step.File), step.Data, 0o644); err != nil {
+			return r, fmt.Errorf("write %s: %w", step.File, err)
+		}
 	case Docker:
-		out, errOut, code, err := e.docker(ctx, step.Args)
+		out, errOut, code, err := e.dockerStdin(ctx, step.Args, step.Stdin)
 		if err != nil {
 			return r, err
 		}
@@ -116,9 +131,23 @@ func (e Engine) runStep(ctx context.Context, step Step, vars map[string]string) 
 
 // docker runs the CLI and returns its stdout, stderr and exit code.
 func (e Engine) docker(ctx context.Context, args []string) (stdout, stderr string, code int, err error) {
+	return e.dockerStdin(ctx, args, "")
+}
+
+// dockerStdin is docker with the file at stdin ($TMP standing for the scratch
+// directory) as the CLI's standard input; none when stdin is empty.
+func (e Engine) dockerStdin(ctx context.Context, args []string, stdin string) (stdout, stderr string, code int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	cmd := e.Command(ctx, args...)
+	if stdin != "" {
+		f, err := os.Open(strings.ReplaceAll(stdin, "$TMP", e.Scratch))
+		if err != nil {
+			return "", "", 0, fmt.Errorf("standard input of docker %s: %w", strings.Join(args, " "), err)
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -21,6 +22,9 @@ const (
 	// Let runs a docker CLI command and keeps its trimmed output as $NAME for
 	// the steps after it (an ID, say); it records nothing.
 	Let = "let"
+	// File writes a file into the scratch directory ($TMP) for the steps after
+	// it (a secret's data, say); it records nothing.
+	File = "file"
 )
 
 // Scenario is one script of the corpus: steps run in order against one engine.
@@ -39,12 +43,18 @@ type Step struct {
 	Kind string
 	// Args are the docker CLI's arguments (Docker, Until).
 	Args []string
+	// Stdin is the file the CLI reads as its standard input (Docker), from a
+	// trailing "< PATH"; empty for none.
+	Stdin string
 	// Method, Path and Body make the request (API); Body may be empty.
 	Method, Path, Body string
 	// Want is the output Until waits for.
 	Want string
 	// Var is the name Let sets.
 	Var string
+	// File is the name File writes under $TMP, and Data what it writes.
+	File string
+	Data []byte
 }
 
 // LoadCorpus reads every scenario (*.txt) in dir, in file-name order.
@@ -73,10 +83,12 @@ func LoadCorpus(dir string) ([]Scenario, error) {
 // starting with # are skipped, and a line ending in a backslash goes on in the
 // next. Steps:
 //
-//	docker ARGS...               the docker CLI; ARGS split as a shell would ('', "")
+//	docker ARGS... [< PATH]      the docker CLI; ARGS split as a shell would ('', ""),
+//	                             with PATH (a file) as its standard input
 //	api METHOD PATH [BODY]       a raw Engine API request; BODY is the rest of the line
 //	until WANT docker ARGS...    poll until the command's trimmed output is WANT (\n: a newline)
 //	let NAME docker ARGS...      keep the command's trimmed output as $NAME
+//	file NAME TEXT [COUNT]       write TEXT (\n: a newline) COUNT times (1) to $TMP/NAME
 func ParseScenario(name, src string) (Scenario, error) {
 	sc := Scenario{Name: name}
 	lines := strings.Split(src, "\n")
@@ -109,6 +121,9 @@ func parseStep(line string) (Step, error) {
 		if err != nil {
 			return step, err
 		}
+		if n := len(args); n >= 2 && args[n-2] == "<" {
+			step.Stdin, args = args[n-1], args[:n-2]
+		}
 		step.Kind, step.Args = Docker, args
 	case API:
 		fields := strings.SplitN(strings.TrimSpace(rest), " ", 3)
@@ -137,6 +152,22 @@ func parseStep(line string) (Step, error) {
 			return step, fmt.Errorf("let needs NAME docker ARGS...: %q", line)
 		}
 		step.Kind, step.Var, step.Args = Let, words[0], words[2:]
+	case File:
+		words, err := splitWords(rest)
+		if err != nil {
+			return step, err
+		}
+		if len(words) < 2 || len(words) > 3 || strings.Contains(words[0], "/") {
+			return step, fmt.Errorf("file needs NAME TEXT [COUNT], NAME without a slash: %q", line)
+		}
+		count := 1
+		if len(words) == 3 {
+			if count, err = strconv.Atoi(words[2]); err != nil || count < 0 {
+				return step, fmt.Errorf("file: COUNT is not a count: %q", line)
+			}
+		}
+		text := strings.ReplaceAll(words[1], `\n`, "\n")
+		step.Kind, step.File, step.Data = File, words[0], []byte(strings.Repeat(text, count))
 	default:
 		return step, fmt.Errorf("unknown step %q", kind)
 	}

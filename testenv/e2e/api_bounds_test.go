@@ -226,3 +226,15 @@ func TestUnsupportedHostRefusedBeforeTouchingTheHost(t *testing.T) {
 		t.Errorf("a refused start made the data root: %v", err)
 	}
 }
+
+// --swarm-default-advertise-addr, as dockerd's flag, is what swarm init
+// advertises when the request names no address (moby's test daemons start
+// with --swarm-default-advertise-addr=lo and init with ListenAddr 0.0.0.0).
+func TestSwarmDefaultAdvertiseAddr(t *testing.T) {
+	t.Parallel()
+	n := testenv.StartNode(t, "defadv", testenv.Options{Args: []string{"--swarm-default-advertise-addr", "lo"}})
+	n.MustDocker("swarm", "init", "--listen-addr", "0.0.0.0:2377")
+	if got := strings.TrimSpace(n.MustDocker("info", "--format", "{{.Swarm.NodeAddr}}")); got != "127.0.0.1" {
+		t.Fatalf("node address after init without an address = %q, want 127.0.0.1 (from lo)", got)
+	}
+}
