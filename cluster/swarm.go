@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -253,9 +252,11 @@ func newClusterObject(req swarm.InitRequest, now time.Time) (*swarm.Swarm, ca.Ro
 	if err != nil {
 		return nil, ca.RootCA{}, err
 	}
+	// Without --default-addr-pool the swarm shows none, as dockerd does;
+	// networks then come from Docker's 10.0.0.0/8 (defaultPools).
 	pool := req.DefaultAddrPool
 	if len(pool) == 0 {
-		pool = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		pool = nil // null, not [], as dockerd shows it
 	}
 	subnet := req.SubnetSize
 	if subnet == 0 {
