@@ -257,3 +257,48 @@ networks:
 		t.Errorf("swarm networks after stack rm: %q, want ingress and the external one", nets)
 	}
 }
+
+// The voting app on three nodes: its tasks spread over them, every worker
+// reaches db and redis across nodes by their short names, and stack rm removes
+// everything from every node.
+func TestMultiNodeStack(t *testing.T) {
+	t.Parallel()
+	nodes := multiSwarm(t, 1, 2)
+	n1 := nodes[0]
+	file := votingStack(t, n1, "      replicas: 1\n      labels", "      replicas: 3\n      labels")
+	n1.MustDocker("stack", "deploy", "--resolve-image", "never", "-c", file, "shop")
+	replicas := map[string]int{}
+	for svc, r := range votingServices {
+		replicas[svc] = r
+	}
+	replicas["worker"] = 3
+	waitStack(t, n1, "shop", replicas)
+	waitRunningOn(t, n1, "shop_worker", 3, 90*time.Second, func(by map[string]int) bool { return len(by) == 3 })
+
+	for _, n := range nodes {
+		testenv.WaitFor(t, 60*time.Second, "the worker on "+n.Name+" reaching db and redis", func() (bool, string) {
+			c := strings.Fields(n.MustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=shop_worker"))
+			if len(c) != 1 {
+				return false, fmt.Sprint("worker containers: ", c)
+			}
+			get := `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 %s %d | tail -n 1`
+			db, err1 := try(n, "exec", c[0], "sh", "-c", fmt.Sprintf(get, "db", 5432))
+			redis, err2 := try(n, "exec", c[0], "sh", "-c", fmt.Sprintf(get, "redis", 6379))
+			return err1 == nil && err2 == nil && strings.TrimSpace(db) == "s3cret-postgres" && strings.TrimSpace(redis) == "redis", db + redis
+		})
+	}
+
+	out := n1.MustDocker("stack", "rm", "shop")
+	if strings.Contains(out, "Failed") {
+		t.Fatalf("stack rm said %q", out)
+	}
+	if out := n1.MustDocker("network", "ls", "-q", "--filter", "label=com.docker.stack.namespace=shop"); strings.TrimSpace(out) != "" {
+		t.Errorf("networks after stack rm: %q", out)
+	}
+	for _, n := range nodes {
+		testenv.WaitFor(t, 60*time.Second, "the stack's containers removed from "+n.Name, func() (bool, string) {
+			out, err := try(n, "ps", "-aq")
+			return err == nil && strings.TrimSpace(out) == "", out
+		})
+	}
+}
