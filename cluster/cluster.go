@@ -420,6 +420,9 @@ func (c *Cluster) current() (*store.Store, *nodeState, chan struct{}, error) {
 	return c.store, c.node, c.replayed, nil
 }
 
+// errOutOfSequence is Docker's word for a write on a stale version.
+const errOutOfSequence = "update out of sequence"
+
 // update runs fn in a store update on the active swarm (forwarded to the
 // leader when this manager follows).
 func (c *Cluster) update(ctx context.Context, fn func(tx store.Tx) error) error {
@@ -431,7 +434,7 @@ func (c *Cluster) update(ctx context.Context, fn func(tx store.Tx) error) error 
 	switch {
 	case errors.Is(err, store.ErrOutOfSequence):
 		// The client read an old version: it may read again and retry.
-		return conflictError{"update out of sequence"}
+		return conflictError{errOutOfSequence}
 	case errors.Is(err, store.ErrNotLeader):
 		// Leadership was lost under the write (quorum gone, a new election):
 		// as far as the client can tell, the swarm has no leader.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -75,6 +76,10 @@ func eventMessage(ev store.Event) (events.Message, bool) {
 		msg.Type = events.ConfigEventType
 		msg.Actor.Attributes["name"] = o.Spec.Name
 	case *swarm.Network:
+		if old, ok := ev.Old.(*swarm.Network); ok && reflect.DeepEqual(old.Spec, o.Spec) {
+			// Only its version moved: an address was taken from it (claimAddresses).
+			return msg, false
+		}
 		msg.Type = events.NetworkEventType
 		msg.Actor.Attributes["name"] = o.Spec.Name
 	default:

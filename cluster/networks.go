@@ -272,8 +272,13 @@ func findNetwork(tx store.ReadTx, ref string) (*swarm.Network, error) {
 	return nil, errInvalidf("network %s is ambiguous (%d matches found based on ID prefix)", ref, len(match))
 }
 
-// RemoveNetwork deletes an overlay network no service or live task uses.
+// RemoveNetwork deletes an overlay network no service or live task uses. It
+// first waits, a bounded time, for the tasks that are leaving the network to
+// end (waitNetworkDrained), so a stack's networks go with `docker stack rm`.
 func (c *Cluster) RemoveNetwork(ctx context.Context, ref string) error {
+	if err := c.waitNetworkDrained(ctx, ref); err != nil {
+		return err
+	}
 	return c.update(ctx, func(tx store.Tx) error {
 		n, err := findNetwork(tx, ref)
 		if err != nil {
@@ -304,13 +309,8 @@ func networkInUse(tx store.ReadTx, n *swarm.Network) error {
 		return err
 	}
 	for _, t := range tasks {
-		if taskstate.Terminal(t.Status.State) {
-			continue
-		}
-		for _, na := range t.NetworksAttachments {
-			if na.Network.ID == n.ID {
-				return errInvalidf("rpc error: code = FailedPrecondition desc = network %s is in use by task %s", n.ID, t.ID)
-			}
+		if !taskstate.Terminal(t.Status.State) && holdsAddress(t, n.ID) {
+			return errInvalidf("rpc error: code = FailedPrecondition desc = network %s is in use by task %s", n.ID, t.ID)
 		}
 	}
 	return nil

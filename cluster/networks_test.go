@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -155,5 +156,83 @@ func TestServiceNetworksAndVIPs(t *testing.T) {
 	err = s.View(func(tx store.ReadTx) error { return networkInUse(tx, back) })
 	if err == nil || !strings.Contains(err.Error(), "network backid is in use by service svc1") {
 		t.Fatalf("in use: %v", err)
+	}
+}
+
+// Removing a network waits for the tasks still leaving it (their service is
+// gone, they stop) and then removes it; a service attached to it is refused at
+// once.
+func TestRemoveNetworkWaitsForLeavingTasks(t *testing.T) {
+	s := storetest.Leader(t, "node1")
+	c := clusterOn(s)
+	ctx := context.Background()
+	back, err := newNetwork(NetworkRequest{Name: "back"}, &swarm.Swarm{}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.ID = "backid"
+	task := &swarm.Task{ID: "task1", ServiceID: "gone", DesiredState: swarm.TaskStateShutdown,
+		Status:              swarm.TaskStatus{State: swarm.TaskStateRunning},
+		NetworksAttachments: []swarm.NetworkAttachment{{Network: swarm.Network{ID: "backid"}}}}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateNetwork(back); err != nil {
+			return err
+		}
+		return tx.CreateTask(task)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// While the task runs, the removal waits (here until its context ends).
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := c.RemoveNetwork(short, "back"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("remove while a task leaves: %v, want it to wait", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.RemoveNetwork(ctx, "back") }()
+	err = s.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Task("task1")
+		if err != nil {
+			return err
+		}
+		cur.Status.State = swarm.TaskStateShutdown
+		return tx.UpdateTask(cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("remove after the task ended: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("remove still waiting after the task ended")
+	}
+	if _, err := c.Network(ctx, "backid"); err == nil {
+		t.Fatal("network still there")
+	}
+
+	// A network a service is attached to is refused without waiting.
+	other, err := newNetwork(NetworkRequest{Name: "other"}, &swarm.Swarm{}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.ID = "otherid"
+	svc := &swarm.Service{ID: "svc1"}
+	svc.Spec.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "otherid"}}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.CreateNetwork(other); err != nil {
+			return err
+		}
+		return tx.CreateService(svc)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveNetwork(ctx, "other"); err == nil || !strings.Contains(err.Error(), "network otherid is in use by service svc1") {
+		t.Fatalf("remove of a service's network: %v", err)
 	}
 }

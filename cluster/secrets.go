@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"maps"
 	"regexp"
@@ -234,7 +235,8 @@ func secretShown(s swarm.Secret) swarm.Secret {
 }
 
 // UpdateSecret changes a secret's labels (compare-and-set on version): nothing
-// else of a secret may change, as in Docker.
+// else of a secret may change, as in Docker. The spec may carry the secret's data
+// back unchanged, as `docker stack deploy` sends it again on every deploy.
 func (c *Cluster) UpdateSecret(ctx context.Context, ref string, version uint64, spec swarm.SecretSpec) error {
 	return c.update(ctx, func(tx store.Tx) error {
 		s, err := secrets.find(tx, ref)
@@ -244,7 +246,7 @@ func (c *Cluster) UpdateSecret(ctx context.Context, ref string, version uint64, 
 		if s.Version.Index != version {
 			return store.ErrOutOfSequence
 		}
-		if spec.Name != s.Spec.Name || len(spec.Data) > 0 || !sameDriver(spec.Driver, s.Spec.Driver) || !sameDriver(spec.Templating, s.Spec.Templating) {
+		if spec.Name != s.Spec.Name || (len(spec.Data) > 0 && subtle.ConstantTimeCompare(spec.Data, s.Spec.Data) != 1) || !sameDriver(spec.Driver, s.Spec.Driver) || !sameDriver(spec.Templating, s.Spec.Templating) {
 			return errInvalidf("rpc error: code = InvalidArgument desc = only updates to Labels are allowed")
 		}
 		s.Spec.Labels = maps.Clone(spec.Labels)

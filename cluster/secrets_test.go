@@ -156,6 +156,11 @@ func TestSecretLifecycle(t *testing.T) {
 	if err := c.UpdateSecret(ctx, id, sec.Version.Index, spec); err != nil {
 		t.Fatal(err)
 	}
+	mid, _ := c.Secret(ctx, id)
+	spec.Data = []byte("hunter2")
+	if err := c.UpdateSecret(ctx, id, mid.Version.Index, spec); err != nil {
+		t.Errorf("an update carrying the same data back: %v", err)
+	}
 	spec.Data = []byte("new")
 	if err := c.UpdateSecret(ctx, id, sec.Version.Index, spec); err == nil || !isConflict(err) {
 		t.Errorf("a stale update: %v", err)

@@ -29,7 +29,8 @@ func (c *Cluster) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	if isJob(spec.Mode) {
 		svc.JobStatus = &swarm.JobStatus{LastExecution: time.Now().UTC()}
 	}
-	err := c.update(ctx, func(tx store.Tx) error {
+	err := c.updateAllocating(ctx, func(tx store.Tx) error {
+		svc.Spec, svc.Endpoint = spec, swarm.Endpoint{}
 		if _, err := tx.ServiceByName(spec.Name); err == nil {
 			return errServiceExists(spec.Name)
 		}
@@ -290,7 +291,7 @@ func (c *Cluster) UpdateService(ctx context.Context, ref string, version uint64,
 			return swarm.ServiceUpdateResponse{}, err
 		}
 	}
-	err := c.update(ctx, func(tx store.Tx) error {
+	err := c.updateAllocating(ctx, func(tx store.Tx) error {
 		svc, err := findService(tx, ref)
 		if err != nil {
 			return err

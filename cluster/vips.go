@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"slices"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -44,8 +46,8 @@ func resolveNetworks(tx store.ReadTx, spec *swarm.ServiceSpec) error {
 // allocateVIPs gives a service in vip mode one virtual IP on each network its
 // tasks join (the ingress network's too while it publishes through the routing
 // mesh), keeping the VIPs it already has on them; a service in dnsrr mode has
-// none.
-func allocateVIPs(tx store.ReadTx, svc *swarm.Service) error {
+// none. Each network it takes an address from is claimed (claimAddresses).
+func allocateVIPs(tx store.Tx, svc *swarm.Service) error {
 	networks, err := tx.Networks()
 	if err != nil {
 		return err
@@ -86,6 +88,9 @@ func allocateVIPs(tx store.ReadTx, svc *swarm.Service) error {
 			return errInvalidf("rpc error: code = ResourceExhausted desc = allocate a virtual IP: %v", err)
 		}
 		keep[i].Addr = addr
+		if err := claimAddresses(tx, networks, keep[i].NetworkID); err != nil {
+			return err
+		}
 	}
 	svc.Endpoint.VirtualIPs = keep
 	return nil
@@ -102,4 +107,38 @@ func buildSpace(tx store.ReadTx, networks []*swarm.Network) (*ipam.Space, error)
 		return nil, err
 	}
 	return ipam.Build(networks, services, tasks, nil), nil
+}
+
+// claimAddresses writes the network an address was just taken from back
+// unchanged, so that its version moves: two writes that each took an address
+// from one network on the same snapshot (a service's VIP and a task's address,
+// or two services' VIPs) then conflict in the store, and the later one is
+// refused as out of sequence and tried again on a fresh snapshot, instead of
+// both committing the same address. Only the network's version changes.
+func claimAddresses(tx store.Tx, networks []*swarm.Network, id string) error {
+	for _, n := range networks {
+		if n.ID == id {
+			return tx.UpdateNetwork(n)
+		}
+	}
+	return nil
+}
+
+// allocationAttempts bounds the tries of a write that takes addresses.
+const allocationAttempts = 5
+
+// updateAllocating is update tried again on a fresh snapshot while the store
+// refuses the write as out of sequence: a write that takes addresses conflicts
+// with any other that took one from the same network (claimAddresses). fn
+// must build everything it writes from what it reads.
+func (c *Cluster) updateAllocating(ctx context.Context, fn func(tx store.Tx) error) error {
+	var err error
+	for range allocationAttempts {
+		err = c.update(ctx, fn)
+		var ce conflictError
+		if !errors.As(err, &ce) || ce.msg != errOutOfSequence {
+			return err
+		}
+	}
+	return err
 }

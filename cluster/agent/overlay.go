@@ -213,8 +213,9 @@ func runningAddrs(v *session.Overlay) map[string]map[string][]netip.Addr {
 }
 
 // records are the names each network resolves: a service's name and aliases
-// (its VIP, or its running tasks' addresses in dnsrr mode), tasks.<name> (its
-// running tasks' addresses) and each running task's container name.
+// (its VIP, or its running tasks' addresses in dnsrr mode), tasks.<name> and
+// tasks.<alias> (its running tasks' addresses, as Docker's; a stack's services
+// have their short name as an alias) and each running task's container name.
 func records(v *session.Overlay) dns.Records {
 	out := dns.Records{}
 	add := func(netID, name string, addrs ...netip.Addr) {
@@ -246,10 +247,11 @@ func records(v *session.Overlay) dns.Records {
 				target = []netip.Addr{vip}
 			}
 			add(netID, svc.Name, target...)
+			add(netID, "tasks."+svc.Name, backends[svc.ID][netID]...)
 			for _, alias := range svc.Aliases[netID] {
 				add(netID, alias, target...)
+				add(netID, "tasks."+alias, backends[svc.ID][netID]...)
 			}
-			add(netID, "tasks."+svc.Name, backends[svc.ID][netID]...)
 		}
 	}
 	for _, t := range v.Tasks {

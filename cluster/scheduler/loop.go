@@ -187,7 +187,11 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 							return err
 						}
 					}
-					if reason := addrs.attach(t); reason != "" {
+					reason, err := addrs.attach(tx, t)
+					if err != nil {
+						return err
+					}
+					if reason != "" {
 						if t.Status.Err != reason {
 							t.Status.Err, t.Status.Timestamp = reason, now
 							if err := tx.UpdateTask(t); err != nil {
@@ -236,10 +240,12 @@ func (l *Loop) scheduleRound(ctx context.Context) (more bool, err error) {
 }
 
 // addresses is what a round needs to give tasks their overlay addresses.
+// claimed are the networks the round took an address from.
 type addresses struct {
 	space   *ipam.Space
 	byID    map[string]*swarm.Network
 	ingress *swarm.Network
+	claimed map[string]bool
 }
 
 // readAddresses reads the swarm's networks and what they have taken.
@@ -252,7 +258,7 @@ func (l *Loop) readAddresses(tx store.ReadTx, tasks []*swarm.Task) (*addresses, 
 	if err != nil {
 		return nil, err
 	}
-	a := &addresses{byID: map[string]*swarm.Network{}, space: ipam.Build(networks, services, tasks, l.cursors)}
+	a := &addresses{byID: map[string]*swarm.Network{}, space: ipam.Build(networks, services, tasks, l.cursors), claimed: map[string]bool{}}
 	for _, n := range networks {
 		a.byID[n.ID] = n
 		if n.Spec.Ingress {
@@ -263,10 +269,26 @@ func (l *Loop) readAddresses(tx store.ReadTx, tasks []*swarm.Task) (*addresses, 
 }
 
 // attach gives t its addresses, or says why it cannot have them (the task then
-// waits, pending, as one that fits no node does).
-func (a *addresses) attach(t *swarm.Task) string {
+// waits, pending, as one that fits no node does). Each network it takes an
+// address from is written back unchanged, once per round, so that the round
+// conflicts in the store with any other write that took an address from it on
+// the same snapshot (a service's new VIP) and is tried again, rather than both
+// committing one address.
+func (a *addresses) attach(tx store.Tx, t *swarm.Task) (reason string, err error) {
+	had := len(t.NetworksAttachments) > 0
 	if err := a.space.Attach(t, a.byID, a.ingress); err != nil {
-		return err.Error()
+		return err.Error(), nil
 	}
-	return ""
+	if had {
+		return "", nil
+	}
+	for _, na := range t.NetworksAttachments {
+		if n := a.byID[na.Network.ID]; n != nil && !a.claimed[n.ID] {
+			a.claimed[n.ID] = true
+			if err := tx.UpdateNetwork(n); err != nil {
+				return "", err
+			}
+		}
+	}
+	return "", nil
 }
