@@ -76,6 +76,11 @@ type labTraces struct {
 	// closed when the process has ended.
 	container    <-chan struct{}
 	containerPid int
+	// pids are the processes there were while the lab ran: a namespace's
+	// number can be given to a new namespace once the lab's is gone (other
+	// tests make namespaces all the time), so only a process that was there
+	// before can be one the lab left.
+	pids map[string]bool
 }
 
 func tracesOf(t *testing.T, lab *testenv.Lab, machines ...*testenv.Machine) labTraces {
@@ -95,6 +100,11 @@ func tracesOf(t *testing.T, lab *testenv.Lab, machines ...*testenv.Machine) labT
 			tr.namespaces = append(tr.namespaces, link)
 		}
 		tr.cgroups = append(tr.cgroups, m.CgroupParent)
+	}
+	tr.pids = map[string]bool{}
+	tasks, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*")
+	for _, task := range tasks {
+		tr.pids[task] = true
 	}
 	return tr
 }
@@ -151,6 +161,9 @@ func (tr labTraces) assertGone(t *testing.T) {
 	uts, _ := filepath.Glob("/proc/[0-9]*/task/[0-9]*/ns/uts")
 	procs = append(procs, uts...)
 	for _, p := range procs {
+		if !tr.pids[filepath.Dir(filepath.Dir(p))] {
+			continue // started after the lab was traced
+		}
 		if link, err := os.Readlink(p); err == nil && slices.Contains(tr.namespaces, link) {
 			cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(p)), "comm"))
 			t.Errorf("%s is still in namespace %s: %q", p, link, cmdline)
