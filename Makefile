@@ -60,7 +60,7 @@ FUZZ := engineapi:FuzzParseFilters engineapi:FuzzSecretCreate engineapi:FuzzConf
 	cluster/store:FuzzUnwrapDataKeys cluster/autolock:FuzzUnlock \
 	runtime/image:FuzzParsePeerPath runtime/image:FuzzLoad:50 runtime/container:FuzzExtract:2000 \
 	cluster:FuzzServiceSpec cluster/store:FuzzApplyCommand cluster/scheduler:FuzzConstraint \
-	cluster/agent:FuzzExpandTemplate compose:FuzzLoad:300
+	cluster/agent:FuzzExpandTemplate compose:FuzzLoad:300 netplane/dns:FuzzAnswer
 FUZZTIME ?= 10000x
 fuzz: builddeps
 	@for t in $(FUZZ); do \
