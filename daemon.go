@@ -97,6 +97,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, reloads reloadSource) erro
 		Network:              network,
 		Overlay:              plane,
 		DNS:                  resolver,
+		MeshKeyRotation:      cfg.MeshKeyRotation,
 		PeerImages:           images.PeerHandler(),
 		Metrics:              reg,
 		Logger:               log.With("component", "cluster"),

@@ -129,6 +129,9 @@ type daemonConfig struct {
 	// MinCertExpiry lowers the shortest certificate lifetime the swarm
 	// accepts (Docker's hour), so that a lab sees certificates renew.
 	MinCertExpiry time.Duration
+	// MeshKeyRotation is how often the node replaces its WireGuard key
+	// (0: never while it runs).
+	MeshKeyRotation time.Duration
 	// ConfigFile is daemon.json (--config-file); its keys were merged into
 	// the fields above.
 	ConfigFile string
@@ -202,6 +205,7 @@ func daemonFlagSet(cfg *daemonConfig) (*pflag.FlagSet, *daemonFlags) {
 	fs.Var(listFlag{&f.labels}, "label", "engine label key=value, for engine.labels.* placement constraints (repeatable)")
 	fs.Var(listFlag{&f.generic}, "node-generic-resource", "a resource the node offers: kind=name (a named unit, e.g. gpu=GPU-1) or kind=count (e.g. ssd=2) (repeatable)")
 	fs.StringVar(&cfg.SwarmDefaultAdvertiseAddr, "swarm-default-advertise-addr", "", "address or interface swarm init and join advertise when the request names none")
+	fs.DurationVar(&cfg.MeshKeyRotation, "mesh-key-rotation", cluster.DefaultMeshKeyRotation, "how often the node replaces its WireGuard key on the swarm's encrypted mesh (0: only when it restarts)")
 	fs.DurationVar(&cfg.MinCertExpiry, "min-cert-expiry", cluster.MinCertExpiry, "for labs: the shortest node certificate lifetime that swarm update --cert-expiry accepts")
 	addOperationFlags(fs, cfg, &f)
 	return fs, &f

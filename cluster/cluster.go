@@ -52,6 +52,9 @@ type Config struct {
 	// server; nil: tasks run on the node bridge only (tests).
 	Overlay agent.Overlay
 	DNS     agent.Resolver
+	// MeshKeyRotation is how often the node replaces its WireGuard key; zero
+	// never while the daemon runs (a restart always makes a new one).
+	MeshKeyRotation time.Duration
 	// PeerImages serves this node's images to the other nodes (under /v2/ on
 	// the control port); nil serves none.
 	PeerImages http.Handler

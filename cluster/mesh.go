@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
@@ -23,10 +25,13 @@ import (
 // and given every other node as a peer, each reached at its mesh address.
 type mesh struct {
 	nodeID string
-	key    wgtypes.Key
 	log    *slog.Logger
 
-	mu     sync.Mutex
+	mu  sync.Mutex
+	key wgtypes.Key
+	// next is the key the node said in its last hello and takes once the
+	// swarm's mesh shows it (a rotation); nil between rotations.
+	next   *wgtypes.Key
 	dev    *wg.Device
 	failed string // the last error opening or configuring, logged once
 	nodes  []session.MeshPeer
@@ -53,9 +58,60 @@ func (m *mesh) interfaceName() string {
 	return "shoal-" + id
 }
 
-// hello is the key and endpoint the node tells its manager.
+// DefaultMeshKeyRotation is how often a node replaces its WireGuard key.
+const DefaultMeshKeyRotation = 12 * time.Hour
+
+// hello is the key and endpoint the node tells its manager: the next key
+// while a rotation is under way.
 func (m *mesh) hello(host string) (key, endpoint string) {
-	return m.key.PublicKey().String(), net.JoinHostPort(host, strconv.Itoa(wg.DefaultPort))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.key
+	if m.next != nil {
+		k = *m.next
+	}
+	return k.PublicKey().String(), net.JoinHostPort(host, strconv.Itoa(wg.DefaultPort))
+}
+
+// rotateKeys replaces the node's key every period until ctx is done: it makes
+// the next key and has announce say it (a new session's hello); every node
+// then learns it from the swarm's mesh at about the same moment, this one
+// included, which is when it takes it (see take).
+func (m *mesh) rotateKeys(ctx context.Context, period time.Duration, announce func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		k, err := wgtypes.GeneratePrivateKey()
+		if err != nil {
+			m.log.Warn("mesh: make the next key", "err", err)
+			continue
+		}
+		m.mu.Lock()
+		m.next = &k
+		m.mu.Unlock()
+		announce()
+	}
+}
+
+// take makes the next key the node's when the mesh shows it as this node's;
+// m.mu is held.
+func (m *mesh) take(self session.MeshPeer) {
+	if m.next == nil || self.Key != m.next.PublicKey().String() {
+		return
+	}
+	if m.dev != nil {
+		if err := m.dev.SetKey(*m.next); err != nil {
+			m.log.Warn("mesh: take the next key", "err", err)
+			return
+		}
+	}
+	m.key, m.next = *m.next, nil
+	m.log.Info("mesh: key rotated")
 }
 
 // follow makes the interface match the mesh: opened once another node is
@@ -120,6 +176,7 @@ func (m *mesh) apply(nodes []session.MeshPeer) error {
 		}
 		if n.NodeID == m.nodeID {
 			self = addr
+			m.take(n)
 			continue
 		}
 		key, err := wgtypes.ParseKey(n.Key)

@@ -92,6 +92,13 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		Logger:        c.log.With("component", "agent"),
 	})
 	c.agent = &agentState{Agent: ag, follower: follower}
+	if m != nil && c.cfg.MeshKeyRotation > 0 {
+		c.loops.Add(1)
+		go func() {
+			defer c.loops.Done()
+			m.rotateKeys(ctx, c.cfg.MeshKeyRotation, ag.Reopen)
+		}()
+	}
 	c.loops.Add(1)
 	go func() {
 		defer c.loops.Done()

@@ -116,6 +116,9 @@ func (a *Agent) serve(ctx context.Context, s session.Session, sets chan<- sessio
 				m.Overlay = view // the mesh interface may have opened: apply again
 			}
 		}
+		if m.Overlay != nil && m.Overlay.Mesh != nil && a.cfg.OnMesh != nil {
+			a.cfg.OnMesh(m.Overlay.Mesh)
+		}
 		if m.Overlay != nil {
 			view = m.Overlay
 			if a.cfg.OnOverlay != nil {
@@ -261,5 +264,13 @@ func (a *Agent) postView(v *session.Overlay) {
 		case <-a.views:
 		default:
 		}
+	}
+}
+
+// Reopen ends the current session, so that the next one says the node's hello
+// again (a new mesh key); tasks are not disturbed.
+func (a *Agent) Reopen() {
+	if s, _ := a.sess.get(); s != nil {
+		s.Close()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/moby/moby/api/types/swarm"
 
@@ -65,25 +66,25 @@ func freeMeshAddr(tx store.ReadTx) (string, error) {
 func (d *Dispatcher) mesh() []session.MeshPeer {
 	var out []session.MeshPeer
 	_ = d.store.View(func(tx store.ReadTx) error {
-		peers, err := tx.Peers()
-		for _, p := range peers {
-			if p.MeshKey == "" || p.MeshAddr == "" {
-				continue
-			}
-			if n, err := tx.Node(p.ID); err == nil && n.Status.State == swarm.NodeStateReady {
-				out = append(out, session.MeshPeer{NodeID: p.ID, Key: p.MeshKey, Endpoint: p.MeshEndpoint, Addr: p.MeshAddr})
-			}
-		}
+		var err error
+		out, err = meshOf(tx)
 		return err
 	})
-	slices.SortFunc(out, func(a, b session.MeshPeer) int {
-		switch {
-		case a.NodeID < b.NodeID:
-			return -1
-		case a.NodeID > b.NodeID:
-			return 1
-		}
-		return 0
-	})
 	return out
+}
+
+// meshOf reads the mesh from tx.
+func meshOf(tx store.ReadTx) ([]session.MeshPeer, error) {
+	var out []session.MeshPeer
+	peers, err := tx.Peers()
+	for _, p := range peers {
+		if p.MeshKey == "" || p.MeshAddr == "" {
+			continue
+		}
+		if n, err := tx.Node(p.ID); err == nil && n.Status.State == swarm.NodeStateReady {
+			out = append(out, session.MeshPeer{NodeID: p.ID, Key: p.MeshKey, Endpoint: p.MeshEndpoint, Addr: p.MeshAddr})
+		}
+	}
+	slices.SortFunc(out, func(a, b session.MeshPeer) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return out, err
 }

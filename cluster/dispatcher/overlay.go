@@ -78,7 +78,7 @@ func (f *overlayFeed) run(ctx context.Context, st *store.Store, log *slog.Logger
 		}
 		var err error
 		if events == nil {
-			events, err = st.ViewAndWatch(ctx, read, store.KindNetwork, store.KindService, store.KindTask)
+			events, err = st.ViewAndWatch(ctx, read, store.KindNetwork, store.KindService, store.KindTask, store.KindPeer, store.KindNode)
 		} else {
 			err = st.View(read)
 		}
@@ -180,6 +180,9 @@ func readOverlay(tx store.ReadTx) (*session.Overlay, error) {
 			}
 		}
 		v.Tasks = append(v.Tasks, te)
+	}
+	if v.Mesh, err = meshOf(tx); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(v.Networks, func(a, b session.OverlayNetwork) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(v.Services, func(a, b session.ServiceEndpoint) int { return strings.Compare(a.ID, b.ID) })

@@ -13,6 +13,10 @@ type Overlay struct {
 	Networks []OverlayNetwork  `json:",omitempty"`
 	Services []ServiceEndpoint `json:",omitempty"`
 	Tasks    []TaskEndpoint    `json:",omitempty"`
+	// Mesh is every ready node of the WireGuard mesh, as Message.Mesh: here
+	// every session has it within moments of a change (a node's new key),
+	// where keepalives carry it within a heartbeat period.
+	Mesh []MeshPeer `json:",omitempty"`
 }
 
 // OverlayNetwork is one overlay network's address space.

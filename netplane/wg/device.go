@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/conn"
@@ -196,8 +197,9 @@ func (d *Device) SetPeers(peers []Peer) error {
 			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true})
 		}
 	}
+	keepalive := KeepaliveInterval
 	for _, p := range peers {
-		pc := wgtypes.PeerConfig{PublicKey: p.Key, ReplaceAllowedIPs: true}
+		pc := wgtypes.PeerConfig{PublicKey: p.Key, ReplaceAllowedIPs: true, PersistentKeepaliveInterval: &keepalive}
 		if p.Endpoint.IsValid() {
 			pc.Endpoint = net.UDPAddrFromAddrPort(p.Endpoint)
 		}
@@ -208,6 +210,37 @@ func (d *Device) SetPeers(peers []Peer) error {
 	}
 	if err := d.client.ConfigureDevice(d.name, cfg); err != nil {
 		return fmt.Errorf("wireguard %s: set peers: %w", d.name, err)
+	}
+	return nil
+}
+
+// KeepaliveInterval is how often a peer is sent a keepalive when nothing else
+// went to it: it keeps NAT mappings open on the way (edge nodes are often
+// behind one), and a peer that is added sends one at once, which starts its
+// handshake without waiting for traffic.
+const KeepaliveInterval = 25 * time.Second
+
+// SetKey replaces the interface's private key (a rotation) and starts a
+// handshake with every peer at once: the sessions of the old key end with it,
+// and peers that already know the new key take the new handshake, so traffic
+// waits for one round trip instead of the next packet's retry.
+func (d *Device) SetKey(k wgtypes.Key) error {
+	if err := d.client.ConfigureDevice(d.name, wgtypes.Config{PrivateKey: &k}); err != nil {
+		return fmt.Errorf("wireguard %s: set key: %w", d.name, err)
+	}
+	cur, err := d.client.Device(d.name)
+	if err != nil {
+		return fmt.Errorf("wireguard %s: read peers: %w", d.name, err)
+	}
+	// A keepalive interval turned on sends a keepalive now: off, then on.
+	for _, interval := range []time.Duration{0, KeepaliveInterval} {
+		cfg := wgtypes.Config{}
+		for _, p := range cur.Peers {
+			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, UpdateOnly: true, PersistentKeepaliveInterval: &interval})
+		}
+		if err := d.client.ConfigureDevice(d.name, cfg); err != nil {
+			return fmt.Errorf("wireguard %s: start handshakes: %w", d.name, err)
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/runtime/image/imagetest"
 	"github.com/shoal-project/shoal/testenv"
 )
 
@@ -74,4 +75,51 @@ func meshAddr(t *testing.T, n *testenv.Node) string {
 		}
 	}
 	return ""
+}
+
+// Every node replaces its mesh key on schedule (here every few seconds) while
+// a task on one node sends requests without pause to a service on the other:
+// every request is answered, across several rotations of both nodes' keys.
+func TestMultiNodeMeshKeyRotation(t *testing.T) {
+	t.Parallel()
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 2, Args: []string{"--mesh-key-rotation", "4s"}})
+	n1, n2 := lab.Nodes[0], lab.Nodes[1]
+	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr())
+	archive := imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest")
+	n1.MustDocker("load", "-i", archive)
+	n2.MustDocker("swarm", "join", "--token", strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker")), n1.Addr()+":2377")
+	waitNodes(t, n1, 2, "Ready")
+	n1.MustDocker("network", "create", "-d", "overlay", "back")
+	n1.MustDocker("service", "create", "-d", "--name", "srv", "--network", "back", "--constraint", "node.hostname=="+n2.Name,
+		"--stop-grace-period", "1s", "busybox", "sh", "-c", "hostname > /tmp/name; exec httpd -f -p 80 -h /tmp")
+	n1.MustDocker("service", "create", "-d", "--name", "cli", "--network", "back", "--constraint", "node.hostname=="+n1.Name,
+		"--stop-grace-period", "1s", "busybox", "sleep", "100000")
+	waitRunningOn(t, n1, "srv", 1, 90*time.Second, nil)
+	waitRunningOn(t, n1, "cli", 1, 60*time.Second, nil)
+	cli := strings.TrimSpace(n1.MustDocker("ps", "-q", "--filter", "name=cli."))
+	testenv.WaitFor(t, 30*time.Second, "cli reaching srv", func() (bool, string) {
+		out, err := try(n1, "exec", cli, "sh", "-c", `printf 'GET /name HTTP/1.0\r\n\r\n' | nc -w 2 srv 80 | tail -n 1`)
+		return err == nil && len(strings.TrimSpace(out)) == 12, out
+	})
+	rotations := func(n *testenv.Node) int { return strings.Count(n.Log(), "mesh: key rotated") }
+	before1, before2 := rotations(n1), rotations(n2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := n1.DockerContext(ctx, "exec", cli, "sh", "-c",
+		`ok=0; n=0; end=$(( $(date +%s) + 14 )); while [ $(date +%s) -lt $end ]; do
+			if printf 'GET /name HTTP/1.0\r\n\r\n' | nc -w 5 srv 80 | tail -n 1 | grep -q .; then ok=$((ok+1)); else echo "failed request $n"; fi
+			n=$((n+1)); done; echo "$ok/$n"`)
+	if err != nil {
+		t.Fatalf("request loop: %v\n%s", err, out)
+	}
+	last := strings.Fields(out)
+	ok, total, _ := strings.Cut(last[len(last)-1], "/")
+	if strings.Contains(out, "failed request") || ok != total || total == "0" {
+		t.Fatalf("requests during key rotations: %s", out)
+	}
+	if r1, r2 := rotations(n1)-before1, rotations(n2)-before2; r1 < 2 || r2 < 2 {
+		t.Fatalf("rotations during the loop: node1 %d, node2 %d; want two each at least (answered %s)", r1, r2, last[len(last)-1])
+	}
+	t.Logf("%s requests answered across the rotations", last[len(last)-1])
 }
