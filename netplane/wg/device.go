@@ -105,8 +105,7 @@ func (d *Device) create(cfg Config) error {
 			return fmt.Errorf("wireguard %s: open wgctrl: %w", cfg.Name, err)
 		}
 		defer c.Close()
-		port := cfg.Port
-		if err := c.ConfigureDevice(cfg.Name, wgtypes.Config{PrivateKey: &cfg.Key, ListenPort: &port}); err != nil {
+		if err := c.ConfigureDevice(cfg.Name, keyConfig(cfg)); err != nil {
 			_ = netlink.LinkDel(link)
 			return fmt.Errorf("wireguard %s: configure: %w", cfg.Name, err)
 		}
@@ -183,16 +182,33 @@ func (d *Device) address(p netip.Prefix) error {
 // that stay are updated in place, keeping their sessions (a replace of the
 // whole list would make every peer handshake again and drop packets meanwhile).
 func (d *Device) SetPeers(peers []Peer) error {
-	cfg := wgtypes.Config{}
 	cur, err := d.client.Device(d.name)
 	if err != nil {
 		return fmt.Errorf("wireguard %s: read peers: %w", d.name, err)
 	}
+	if err := d.client.ConfigureDevice(d.name, peersConfig(cur.Peers, peers)); err != nil {
+		return fmt.Errorf("wireguard %s: set peers: %w", d.name, err)
+	}
+	return nil
+}
+
+// keyConfig is what a new kernel interface is given: its key and port (the
+// userspace device takes the same through its UAPI when it is made).
+func keyConfig(cfg Config) wgtypes.Config {
+	key, port := cfg.Key, cfg.Port
+	return wgtypes.Config{PrivateKey: &key, ListenPort: &port}
+}
+
+// peersConfig makes peers the whole list of an interface that has cur: those
+// that went are removed, the others set in place (never ReplacePeers, which
+// would end every session).
+func peersConfig(cur []wgtypes.Peer, peers []Peer) wgtypes.Config {
+	cfg := wgtypes.Config{}
 	keep := map[wgtypes.Key]bool{}
 	for _, p := range peers {
 		keep[p.Key] = true
 	}
-	for _, p := range cur.Peers {
+	for _, p := range cur {
 		if !keep[p.PublicKey] {
 			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true})
 		}
@@ -208,10 +224,7 @@ func (d *Device) SetPeers(peers []Peer) error {
 		}
 		cfg.Peers = append(cfg.Peers, pc)
 	}
-	if err := d.client.ConfigureDevice(d.name, cfg); err != nil {
-		return fmt.Errorf("wireguard %s: set peers: %w", d.name, err)
-	}
-	return nil
+	return cfg
 }
 
 // KeepaliveInterval is how often a peer is sent a keepalive when nothing else
@@ -232,17 +245,26 @@ func (d *Device) SetKey(k wgtypes.Key) error {
 	if err != nil {
 		return fmt.Errorf("wireguard %s: read peers: %w", d.name, err)
 	}
-	// A keepalive interval turned on sends a keepalive now: off, then on.
-	for _, interval := range []time.Duration{0, KeepaliveInterval} {
-		cfg := wgtypes.Config{}
-		for _, p := range cur.Peers {
-			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, UpdateOnly: true, PersistentKeepaliveInterval: &interval})
-		}
+	for _, cfg := range handshakeConfigs(cur.Peers) {
 		if err := d.client.ConfigureDevice(d.name, cfg); err != nil {
 			return fmt.Errorf("wireguard %s: start handshakes: %w", d.name, err)
 		}
 	}
 	return nil
+}
+
+// handshakeConfigs start a handshake with every peer of cur: a keepalive
+// interval turned on sends a keepalive at once, so off, then on.
+func handshakeConfigs(cur []wgtypes.Peer) []wgtypes.Config {
+	var out []wgtypes.Config
+	for _, interval := range []time.Duration{0, KeepaliveInterval} {
+		cfg := wgtypes.Config{}
+		for _, p := range cur {
+			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, UpdateOnly: true, PersistentKeepaliveInterval: &interval})
+		}
+		out = append(out, cfg)
+	}
+	return out
 }
 
 // Stats reads the interface's peers as wgctrl reports them: handshakes and bytes.

@@ -1,0 +1,67 @@
+package wg
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+)
+
+// What wgctrl is told, on either device: a kernel link gets its key and port;
+// a peer list is applied in place (peers gone removed, others set with their
+// endpoint, AllowedIPs replaced and a keepalive), never by replacing every
+// peer; a rotation turns each peer's keepalive off and on. The kernel device
+// takes these as the userspace one does (TestTwoNodesPingOverWireGuard runs
+// the userspace one here: this kernel has no WireGuard).
+func TestWgctrlConfiguration(t *testing.T) {
+	key := newKey(t)
+	kc := keyConfig(Config{Key: key, Port: 51820})
+	if kc.PrivateKey == nil || *kc.PrivateKey != key || kc.ListenPort == nil || *kc.ListenPort != 51820 || kc.ReplacePeers || len(kc.Peers) != 0 {
+		t.Fatalf("kernel key config %+v", kc)
+	}
+
+	stay, gone, added := newKey(t).PublicKey(), newKey(t).PublicKey(), newKey(t).PublicKey()
+	cur := []wgtypes.Peer{{PublicKey: stay}, {PublicKey: gone}}
+	cfg := peersConfig(cur, []Peer{
+		{Key: stay, Endpoint: netip.MustParseAddrPort("192.0.2.2:51820"), AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.254.0.2/32"), netip.MustParsePrefix("10.0.1.5/32")}},
+		{Key: added, Endpoint: netip.MustParseAddrPort("192.0.2.3:51820"), AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.254.0.3/32")}},
+	})
+	if cfg.ReplacePeers || cfg.PrivateKey != nil || cfg.ListenPort != nil {
+		t.Fatalf("peer config touches more than peers: %+v", cfg)
+	}
+	if len(cfg.Peers) != 3 {
+		t.Fatalf("peer configs %+v, want gone removed, stay and added set", cfg.Peers)
+	}
+	if p := cfg.Peers[0]; p.PublicKey != gone || !p.Remove {
+		t.Errorf("first config %+v, want the gone peer removed", p)
+	}
+	for i, want := range []struct {
+		key      wgtypes.Key
+		endpoint string
+		allowed  []string
+	}{{stay, "192.0.2.2:51820", []string{"10.254.0.2/32", "10.0.1.5/32"}}, {added, "192.0.2.3:51820", []string{"10.254.0.3/32"}}} {
+		p := cfg.Peers[i+1]
+		if p.PublicKey != want.key || p.Remove || p.UpdateOnly || !p.ReplaceAllowedIPs || p.Endpoint.String() != want.endpoint ||
+			p.PersistentKeepaliveInterval == nil || *p.PersistentKeepaliveInterval != 25*time.Second || len(p.AllowedIPs) != len(want.allowed) {
+			t.Fatalf("peer %d config %+v, want %+v", i, p, want)
+		}
+		for j, a := range want.allowed {
+			if p.AllowedIPs[j].String() != a {
+				t.Errorf("peer %d allowed %v, want %v", i, p.AllowedIPs, want.allowed)
+			}
+		}
+	}
+
+	hs := handshakeConfigs([]wgtypes.Peer{{PublicKey: stay}, {PublicKey: added}})
+	if len(hs) != 2 {
+		t.Fatalf("handshake configs %+v", hs)
+	}
+	for i, want := range []time.Duration{0, 25 * time.Second} {
+		for _, p := range hs[i].Peers {
+			if !p.UpdateOnly || p.PersistentKeepaliveInterval == nil || *p.PersistentKeepaliveInterval != want || p.Remove || p.ReplaceAllowedIPs {
+				t.Errorf("handshake step %d: %+v, want keepalive %s on an existing peer only", i, p, want)
+			}
+		}
+	}
+}
