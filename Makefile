@@ -77,7 +77,7 @@ e2e: builddeps deps build
 	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -v ./testenv/e2e/
 
 # The crash-consistency torture test, long form: TORTURE_ROUNDS rounds of
-# concurrent clients and a SIGKILL (`make test` runs 10). SHOAL_TORTURE_SEED=N
+# concurrent clients and a SIGKILL (`make test` runs 20). SHOAL_TORTURE_SEED=N
 # replays the seed a run printed.
 TORTURE_ROUNDS ?= 500
 torture: builddeps deps build

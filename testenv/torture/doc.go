@@ -8,5 +8,5 @@
 //
 //	SHOAL_TORTURE_SEED=1234 SHOAL_TORTURE_ROUNDS=20 go test ./testenv/torture/
 //
-// `make test` runs a short form; `make torture` the long one.
+// `make test` runs a short form (20 rounds); `make torture` the long one (500).
 package torture

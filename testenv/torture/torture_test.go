@@ -17,6 +17,10 @@ import (
 // clients is how many clients drive the daemon at once.
 const clients = 3
 
+// ciRounds is how many rounds run without $SHOAL_TORTURE_ROUNDS, as in `make
+// test`: the issue's short form, about a minute and a half on a small machine.
+const ciRounds = 20
+
 // rounds is $SHOAL_TORTURE_ROUNDS, or def.
 func rounds(t *testing.T, def int) int {
 	t.Helper()
@@ -43,7 +47,7 @@ func TestTorture(t *testing.T) {
 	n, c, _ := newSwarm(t, "torture")
 	s := seed(t)
 	rng := newRand(s)
-	total := rounds(t, 10)
+	total := rounds(t, ciRounds)
 	ctx := context.Background()
 	l := newLedger()
 	var figures counts
