@@ -153,7 +153,7 @@ func loadProject(ctx context.Context, opts Options) (*types.Project, []Warning, 
 	}
 	project, err := po.LoadProject(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load compose files: %w", err)
+		return nil, nil, fmt.Errorf("load compose files: %w", locate(err, opts.Files))
 	}
 	return project, warnings, nil
 }
