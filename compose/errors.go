@@ -102,4 +102,3 @@ func childOf(n *yaml.Node, name string) []*yaml.Node {
 	}
 	return nil
 }
-
