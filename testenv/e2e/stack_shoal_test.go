@@ -160,6 +160,20 @@ func TestShoalStackComposeSpec(t *testing.T) {
 	assertNoStack(t, n, "spec")
 
 	env = append(env, "GREETING=hi")
+	model := mustShoalStack(t, n, dir, env, append([]string{"config", "--format", "json"}, files...)...)
+	var resolved struct {
+		Services map[string]struct {
+			Environment map[string]string
+			Deploy      struct{ Replicas int }
+		}
+	}
+	if err := json.Unmarshal([]byte(model), &resolved); err != nil {
+		t.Fatalf("stack config --format json: %v\n%s", err, model)
+	}
+	if web := resolved.Services["web"]; len(resolved.Services) != 2 || web.Deploy.Replicas != 2 || web.Environment["TIER"] != "prod" {
+		t.Errorf("stack config: %+v, want web (2 replicas, TIER=prod) and client", resolved.Services)
+	}
+
 	out := mustShoalStack(t, n, dir, env, append([]string{"deploy"}, append(files, "spec")...)...)
 	for _, want := range []string{"Creating network spec_default", "Creating secret spec_token",
 		"Creating config spec_page", "Creating service spec_web", "Creating service spec_client"} {
@@ -229,4 +243,84 @@ func TestShoalStackComposeSpec(t *testing.T) {
 		}
 	}
 	assertNoStack(t, n, "spec")
+}
+
+// A dependency with condition: service_healthy is healthy before its
+// dependent's first task is created; an unsupported key warns with the
+// service; a bad file or a missing external object deploys nothing.
+func TestShoalStackHealthyDependency(t *testing.T) {
+	t.Parallel()
+	n := newSwarm(t, "shoalhealth")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"compose.yaml": `services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 100000"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 1s
+      retries: 30
+    stop_grace_period: 1s
+  app:
+    image: busybox
+    build: .
+    command: ["sleep", "100000"]
+    stop_grace_period: 1s
+    depends_on:
+      db:
+        condition: service_healthy
+`,
+		"typo.yaml": "services:\n  app:\n    image: busybox\n    replica: 2\n",
+		"external.yaml": `services:
+  app:
+    secrets: [key]
+secrets:
+  key:
+    external: true
+`,
+	})
+
+	// Nothing of a bad deploy is written: not the networks, not the db.
+	_, errOut, err := shoalStack(t, n, dir, nil, "deploy", "-c", "compose.yaml", "-c", "typo.yaml", "h")
+	if want := filepath.Join(dir, "typo.yaml") + ":4: services.app.replica: unknown key"; err == nil || !strings.Contains(errOut, want) {
+		t.Errorf("deploy with a typo: %v, said %q, want %q", err, errOut, want)
+	}
+	_, errOut, err = shoalStack(t, n, dir, nil, "deploy", "-c", "compose.yaml", "-c", "external.yaml", "h")
+	if err == nil || !strings.Contains(errOut, "secret key is external but does not exist") {
+		t.Errorf("deploy with a missing external secret: %v, said %q", err, errOut)
+	}
+	assertNoStack(t, n, "h")
+
+	out, errOut, err := shoalStack(t, n, dir, nil, "deploy", "h")
+	if err != nil {
+		t.Fatalf("deploy: %v\n%s%s", err, out, errOut)
+	}
+	if !strings.Contains(errOut, "service app: services.app.build: not supported by shoal") {
+		t.Errorf("deploy warned %q, want the build key of app", errOut)
+	}
+	wait := strings.Index(out, "Waiting for service h_db to be healthy")
+	if wait < 0 || wait > strings.Index(out, "Creating service h_app") || strings.Index(out, "Creating service h_db") > wait {
+		t.Errorf("deploy said %q: want h_db created, waited for, then h_app", out)
+	}
+	waitStack(t, n, "h", map[string]int{"db": 1, "app": 1})
+
+	db, app := serviceTasksAPI(t, n, "h_db"), serviceTasksAPI(t, n, "h_app")
+	if len(db) != 1 || len(app) != 1 || db[0].Status.State != swarm.TaskStateRunning {
+		t.Fatalf("tasks: db %+v, app %+v", db, app)
+	}
+	healthy := db[0].Status.Timestamp // running is reported once the healthcheck passed
+	if !app[0].CreatedAt.After(healthy) {
+		t.Errorf("app's task created at %s, db healthy at %s", app[0].CreatedAt, healthy)
+	}
+	if gap := app[0].CreatedAt.Sub(db[0].CreatedAt); gap < 3*time.Second {
+		t.Errorf("app's task created %s after db's, which takes 3s to be healthy", gap)
+	}
+	c := strings.TrimSpace(n.MustDocker("ps", "-q", "--filter", "label=com.docker.swarm.service.name=h_db"))
+	if h := strings.TrimSpace(n.MustDocker("inspect", "--format", "{{.State.Health.Status}}", c)); h != "healthy" {
+		t.Errorf("db's container is %q", h)
+	}
+
+	mustShoalStack(t, n, dir, nil, "rm", "h")
+	assertNoStack(t, n, "h")
 }
