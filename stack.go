@@ -47,8 +47,8 @@ Options:
 
 func parseStackFlags(args []string) (stackOptions, error) {
 	var o stackOptions
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(os.Stderr, stackUsage)
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Print(stackUsage)
 		return o, pflag.ErrHelp
 	}
 	o.sub = args[0]
