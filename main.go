@@ -73,6 +73,21 @@ func main() {
 			fmt.Fprintf(os.Stderr, "shoal %s: %v\n", os.Args[1], err)
 			os.Exit(1)
 		}
+	case "stack":
+		o, err := parseStackFlags(os.Args[2:])
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "shoal stack:", err)
+			os.Exit(2)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if err := runStack(ctx, o, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintf(os.Stderr, "shoal stack %s: %v\n", o.sub, err)
+			os.Exit(1)
+		}
 	case "version", "--version", "-v":
 		fmt.Printf("shoal version %s\n", version)
 	case "help", "-h", "--help":
@@ -91,6 +106,7 @@ Commands:
   daemon      run the shoal daemon (a Docker Engine API in swarm mode)
   install     install this binary as /usr/local/bin/shoal with a systemd unit (shoal.service)
   uninstall   remove them (the data root and task containers stay)
+  stack       deploy, show or remove a stack of Compose Spec files (a client of DOCKER_HOST)
   version     print the version
 
 Run 'shoal daemon --help' for the daemon's flags.

@@ -153,7 +153,7 @@ func loadProject(ctx context.Context, opts Options) (*types.Project, []Warning, 
 	}
 	project, err := po.LoadProject(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load compose files: %w", err)
+		return nil, nil, fmt.Errorf("load compose files: %w", locate(err, opts.Files))
 	}
 	return project, warnings, nil
 }
@@ -161,4 +161,27 @@ func loadProject(ctx context.Context, opts Options) (*types.Project, []Warning, 
 func isFile(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// Model reads, merges and resolves the compose files as Load does and
+// returns the resolved Compose model, as YAML or, with asJSON, as JSON: what
+// `shoal stack config` prints.
+func Model(ctx context.Context, opts Options, asJSON bool) ([]byte, []Warning, error) {
+	if len(opts.Files) == 0 {
+		return nil, nil, errors.New("load compose files: no file given")
+	}
+	project, warnings, err := loadProject(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []byte
+	if asJSON {
+		out, err = project.MarshalJSON()
+	} else {
+		out, err = project.MarshalYAML()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode the compose model: %w", err)
+	}
+	return out, warnings, nil
 }
