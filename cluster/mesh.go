@@ -168,6 +168,7 @@ func (m *mesh) sync() {
 
 func (m *mesh) apply(nodes []session.MeshPeer) error {
 	var self netip.Addr
+	port := wg.DefaultPort
 	var peers []wg.Peer
 	for _, n := range nodes {
 		addr, err := netip.ParseAddr(n.Addr)
@@ -176,6 +177,9 @@ func (m *mesh) apply(nodes []session.MeshPeer) error {
 		}
 		if n.NodeID == m.nodeID {
 			self = addr
+			if ap, err := netip.ParseAddrPort(n.Endpoint); err == nil && ap.Port() != 0 {
+				port = int(ap.Port())
+			}
 			m.take(n)
 			continue
 		}
@@ -194,7 +198,7 @@ func (m *mesh) apply(nodes []session.MeshPeer) error {
 		if !self.IsValid() || len(peers) == 0 {
 			return nil // alone, or not given an address yet
 		}
-		dev, err := wg.Open(wg.Config{Name: m.interfaceName(), Key: m.key, Address: netip.PrefixFrom(self, dispatcher.MeshRange.Bits()), Logger: m.log})
+		dev, err := wg.Open(wg.Config{Name: m.interfaceName(), Key: m.key, Port: port, Address: netip.PrefixFrom(self, dispatcher.MeshRange.Bits()), Logger: m.log})
 		if err != nil {
 			return err
 		}

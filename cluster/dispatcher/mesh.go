@@ -30,6 +30,13 @@ func recordPeer(tx store.Tx, nodeID string, hello session.Hello) error {
 	}
 	was := *p
 	p.ControlAddr, p.MeshKey, p.MeshEndpoint = hello.ControlAddr, hello.MeshKey, hello.MeshEndpoint
+	if cl, err := tx.Cluster(); err == nil && cl.DataPathPort != 0 && p.MeshEndpoint != "" {
+		// The swarm's data path port (swarm init --data-path-port) is every
+		// node's: the node opens its interface on the port its entry shows.
+		if ap, err := netip.ParseAddrPort(p.MeshEndpoint); err == nil {
+			p.MeshEndpoint = netip.AddrPortFrom(ap.Addr(), uint16(cl.DataPathPort)).String()
+		}
+	}
 	if p.MeshKey != "" && p.MeshAddr == "" {
 		if p.MeshAddr, err = freeMeshAddr(tx); err != nil {
 			return err

@@ -123,3 +123,39 @@ func TestMultiNodeMeshKeyRotation(t *testing.T) {
 	}
 	t.Logf("%s requests answered across the rotations", last[len(last)-1])
 }
+
+// The swarm's data path port (swarm init --data-path-port) is where every
+// node's WireGuard listens: the mesh carries traffic on it and not on 51820.
+func TestMultiNodeDataPathPort(t *testing.T) {
+	t.Parallel()
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 2})
+	n1, n2 := lab.Nodes[0], lab.Nodes[1]
+	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr(), "--data-path-port", "4790")
+	n2.MustDocker("swarm", "join", "--token", strings.TrimSpace(n1.MustDocker("swarm", "join-token", "-q", "worker")), n1.Addr()+":2377")
+	waitNodes(t, n1, 2, "Ready")
+	if out := strings.TrimSpace(n1.MustDocker("info", "--format", "{{.Swarm.Cluster.DataPathPort}}")); out != "4790" {
+		t.Fatalf("docker info DataPathPort = %q", out)
+	}
+	var to string
+	testenv.WaitFor(t, 30*time.Second, "mesh addresses on both nodes", func() (bool, string) {
+		to = meshAddr(t, n2)
+		return meshAddr(t, n1) != "" && to != "", to
+	})
+	capture, err := lab.Lab.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "node1 pinging node2 over the mesh", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := n1.Command(ctx, "busybox", "ping", "-c", "1", "-W", "1", to).CombinedOutput()
+		return err == nil, string(out)
+	})
+	frames, err := capture.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ports := testenv.UDPPorts(frames); ports[4790] == 0 || ports[51820] != 0 {
+		t.Fatalf("UDP ports on the wire %v: want WireGuard on 4790 only", ports)
+	}
+}
