@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -203,6 +204,12 @@ func (m *mesh) apply(nodes []session.MeshPeer) error {
 			return err
 		}
 		m.dev = dev
+		// A published port asked at 127.0.0.1 may be balanced to a task on
+		// another node: such packets leave through this interface (and are
+		// masqueraded to the mesh address) only if it routes loopback sources.
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+m.interfaceName()+"/route_localnet", []byte("1"), 0o644); err != nil {
+			m.log.Warn("mesh: route loopback sources through the interface", "err", err)
+		}
 		m.log.Info("mesh: WireGuard interface up", "name", m.interfaceName(), "addr", self, "userspace", dev.Userspace())
 	}
 	return m.dev.SetPeers(peers)

@@ -118,6 +118,18 @@ func TestMultiNodeOverlay(t *testing.T) {
 		t.Errorf("cli on backend resolved iso on other: %s", out)
 	}
 
+	// The node itself reaches the published port at 127.0.0.1, tasks of other
+	// nodes included.
+	local := map[string]bool{}
+	testenv.WaitFor(t, 60*time.Second, "127.0.0.1:18080 on node1 reaching every task", func() (bool, string) {
+		for i := 0; i < 6; i++ {
+			if s, err := httpGet(n1, "http://127.0.0.1:18080/slot"); err == nil {
+				local[s] = true
+			}
+		}
+		return len(local) == 3, fmt.Sprint(local)
+	})
+
 	// The routing mesh: every node answers the published port, and from
 	// each, connections reach tasks on other nodes too.
 	for _, via := range nodes {
