@@ -66,7 +66,7 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 		if !send(first) {
 			return
 		}
-		managers, peers, mesh := first.Managers, first.Peers, first.Mesh
+		managers, peers := first.Managers, first.Peers
 		keepalive := time.NewTicker(period)
 		defer keepalive.Stop()
 		for {
@@ -90,9 +90,8 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 				if now := d.peers(nodeID); !slices.Equal(now, peers) {
 					m.Peers, peers = now, now
 				}
-				if now := d.mesh(); !slices.Equal(now, mesh) {
-					m.Mesh, mesh = now, now
-				}
+				// The mesh needs no keepalive: the overlay view carries each
+				// change of it to every session at once.
 				if !send(m) {
 					return
 				}

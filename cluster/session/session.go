@@ -88,8 +88,8 @@ type Message struct {
 	// they change.
 	Peers []string `json:",omitempty"`
 	// Mesh is every ready node of the WireGuard mesh, this one included (its
-	// entry gives it its mesh address); sent when the session opens and
-	// whenever it changes.
+	// entry gives it its mesh address); sent when the session opens, and its
+	// changes come with the overlay view (Overlay.Mesh).
 	Mesh []MeshPeer `json:",omitempty"`
 	// Overlay is the swarm's overlay networks, services and task addresses;
 	// sent when the session opens and whenever they change.
