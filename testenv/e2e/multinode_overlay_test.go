@@ -53,21 +53,24 @@ func TestMultiNodeOverlay(t *testing.T) {
 		return strings.Contains(out, "Address: "+vipAddr) && strings.Count(tasks, "Address: 10.20.0.") == 3, out + tasks
 	})
 
-	// The VIP spreads connections over the tasks on all three nodes.
-	slots := map[string]int{}
-	testenv.WaitFor(t, 60*time.Second, "connections to srv reaching all three tasks", func() (bool, string) {
-		out, err := try(n1, "exec", cli, "sh", "-c",
-			`for i in 1 2 3 4 5 6 7 8 9; do printf 'GET /slot HTTP/1.0\r\n\r\n' | nc -w 2 srv 80 | tail -n 1; done`)
-		if err != nil {
-			return false, out + err.Error()
-		}
-		for _, s := range strings.Fields(out) {
-			if s == "1" || s == "2" || s == "3" {
-				slots[s]++
-			}
-		}
-		return len(slots) == 3, fmt.Sprint(slots)
+	// The VIP spreads connections over the tasks on all three nodes: 300 in a
+	// row, every one answered, by each task.
+	testenv.WaitFor(t, 60*time.Second, "connections to srv answered", func() (bool, string) {
+		out, err := try(n1, "exec", cli, "sh", "-c", `printf 'GET /slot HTTP/1.0\r\n\r\n' | nc -w 2 srv 80 | tail -n 1`)
+		return err == nil && strings.TrimSpace(out) != "", out
 	})
+	out, err := try(n1, "exec", cli, "sh", "-c",
+		`i=0; while [ $i -lt 300 ]; do printf 'GET /slot HTTP/1.0\r\n\r\n' | nc -w 2 srv 80 | tail -n 1; i=$((i+1)); done`)
+	if err != nil {
+		t.Fatalf("300 connections to srv: %v\n%s", err, out)
+	}
+	slots := map[string]int{}
+	for _, s := range strings.Fields(out) {
+		slots[s]++
+	}
+	if len(slots) != 3 || slots["1"]+slots["2"]+slots["3"] != 300 {
+		t.Fatalf("300 connections to srv's VIP answered by %v: want all 300 spread over slots 1, 2 and 3", slots)
+	}
 
 	// On the wire between the nodes there is WireGuard, never the payload.
 	capture, err := lab.Lab.Capture()
@@ -75,7 +78,7 @@ func TestMultiNodeOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	marker := "plaintext-marker-" + strings.Repeat("x", 8) + fmt.Sprint(time.Now().UnixNano())
-	out, err := try(n1, "exec", cli, "sh", "-c",
+	out, err = try(n1, "exec", cli, "sh", "-c",
 		`for i in 1 2 3 4 5 6; do printf 'GET /slot?`+marker+` HTTP/1.0\r\n\r\n' | nc -w 2 srv 80 | tail -n 1; done`)
 	frames, cerr := capture.Stop()
 	if err != nil || cerr != nil {
@@ -129,6 +132,21 @@ func TestMultiNodeOverlay(t *testing.T) {
 		}
 		return len(local) == 3, fmt.Sprint(local)
 	})
+
+	// A host-mode port answers on the node of its task only.
+	n1.MustDocker("service", "create", "-d", "--name", "hosted", "--constraint", "node.hostname=="+nodes[1].Name,
+		"--publish", "mode=host,published=18081,target=80", "--stop-grace-period", "1s",
+		"busybox", "sh", "-c", "echo hosted > /tmp/page; exec httpd -f -p 80 -h /tmp")
+	waitRunningOn(t, n1, "hosted", 1, 60*time.Second, nil)
+	testenv.WaitFor(t, 30*time.Second, "the host-mode port on its task's node", func() (bool, string) {
+		s, err := httpGet(n1, "http://"+nodes[1].Addr()+":18081/page")
+		return err == nil && s == "hosted", fmt.Sprint(s, err)
+	})
+	for _, other := range []*testenv.Node{nodes[0], nodes[2]} {
+		if s, err := httpGet(n1, "http://"+other.Addr()+":18081/page"); err == nil {
+			t.Errorf("the host-mode port answered on %s, which does not run its task: %q", other.Name, s)
+		}
+	}
 
 	// The routing mesh: every node answers the published port, and from
 	// each, connections reach tasks on other nodes too.
