@@ -27,6 +27,8 @@ import (
 type mesh struct {
 	nodeID string
 	log    *slog.Logger
+	// mtu fits the overlay's packets in the underlay's (set by underlay).
+	mtu int
 
 	mu  sync.Mutex
 	key wgtypes.Key
@@ -39,6 +41,28 @@ type mesh struct {
 	// tasks are the overlay addresses each node's tasks hold (node ID ->
 	// addresses), routed to that node's peer entry.
 	tasks map[string][]netip.Prefix
+}
+
+// underlay sizes the mesh for the interface that holds the node's data path
+// address: its MTU less WireGuard's overhead.
+func (m *mesh) underlay(host string) {
+	mtu := wg.DefaultMTU
+	if a, err := netip.ParseAddr(host); err == nil {
+		mtu = wg.MTUFor(a)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mtu = mtu
+}
+
+// MTU is the largest packet the mesh carries whole.
+func (m *mesh) MTU() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mtu == 0 {
+		return wg.DefaultMTU
+	}
+	return m.mtu
 }
 
 func newMesh(nodeID string, log *slog.Logger) (*mesh, error) {
@@ -199,7 +223,7 @@ func (m *mesh) apply(nodes []session.MeshPeer) error {
 		if !self.IsValid() || len(peers) == 0 {
 			return nil // alone, or not given an address yet
 		}
-		dev, err := wg.Open(wg.Config{Name: m.interfaceName(), Key: m.key, Port: port, Address: netip.PrefixFrom(self, dispatcher.MeshRange.Bits()), Logger: m.log})
+		dev, err := wg.Open(wg.Config{Name: m.interfaceName(), Key: m.key, Port: port, MTU: m.mtu, Address: netip.PrefixFrom(self, dispatcher.MeshRange.Bits()), Logger: m.log})
 		if err != nil {
 			return err
 		}

@@ -60,6 +60,9 @@ func (c *Cluster) startAgent(ctx context.Context) {
 		c.mesh = m
 	}
 	m := c.mesh
+	if m != nil {
+		m.underlay(dataPathHost(st))
+	}
 	ag := agent.New(agent.Config{
 		NodeID:     st.NodeID,
 		Dispatcher: follower,
@@ -81,6 +84,12 @@ func (c *Cluster) startAgent(ctx context.Context) {
 				return ""
 			}
 			return m.device()
+		},
+		OverlayMTU: func() int {
+			if m == nil {
+				return 0
+			}
+			return m.MTU()
 		},
 		Overlay:    c.cfg.Overlay,
 		DNS:        c.cfg.DNS,

@@ -89,6 +89,9 @@ type Config struct {
 	DNS     Resolver
 	// MeshDevice names the node's WireGuard interface, "" while it has none.
 	MeshDevice func() string
+	// OverlayMTU is the MTU of task interfaces on overlay networks (the
+	// mesh's); nil or zero: netplane/overlay's default.
+	OverlayMTU func() int
 	Containers Containers
 	Images     Images
 	Network    Network

@@ -54,8 +54,12 @@ func (a *Agent) attachOverlay(ctx context.Context, t *swarm.Task, nsPath string)
 	}
 	var eps []container.NetworkEndpoint
 	var networks []string
+	mtu := 0
+	if a.cfg.OverlayMTU != nil {
+		mtu = a.cfg.OverlayMTU()
+	}
 	for i, na := range t.NetworksAttachments {
-		att, err := attachmentOf(na, i+1)
+		att, err := attachmentOf(na, i+1, mtu)
 		if err != nil {
 			return nil, err
 		}
@@ -83,8 +87,10 @@ func (a *Agent) attachOverlay(ctx context.Context, t *swarm.Task, nsPath string)
 	return eps, nil
 }
 
-// attachmentOf is what the data plane needs of a task's attachment n.
-func attachmentOf(na swarm.NetworkAttachment, n int) (overlay.Attachment, error) {
+// attachmentOf is what the data plane needs of a task's attachment n, its
+// interface sized mtu (the mesh's; 0 for the data plane's default) unless
+// the network sets its own.
+func attachmentOf(na swarm.NetworkAttachment, n, mtu int) (overlay.Attachment, error) {
 	nw := na.Network
 	if len(na.Addresses) == 0 || nw.IPAMOptions == nil || len(nw.IPAMOptions.Configs) == 0 {
 		return overlay.Attachment{}, fmt.Errorf("network %s: the task has no address in it", nw.Spec.Name)
@@ -92,13 +98,13 @@ func attachmentOf(na swarm.NetworkAttachment, n int) (overlay.Attachment, error)
 	cfg := nw.IPAMOptions.Configs[0]
 	att := overlay.Attachment{
 		NetworkID: nw.ID, Subnet: cfg.Subnet, Gateway: cfg.Gateway,
-		Addr: na.Addresses[0].Addr(), IfName: "eth" + strconv.Itoa(n),
+		Addr: na.Addresses[0].Addr(), IfName: "eth" + strconv.Itoa(n), MTU: mtu,
 	}
 	if d := nw.Spec.DriverConfiguration; d != nil {
 		if v, ok := d.Options[mtuOption]; ok {
 			mtu, err := strconv.Atoi(v)
-			if err != nil || mtu < 576 || mtu > overlay.DefaultMTU {
-				return overlay.Attachment{}, fmt.Errorf("network %s: %s=%q: an MTU from 576 to %d", nw.Spec.Name, mtuOption, v, overlay.DefaultMTU)
+			if err != nil || mtu < 576 || mtu > 9000 {
+				return overlay.Attachment{}, fmt.Errorf("network %s: %s=%q: an MTU from 576 to 9000", nw.Spec.Name, mtuOption, v)
 			}
 			att.MTU = mtu
 		}

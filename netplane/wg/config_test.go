@@ -2,9 +2,13 @@ package wg
 
 import (
 	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
@@ -63,5 +67,45 @@ func TestWgctrlConfiguration(t *testing.T) {
 				t.Errorf("handshake step %d: %+v, want keepalive %s on an existing peer only", i, p, want)
 			}
 		}
+	}
+}
+
+// The mesh is sized from the underlay: an interface's MTU less WireGuard's
+// overhead for the address's family, the default when no interface holds
+// the address.
+func TestMTUFor(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces")
+	}
+	ns := "wgmtu" + randomHex(t, 3)
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "add", "pppish", "mtu", "1492", "type", "veth", "peer", "name", "other")
+	run(t, "ip", "-n", ns, "addr", "add", "192.0.2.7/24", "dev", "pppish")
+	run(t, "ip", "-n", ns, "addr", "add", "2001:db8::7/64", "dev", "pppish")
+	got := map[string]int{}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // not unlocked: the thread dies in the namespace
+		target, err := netns.GetFromName(ns)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			done <- err
+			return
+		}
+		for _, a := range []string{"192.0.2.7", "2001:db8::7", "198.51.100.1"} {
+			got[a] = MTUFor(netip.MustParseAddr(a))
+		}
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got["192.0.2.7"] != 1432 || got["2001:db8::7"] != 1412 || got["198.51.100.1"] != DefaultMTU {
+		t.Fatalf("MTUFor = %v, want 1432 over IPv4, 1412 over IPv6, the default for an address no interface holds", got)
 	}
 }

@@ -29,9 +29,43 @@ import (
 // DefaultPort is WireGuard's UDP port, as Docker's overlay has 4789 for VXLAN.
 const DefaultPort = 51820
 
-// mtu leaves room for WireGuard's 60 bytes (IPv4) or 80 (IPv6) in a 1500-byte
-// underlay frame.
-const mtu = 1420
+// DefaultMTU leaves room for WireGuard's 60 bytes (IPv4) or 80 (IPv6) in a
+// 1500-byte underlay frame.
+const DefaultMTU = 1420
+
+// Overhead is what WireGuard adds to a packet over an IPv4 or IPv6 underlay.
+const (
+	Overhead4 = 60
+	Overhead6 = 80
+)
+
+// MTUFor is the largest overlay packet that fits unfragmented in one underlay
+// packet of the interface that holds addr (1440 for Ethernet's 1500 over
+// IPv4, 1420 over IPv6, 1432 over PPPoE's 1492, less over a cellular or VPN
+// link), never below IPv6's minimum 1280. DefaultMTU when no interface holds
+// addr.
+func MTUFor(addr netip.Addr) int {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return DefaultMTU
+	}
+	for _, l := range links {
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr.Unmap() {
+				overhead := Overhead4
+				if addr.Unmap().Is6() {
+					overhead = Overhead6
+				}
+				return max(l.Attrs().MTU-overhead, 1280)
+			}
+		}
+	}
+	return DefaultMTU
+}
 
 // Config is what a node's interface is opened with.
 type Config struct {
@@ -46,7 +80,9 @@ type Config struct {
 	// Address is the node's address on the overlay, with the prefix of the
 	// overlay's range.
 	Address netip.Prefix
-	Logger  *slog.Logger
+	// MTU of the interface; zero means DefaultMTU.
+	MTU    int
+	Logger *slog.Logger
 }
 
 // Peer is another node as this one sees it.
@@ -75,6 +111,9 @@ func Open(cfg Config) (*Device, error) {
 	if cfg.Port == 0 {
 		cfg.Port = DefaultPort
 	}
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTU
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -97,7 +136,7 @@ func Open(cfg Config) (*Device, error) {
 
 // create makes the link: kernel first, userspace when the kernel refuses.
 func (d *Device) create(cfg Config) error {
-	link := &netlink.Wireguard{LinkAttrs: netlink.LinkAttrs{Name: cfg.Name, MTU: mtu}}
+	link := &netlink.Wireguard{LinkAttrs: netlink.LinkAttrs{Name: cfg.Name, MTU: cfg.MTU}}
 	kernelErr := netlink.LinkAdd(link)
 	if kernelErr == nil {
 		c, err := wgctrl.New()
@@ -120,7 +159,7 @@ func (d *Device) create(cfg Config) error {
 // The key and port are set here, on the opening thread: the port's sockets
 // are opened in that thread's namespace when the device comes up.
 func (d *Device) createUserspace(cfg Config) error {
-	t, err := tun.CreateTUN(cfg.Name, mtu)
+	t, err := tun.CreateTUN(cfg.Name, cfg.MTU)
 	if err != nil {
 		return fmt.Errorf("wireguard %s: create TUN: %w", cfg.Name, err)
 	}
