@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// VIP timing (issue 7): a service vweb of busybox httpd tasks answering with
+// their hostnames (the container's short ID), on the bench's overlay network,
+// never on node3; a client in the network namespace of a task on node3
+// connects to vweb's VIP every vipEvery and notes which backend answered.
+//
+//	up_ms    a task added by scaling 1 -> 2 turning running (its task status
+//	         timestamp, from the manager) to the first answer from it
+//	down_ms  that task's container SIGKILLed (the moment the bench starts the
+//	         kill) to the last connection the VIP still sent to it: the last
+//	         failed connection before the answers come from the others only
+const (
+	vipEvery   = 20 * time.Millisecond
+	vipTimeout = 200 * time.Millisecond
+	webCommand = "mkdir -p /w && hostname >/w/index.html && exec httpd -f -p 80 -h /w"
+)
+
+// probe is one connection of the client: when it started and who answered
+// ("" when it failed).
+type probe struct {
+	at     time.Time
+	answer string
+}
+
+// vipClient connects to addr from a namespace, over and over, until stopped.
+type vipClient struct {
+	mu     sync.Mutex
+	probes []probe
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// startVIPClient runs the loop on a thread of its own inside the namespace at
+// ns; each connection is made there, its answer read elsewhere.
+func startVIPClient(ns, addr string) (*vipClient, error) {
+	c := &vipClient{stop: make(chan struct{}), done: make(chan struct{})}
+	ready := make(chan error, 1)
+	go func() {
+		defer close(c.done)
+		runtime.LockOSThread()
+		target, err := os.Open(ns)
+		if err != nil {
+			ready <- err
+			return
+		}
+		own, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			target.Close()
+			ready <- err
+			return
+		}
+		defer own.Close()
+		err = unix.Setns(int(target.Fd()), unix.CLONE_NEWNET)
+		target.Close()
+		if err != nil {
+			ready <- err
+			return
+		}
+		ready <- nil
+		c.loop(addr)
+		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	return c, <-ready
+}
+
+func (c *vipClient) loop(addr string) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		at := time.Now()
+		conn, err := net.DialTimeout("tcp4", addr, vipTimeout)
+		if err != nil {
+			c.add(probe{at: at})
+		} else {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(time.Second))
+				_, _ = io.WriteString(conn, "GET / HTTP/1.0\r\n\r\n")
+				body, _ := io.ReadAll(conn)
+				lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+				answer := strings.TrimSpace(lines[len(lines)-1])
+				if !strings.HasPrefix(string(body), "HTTP/") {
+					answer = ""
+				}
+				c.add(probe{at: at, answer: answer})
+			}()
+		}
+		if d := vipEvery - time.Since(at); d > 0 {
+			time.Sleep(d)
+		}
+	}
+}
+
+func (c *vipClient) add(p probe) {
+	c.mu.Lock()
+	c.probes = append(c.probes, p)
+	c.mu.Unlock()
+}
+
+func (c *vipClient) snapshot() []probe {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]probe(nil), c.probes...)
+}
+
+func (c *vipClient) close() {
+	close(c.stop)
+	<-c.done
+}
+
+// vipTask is what the bench reads of a task for the VIP measure.
+type vipTask struct {
+	ID           string
+	NodeID       string
+	DesiredState string
+	Status       struct {
+		State           string
+		Timestamp       time.Time
+		ContainerStatus *struct{ ContainerID string }
+	}
+}
+
+// vip measures one scale-up and one kill of vweb's added task.
+func (b *bench) vip(ctx context.Context, e *engine, run int) error {
+	n1, n3 := e.nodes[0], e.nodes[2]
+	a := newAPI(n1.Socket, 5*time.Second)
+	if _, err := e.docker(ctx, n1, "service", "inspect", "-f", "{{.ID}}", "vweb"); err != nil {
+		if _, err := e.docker(ctx, n1, "service", "create", "-d", "-q", "--no-resolve-image", "--stop-signal", "SIGKILL",
+			"--name", "vcli", "--network", netName, "--constraint", "node.hostname=="+n3.Name, "busybox", "sleep", "3600"); err != nil {
+			return err
+		}
+		if _, err := e.docker(ctx, n1, "service", "create", "-d", "-q", "--no-resolve-image", "--stop-signal", "SIGKILL",
+			"--name", "vweb", "--network", netName, "--constraint", "node.hostname!="+n3.Name, "busybox", "sh", "-c", webCommand); err != nil {
+			return err
+		}
+	} else if _, err := e.docker(ctx, n1, "service", "scale", "-d", "vweb=1"); err != nil {
+		return err
+	}
+	tasks := func() ([]vipTask, error) {
+		var ts []vipTask
+		err := a.get(ctx, "/tasks?filters="+urlFilter(`{"service":{"vweb":true},"desired-state":{"running":true}}`), &ts)
+		return ts, err
+	}
+	running := func(ts []vipTask) []vipTask {
+		var r []vipTask
+		for _, t := range ts {
+			if t.Status.State == "running" && t.Status.ContainerStatus != nil {
+				r = append(r, t)
+			}
+		}
+		return r
+	}
+	var before []vipTask
+	if err := pollUntil(ctx, 2*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		ts, err := tasks()
+		before = running(ts)
+		return len(ts) == 1 && len(before) == 1, err
+	}); err != nil {
+		return fmt.Errorf("vweb at one task: %w", err)
+	}
+	cliEnd, err := e.taskEnd(ctx, n3, "vcli", netName)
+	if err != nil {
+		return err
+	}
+	vipOut, err := e.docker(ctx, n1, "service", "inspect", "-f", "{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}", "vweb")
+	if err != nil || len(strings.Fields(vipOut)) == 0 {
+		return fmt.Errorf("vweb's VIP (%q): %v", vipOut, err)
+	}
+	vip := strings.SplitN(strings.Fields(vipOut)[0], "/", 2)[0]
+	client, err := startVIPClient(cliEnd.ns, net.JoinHostPort(vip, "80"))
+	if err != nil {
+		return err
+	}
+	defer client.close()
+	// The first task's answer is its hostname; the added task's is any other.
+	var oldAnswer string
+	if err := pollUntil(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		for _, p := range client.snapshot() {
+			if p.answer != "" {
+				oldAnswer = p.answer
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		return fmt.Errorf("no answer through the VIP %s from the first task: %w", vip, err)
+	}
+
+	if _, err := e.docker(ctx, n1, "service", "scale", "-d", "vweb=2"); err != nil {
+		return err
+	}
+	var added vipTask
+	if err := pollUntil(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
+		ts, err := tasks()
+		for _, t := range running(ts) {
+			if t.ID != before[0].ID {
+				added = t
+				return true, nil
+			}
+		}
+		return false, err
+	}); err != nil {
+		return fmt.Errorf("the added task running: %w", err)
+	}
+	runningAt, cid := added.Status.Timestamp, added.Status.ContainerStatus.ContainerID
+	if runningAt.IsZero() {
+		runningAt = time.Now()
+	}
+	var firstAt time.Time
+	var newAnswer string
+	err = pollUntil(ctx, 30*time.Second, 50*time.Millisecond, func() (bool, error) {
+		for _, p := range client.snapshot() {
+			if p.answer != "" && p.answer != oldAnswer {
+				firstAt, newAnswer = p.at, p.answer
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	upMS := "FAIL"
+	if err == nil {
+		upMS = ms(firstAt.Sub(runningAt))
+	}
+
+	// Kill the added task's container on its node.
+	facts, err := e.nodeFacts(ctx, a)
+	if err != nil {
+		return err
+	}
+	node := e.node(facts[added.NodeID].host)
+	killAt := time.Now()
+	if _, err := e.docker(ctx, node, "kill", cid); err != nil {
+		return fmt.Errorf("kill %s on %s: %w", cid, node.Name, err)
+	}
+	killMS := ms(time.Since(killAt))
+	// Wait until three seconds pass without a failed connection.
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	var lastFail time.Time
+	fails := 0
+	_ = pollUntil(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
+		fails, lastFail = 0, time.Time{}
+		for _, p := range client.snapshot() {
+			if p.at.After(killAt) && p.answer == "" {
+				fails++
+				if p.at.After(lastFail) {
+					lastFail = p.at
+				}
+			}
+		}
+		return lastFail.IsZero() || time.Since(lastFail) > 3*time.Second, nil
+	})
+	downMS := "0.0"
+	if !lastFail.IsZero() {
+		downMS = ms(lastFail.Sub(killAt))
+	}
+	probes := client.snapshot()
+	answers := 0
+	for _, p := range probes {
+		if p.answer != "" {
+			answers++
+		}
+	}
+	b.rec.line("vip", e.name, fmt.Sprintf("run=%d", run), "up_ms="+upMS, "down_ms="+downMS, fmt.Sprintf("fails_after_kill=%d", fails),
+		"kill_cli_ms="+killMS, fmt.Sprintf("answers_after_kill=%d", answeredBy(probes, newAnswer, killAt)),
+		fmt.Sprintf("probes=%d", len(probes)), fmt.Sprintf("answered=%d", answers), "node="+node.Name, "load="+loadavg())
+	if upMS == "FAIL" {
+		b.rec.note(e.name, "vip", run, "no answer through the VIP from the added task within 30 s")
+	}
+	return nil
+}
+
+// urlFilter escapes a filters argument for a query string.
+func urlFilter(f string) string { return url.QueryEscape(f) }
+
+// answeredBy counts the answers of one backend at or after since.
+func answeredBy(probes []probe, answer string, since time.Time) int {
+	n := 0
+	for _, p := range probes {
+		if answer != "" && p.answer == answer && !p.at.Before(since) {
+			n++
+		}
+	}
+	return n
+}
