@@ -38,8 +38,8 @@ PROBE=$BENCH_ROOT/probe
 MULTINODE=$BENCH_ROOT/multinode
 export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
 
-source "$REPO/bench/engines.sh"
-source "$REPO/bench/report.sh"
+source "$REPO/testenv/bench/engines.sh"
+source "$REPO/testenv/bench/report.sh"
 
 [ "$(id -u)" = 0 ] || {
 	echo "bench: run as root (it starts daemons and mounts)" >&2
@@ -115,8 +115,8 @@ build() {
 	record "commit $commit"
 	# The Makefile's build: the same tags (seccomp) and build packages as `make run`.
 	make -s -C "$REPO" build BIN="${SHOAL_BIN#"$REPO"/}" >>"$LOG" 2>&1
-	go build -o "$PROBE" ./bench/probe >>"$LOG" 2>&1
-	go build -o "$MULTINODE" ./bench/multinode >>"$LOG" 2>&1
+	go build -o "$PROBE" ./testenv/bench/probe >>"$LOG" 2>&1
+	go build -o "$MULTINODE" ./testenv/bench/multinode >>"$LOG" 2>&1
 }
 
 # measure_multinode runs testenv/bench/multinode: both engines as five-node swarms (three
@@ -267,7 +267,7 @@ main() {
 	mkdir -p "$BENCH_ROOT"
 	build
 	DEADLINE=$(($(date +%s) + ${BENCH_BUDGET:-780}))
-	bash "$REPO/bench/mkimage.sh" "$BENCH_ROOT/busybox.tar" busybox:latest >/dev/null
+	bash "$REPO/testenv/bench/mkimage.sh" "$BENCH_ROOT/busybox.tar" busybox:latest >/dev/null
 	if [ "$BENCH_ONLY" != multi ]; then
 		record "machine load-before $(cut -d' ' -f1-3 /proc/loadavg)"
 		measure_swarm
