@@ -158,14 +158,12 @@ func renderNetSection(recs []record, logName string) string {
 	d99 := rtt("shoal", "overlay", "p99_us") - rtt("shoal", "mesh", "p99_us")
 	upS, upFailS := values(recs, "vip", "shoal", "up_ms", nil)
 	downS, downFailS := values(recs, "vip", "shoal", "down_ms", nil)
-	upD, upFailD := values(recs, "vip", "docker", "up_ms", nil)
-	downD, downFailD := values(recs, "vip", "docker", "down_ms", nil)
-	vipFailS, vipFailD := failedRuns(recs, "vip", "shoal"), failedRuns(recs, "vip", "docker")
+	vipFailS := failedRuns(recs, "vip", "shoal")
 
 	p("\n| target (issue 7) | figure | result |\n")
 	p("| --- | --- | --- |\n")
 	p("| shoal's overlay carries ≥ 90%% of WireGuard alone's throughput | %s%% (medians %s / %s Mbit/s) | %s |\n",
-		num(share, 0), num(ovM, 0), num(wgM, 0), verdict(share >= 90, share))
+		num(share, 1), num(ovM, 0), num(wgM, 0), verdict(share >= 90, share))
 	p("| shoal's overlay adds < 0.1 ms round trip over WireGuard alone (p50) | %s µs | %s |\n", signed(d50), verdict(d50 < 100, d50))
 	p("| ... and at p99 | %s µs | %s |\n", signed(d99), verdict(d99 < 100, d99))
 	plain, _ := thr("docker", "overlay-plain")
@@ -182,32 +180,9 @@ func renderNetSection(recs []record, logName string) string {
 	p("| task's death to the last connection the VIP sends it < 1 s (every run) | shoal %s ms | %s |\n",
 		list(downS, downFailS+vipFailS, 0), verdict(maxOf(downS) < 1000 && downFailS+vipFailS == 0, maxOf(downS)))
 
-	p("\nVIP timing: a service of busybox httpd tasks answering with their hostnames, on the overlay network (for Docker\n")
-	p("the one without encryption), never on\n")
-	p("node3; a client in the network namespace of a task on node3 connects to the service's VIP every 20 ms (200 ms\n")
-	p("connect timeout) and notes who answered. *up*: the service scaled from 1 to 2, from the added task's\n")
-	p("`running` status timestamp (the manager's) to the first answer from it. *down*: that task's container\n")
-	p("SIGKILLed (`docker kill` on its node; the moment the bench starts the command) to the last connection that\n")
-	p("still failed, i.e. that the VIP still sent to the dead task (0 when none failed).\n\n")
-	p("| VIP | shoal | Docker |\n| --- | --- | --- |\n")
-	p("| running to first answer (ms) | %s | %s |\n", list(upS, upFailS+vipFailS, 0), list(upD, upFailD+vipFailD, 0))
-	p("| death to last connection sent to it (ms) | %s | %s |\n", list(downS, downFailS+vipFailS, 0), list(downD, downFailD+vipFailD, 0))
-	p("| connections failed after the kill | %s | %s |\n", runsOf(recs, "vip", "shoal", "fails_after_kill"), runsOf(recs, "vip", "docker", "fails_after_kill"))
-
-	stS, stSF := values(recs, "stack", "shoal", "ms", nil)
-	stD, stDF := values(recs, "stack", "docker", "ms", nil)
-	stMedS, stMedD := median(stS), median(stD)
-	cliS, _ := values(recs, "stack", "shoal", "cli_ms", nil)
-	cliD, _ := values(recs, "stack", "docker", "cli_ms", nil)
-	rmS, _ := values(recs, "stack", "shoal", "rm_ms", nil)
-	rmD, _ := values(recs, "stack", "docker", "rm_ms", nil)
-	p("\nStack (issue 8): `docker stack deploy --resolve-image never` through node1 of a %d-service stack\n", stackServices)
-	p("(busybox `sleep`, one replica each), timed to every service with its task running; then `docker stack rm`\n")
-	p("to no container of the stack left on any node.\n\n")
-	p("| stack | shoal runs | shoal median | Docker runs | Docker median | Docker / shoal |\n| --- | --- | ---: | --- | ---: | ---: |\n")
-	p("| deploy to all services converged (ms) | %s | %s | %s | %s | %s |\n", list(stS, stSF, 0), num(stMedS, 0), list(stD, stDF, 0), num(stMedD, 0), ratio(stMedD, stMedS))
-	p("| ... the deploy command alone (ms) | %s | %s | %s | %s | %s |\n", list(cliS, 0, 0), num(median(cliS), 0), list(cliD, 0, 0), num(median(cliD), 0), ratio(median(cliD), median(cliS)))
-	p("| `stack rm` to no container left (ms) | %s | %s | %s | %s | %s |\n", list(rmS, 0, 0), num(median(rmS), 0), list(rmD, 0, 0), num(median(rmD), 0), ratio(median(rmD), median(rmS)))
+	p("\nThe targets are judged on the medians of this one run; with this machine's spread, a figure within a few\n")
+	p("percent of its bound (or a negative overhead) says the difference is below what the run can resolve.\n")
+	renderVIPAndStack(p, recs)
 
 	var notes []string
 	for _, r := range recs {
@@ -225,6 +200,47 @@ func renderNetSection(recs []record, logName string) string {
 	return b.String()
 }
 
+// renderVIPAndStack writes the VIP and stack tables.
+func renderVIPAndStack(p func(string, ...any), recs []record) {
+	upS, upFailS := values(recs, "vip", "shoal", "up_ms", nil)
+	downS, downFailS := values(recs, "vip", "shoal", "down_ms", nil)
+	upD, upFailD := values(recs, "vip", "docker", "up_ms", nil)
+	downD, downFailD := values(recs, "vip", "docker", "down_ms", nil)
+	vipFailS, vipFailD := failedRuns(recs, "vip", "shoal"), failedRuns(recs, "vip", "docker")
+	p("\nVIP timing: a service of busybox httpd tasks answering with their hostnames, on the overlay network (for\n")
+	p("Docker the one without encryption), never on node3; a client in the network namespace of a task on node3\n")
+	p("connects to the service's VIP every 20 ms (200 ms connect timeout) and notes who answered. *up*: the service\n")
+	p("scaled from 1 to 2, from the added task's `running` status timestamp (the manager's) to the first answer\n")
+	p("from it. *down*: that task's container SIGKILLed (`docker kill` on its node; the moment the bench starts the\n")
+	p("command) to the last connection that still failed, i.e. that the VIP still sent to the dead task (0 when\n")
+	p("none failed).\n\n")
+	p("| VIP | shoal | Docker |\n| --- | --- | --- |\n")
+	p("| running to first answer (ms) | %s | %s |\n", list(upS, upFailS+vipFailS, 0), list(upD, upFailD+vipFailD, 0))
+	p("| death to last connection sent to it (ms) | %s | %s |\n", list(downS, downFailS+vipFailS, 0), list(downD, downFailD+vipFailD, 0))
+	p("| connections failed after the kill | %s | %s |\n", runsOf(recs, "vip", "shoal", "fails_after_kill"), runsOf(recs, "vip", "docker", "fails_after_kill"))
+	if len(upD) == 0 && upFailD+vipFailD > 0 {
+		p("\nDocker's VIP answered no connection in any run (see the notes), though tasks on the same network reach each\n")
+		p("other at their own addresses when the throughput rows above say so; why was not looked into (dockerd runs with\n")
+		p("`--iptables=false` in these labs, and its VIPs are load-balanced by IPVS on iptables marks).\n")
+	}
+
+	stS, stSF := values(recs, "stack", "shoal", "ms", nil)
+	stD, stDF := values(recs, "stack", "docker", "ms", nil)
+	stMedS, stMedD := median(stS), median(stD)
+	cliS, _ := values(recs, "stack", "shoal", "cli_ms", nil)
+	cliD, _ := values(recs, "stack", "docker", "cli_ms", nil)
+	rmS, _ := values(recs, "stack", "shoal", "rm_ms", nil)
+	rmD, _ := values(recs, "stack", "docker", "rm_ms", nil)
+	p("\nStack (issue 8): `docker stack deploy --resolve-image never` through node1 of a %d-service stack\n", stackServices)
+	p("(busybox `sleep`, one replica each), timed to every service with its task running; then `docker stack rm`\n")
+	p("to no container of the stack left on any node.\n\n")
+	p("| stack | shoal runs | shoal median | Docker runs | Docker median | Docker / shoal |\n| --- | --- | ---: | --- | ---: | ---: |\n")
+	p("| deploy to all services converged (ms) | %s | %s | %s | %s | %s |\n", list(stS, stSF, 0), num(stMedS, 0), list(stD, stDF, 0), num(stMedD, 0), ratio(stMedD, stMedS))
+	p("| ... the deploy command alone (ms) | %s | %s | %s | %s | %s |\n", list(cliS, 0, 0), num(median(cliS), 0), list(cliD, 0, 0), num(median(cliD), 0), ratio(median(cliD), median(cliS)))
+	p("| `stack rm` to no container left (ms) | %s | %s | %s | %s | %s |\n", list(rmS, 0, 0), num(median(rmS), 0), list(rmD, 0, 0), num(median(rmD), 0), ratio(median(rmD), median(rmS)))
+
+}
+
 // failedRuns counts the engine's runs of kind that failed as a whole (ms=FAIL).
 func failedRuns(recs []record, kind, engine string) int {
 	n := 0
@@ -236,10 +252,11 @@ func failedRuns(recs []record, kind, engine string) int {
 	return n
 }
 
-// runsOf lists a field of the engine's records of kind.
+// runsOf lists a field of the engine's records of kind, runs that failed as a
+// whole counted as failed.
 func runsOf(recs []record, kind, engine, key string) string {
 	xs, failed := values(recs, kind, engine, key, nil)
-	return list(xs, failed, 0)
+	return list(xs, failed+failedRuns(recs, kind, engine), 0)
 }
 
 // signed formats x with its sign and no decimals, n/a for NaN.

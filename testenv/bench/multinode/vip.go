@@ -148,79 +148,22 @@ type vipTask struct {
 
 // vip measures one scale-up and one kill of vweb's added task.
 func (b *bench) vip(ctx context.Context, e *engine, run int) error {
-	n1, n3 := e.nodes[0], e.nodes[2]
+	n1 := e.nodes[0]
 	a := newAPI(n1.Socket, 5*time.Second)
-	network := vipNetwork(e)
-	if _, err := e.docker(ctx, n1, "service", "inspect", "-f", "{{.ID}}", "vweb"); err != nil {
-		if _, err := e.docker(ctx, n1, "service", "create", "-d", "-q", "--no-resolve-image", "--stop-signal", "SIGKILL",
-			"--name", "vcli", "--network", network, "--constraint", "node.hostname=="+n3.Name, "busybox", "sleep", "3600"); err != nil {
-			return err
-		}
-		if _, err := e.docker(ctx, n1, "service", "create", "-d", "-q", "--no-resolve-image", "--stop-signal", "SIGKILL",
-			"--name", "vweb", "--network", network, "--constraint", "node.hostname!="+n3.Name, "busybox", "sh", "-c", webCommand); err != nil {
-			return err
-		}
-	} else if _, err := e.docker(ctx, n1, "service", "scale", "-d", "vweb=1"); err != nil {
-		return err
-	}
-	tasks := func() ([]vipTask, error) {
-		var ts []vipTask
-		err := a.get(ctx, "/tasks?filters="+urlFilter(`{"service":{"vweb":true},"desired-state":{"running":true}}`), &ts)
-		return ts, err
-	}
-	running := func(ts []vipTask) []vipTask {
-		var r []vipTask
-		for _, t := range ts {
-			if t.Status.State == "running" && t.Status.ContainerStatus != nil {
-				r = append(r, t)
-			}
-		}
-		return r
-	}
-	var before []vipTask
-	if err := pollUntil(ctx, 2*time.Minute, 100*time.Millisecond, func() (bool, error) {
-		ts, err := tasks()
-		before = running(ts)
-		return len(ts) == 1 && len(before) == 1, err
-	}); err != nil {
-		return fmt.Errorf("vweb at one task: %w", err)
-	}
-	cliEnd, err := e.taskEnd(ctx, n3, "vcli", network)
-	if err != nil {
-		return err
-	}
-	vipOut, err := e.docker(ctx, n1, "service", "inspect", "-f", "{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}", "vweb")
-	if err != nil || len(strings.Fields(vipOut)) == 0 {
-		return fmt.Errorf("vweb's VIP (%q): %v", vipOut, err)
-	}
-	vip := strings.SplitN(strings.Fields(vipOut)[0], "/", 2)[0]
-	client, err := startVIPClient(cliEnd.ns, net.JoinHostPort(vip, "80"))
+	first, client, oldAnswer, err := b.vipSetup(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer client.close()
-	// The first task's answer is its hostname; the added task's is any other.
-	var oldAnswer string
-	if err := pollUntil(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
-		for _, p := range client.snapshot() {
-			if p.answer != "" {
-				oldAnswer = p.answer
-				return true, nil
-			}
-		}
-		return false, nil
-	}); err != nil {
-		return fmt.Errorf("no answer through the VIP %s from the first task: %w", vip, err)
-	}
 
 	if _, err := e.docker(ctx, n1, "service", "scale", "-d", "vweb=2"); err != nil {
 		return err
 	}
 	var added vipTask
 	if err := pollUntil(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
-		ts, err := tasks()
+		ts, err := vwebTasks(ctx, a)
 		for _, t := range running(ts) {
-			if t.ID != before[0].ID {
+			if t.ID != first.ID {
 				added = t
 				return true, nil
 			}
@@ -233,6 +176,7 @@ func (b *bench) vip(ctx context.Context, e *engine, run int) error {
 	if runningAt.IsZero() {
 		runningAt = time.Now()
 	}
+	// The first task's answer is its hostname; the added task's is any other.
 	var firstAt time.Time
 	var newAnswer string
 	err = pollUntil(ctx, 30*time.Second, 50*time.Millisecond, func() (bool, error) {
@@ -249,7 +193,6 @@ func (b *bench) vip(ctx context.Context, e *engine, run int) error {
 		upMS = ms(firstAt.Sub(runningAt))
 	}
 
-	// Kill the added task's container on its node.
 	facts, err := e.nodeFacts(ctx, a)
 	if err != nil {
 		return err
@@ -267,15 +210,7 @@ func (b *bench) vip(ctx context.Context, e *engine, run int) error {
 	var lastFail time.Time
 	fails := 0
 	_ = pollUntil(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
-		fails, lastFail = 0, time.Time{}
-		for _, p := range client.snapshot() {
-			if p.at.After(killAt) && p.answer == "" {
-				fails++
-				if p.at.After(lastFail) {
-					lastFail = p.at
-				}
-			}
-		}
+		fails, lastFail = failuresSince(client.snapshot(), killAt)
 		return lastFail.IsZero() || time.Since(lastFail) > 3*time.Second, nil
 	})
 	downMS := "0.0"
@@ -283,19 +218,115 @@ func (b *bench) vip(ctx context.Context, e *engine, run int) error {
 		downMS = ms(lastFail.Sub(killAt))
 	}
 	probes := client.snapshot()
-	answers := 0
-	for _, p := range probes {
-		if p.answer != "" {
-			answers++
-		}
-	}
-	b.rec.line("vip", e.name, fmt.Sprintf("run=%d", run), "network="+network, "up_ms="+upMS, "down_ms="+downMS, fmt.Sprintf("fails_after_kill=%d", fails),
-		"kill_cli_ms="+killMS, fmt.Sprintf("answers_after_kill=%d", answeredBy(probes, newAnswer, killAt)),
-		fmt.Sprintf("probes=%d", len(probes)), fmt.Sprintf("answered=%d", answers), "node="+node.Name, "load="+loadavg())
+	b.rec.line("vip", e.name, fmt.Sprintf("run=%d", run), "network="+vipNetwork(e), "up_ms="+upMS, "down_ms="+downMS,
+		fmt.Sprintf("fails_after_kill=%d", fails), "kill_cli_ms="+killMS,
+		fmt.Sprintf("answers_after_kill=%d", answeredBy(probes, newAnswer, killAt)), fmt.Sprintf("probes=%d", len(probes)),
+		"node="+node.Name, "load="+loadavg())
 	if upMS == "FAIL" {
 		b.rec.note(e.name, "vip", run, "no answer through the VIP from the added task within 30 s")
 	}
 	return nil
+}
+
+// vipSetup brings vweb to one running task (making vweb and the client's
+// service vcli on the first run), starts the client in vcli's task, and waits
+// for the first answer through the VIP: the task's, answer its hostname.
+func (b *bench) vipSetup(ctx context.Context, e *engine) (task vipTask, client *vipClient, answer string, err error) {
+	n1, n3 := e.nodes[0], e.nodes[2]
+	a := newAPI(n1.Socket, 5*time.Second)
+	network := vipNetwork(e)
+	if _, err := e.docker(ctx, n1, "service", "inspect", "-f", "{{.ID}}", "vweb"); err != nil {
+		if _, err := e.docker(ctx, n1, "service", "create", "-d", "-q", "--no-resolve-image", "--stop-signal", "SIGKILL",
+			"--name", "vcli", "--network", network, "--constraint", "node.hostname=="+n3.Name, "busybox", "sleep", "3600"); err != nil {
+			return task, nil, "", err
+		}
+		if _, err := e.docker(ctx, n1, "service", "create", "-d", "-q", "--no-resolve-image", "--stop-signal", "SIGKILL",
+			"--name", "vweb", "--network", network, "--constraint", "node.hostname!="+n3.Name, "busybox", "sh", "-c", webCommand); err != nil {
+			return task, nil, "", err
+		}
+	} else if _, err := e.docker(ctx, n1, "service", "scale", "-d", "vweb=1"); err != nil {
+		return task, nil, "", err
+	}
+	if err := pollUntil(ctx, 2*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		ts, err := vwebTasks(ctx, a)
+		r := running(ts)
+		if len(ts) == 1 && len(r) == 1 {
+			task = r[0]
+			return true, nil
+		}
+		return false, err
+	}); err != nil {
+		return task, nil, "", fmt.Errorf("vweb at one task: %w", err)
+	}
+	cliEnd, err := e.taskEnd(ctx, n3, "vcli", network)
+	if err != nil {
+		return task, nil, "", err
+	}
+	out, err := e.docker(ctx, n1, "service", "inspect", "-f", "{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}", "vweb")
+	if err != nil || len(strings.Fields(out)) == 0 {
+		return task, nil, "", fmt.Errorf("vweb's VIP (%q): %v", out, err)
+	}
+	vip := strings.SplitN(strings.Fields(out)[0], "/", 2)[0]
+	client, err = startVIPClient(cliEnd.ns, net.JoinHostPort(vip, "80"))
+	if err != nil {
+		return task, nil, "", err
+	}
+	if err := pollUntil(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		for _, p := range client.snapshot() {
+			if p.answer != "" {
+				answer = p.answer
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		client.close()
+		return task, nil, "", fmt.Errorf("no answer through the VIP %s from the first task: %w", vip, err)
+	}
+	return task, client, answer, nil
+}
+
+// vwebTasks lists vweb's tasks desired running.
+func vwebTasks(ctx context.Context, a *api) ([]vipTask, error) {
+	var ts []vipTask
+	err := a.get(ctx, "/tasks?filters="+urlFilter(`{"service":{"vweb":true},"desired-state":{"running":true}}`), &ts)
+	return ts, err
+}
+
+// running keeps the tasks observed running, with a container.
+func running(ts []vipTask) []vipTask {
+	var r []vipTask
+	for _, t := range ts {
+		if t.Status.State == "running" && t.Status.ContainerStatus != nil {
+			r = append(r, t)
+		}
+	}
+	return r
+}
+
+// failuresSince counts the failed connections started after since, and the
+// start of the last one.
+func failuresSince(probes []probe, since time.Time) (n int, last time.Time) {
+	for _, p := range probes {
+		if p.at.After(since) && p.answer == "" {
+			n++
+			if p.at.After(last) {
+				last = p.at
+			}
+		}
+	}
+	return n, last
+}
+
+// answeredBy counts the answers of one backend at or after since.
+func answeredBy(probes []probe, answer string, since time.Time) int {
+	n := 0
+	for _, p := range probes {
+		if answer != "" && p.answer == answer && !p.at.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 // vipNetwork is the network of the VIP measure: shoal's overlay; Docker's
@@ -309,14 +340,3 @@ func vipNetwork(e *engine) string {
 
 // urlFilter escapes a filters argument for a query string.
 func urlFilter(f string) string { return url.QueryEscape(f) }
-
-// answeredBy counts the answers of one backend at or after since.
-func answeredBy(probes []probe, answer string, since time.Time) int {
-	n := 0
-	for _, p := range probes {
-		if answer != "" && p.answer == answer && !p.at.Before(since) {
-			n++
-		}
-	}
-	return n
-}
