@@ -58,11 +58,11 @@ machine_facts() {
 EOF
 }
 
-# write_report LOG OUT writes the Markdown report. The Multi-node section of an
-# earlier OUT (testenv/bench/multinode writes it, between its markers) is kept at the end.
+# write_report LOG OUT writes the Markdown report. The two Multi-node sections of an
+# earlier OUT (testenv/bench/multinode writes them, between their markers) are kept at the end.
 write_report() {
 	local log=$1 out=$2 multi=
-	[ -f "$out" ] && multi=$(awk '/^<!-- multi-node:begin/ {f = 1} f {print} /^<!-- multi-node:end -->/ {f = 0}' "$out")
+	[ -f "$out" ] && multi=$(awk '/^<!-- multi-(node|net):begin/ {f = 1} f {print} /^<!-- multi-(node|net):end -->/ {if (f) print ""; f = 0}' "$out")
 	local rst_s rst_d s50 d50 s10 d10 r50s r50d r10s r10d rss_s rss_d pss_s pss_d rdy_s rdy_d wrap bytes mib
 	s50=$(figures "$log" create shoal 50 | median)
 	d50=$(figures "$log" create docker 50 | median)

@@ -18,8 +18,10 @@
 # (3: failovers and worker losses where the node goes silent), MULTI_JOIN_RUNS (5),
 # MULTI_IDLE (seconds of idle swarms in which elections are counted, default 600),
 # MULTI_BUDGET (seconds after which only first runs are made, idle window apart,
-# default 1500). BENCH_ONLY=single or BENCH_ONLY=multi runs one half (the other half
-# of docs/benchmarks.md is kept).
+# default 1500), MULTI_NET_RUNS (5: throughput and round-trip runs per path),
+# MULTI_VIP_RUNS (3), MULTI_STACK_RUNS (3), MULTI_ONLY (comma-separated measures of
+# the multi-node half, e.g. net,vip,stack; default all). BENCH_ONLY=single or
+# BENCH_ONLY=multi runs one half (the other half of docs/benchmarks.md is kept).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -38,8 +40,8 @@ PROBE=$BENCH_ROOT/probe
 MULTINODE=$BENCH_ROOT/multinode
 export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
 
-source "$REPO/bench/engines.sh"
-source "$REPO/bench/report.sh"
+source "$REPO/testenv/bench/engines.sh"
+source "$REPO/testenv/bench/report.sh"
 
 [ "$(id -u)" = 0 ] || {
 	echo "bench: run as root (it starts daemons and mounts)" >&2
@@ -65,6 +67,7 @@ install_needs() {
 	command -v nft >/dev/null || pkgs+=(nftables)
 	command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
 	command -v git >/dev/null || pkgs+=(git)
+	command -v iperf3 >/dev/null || pkgs+=(iperf3)
 	command -v go >/dev/null || {
 		echo "bench: needs Go (/usr/local/go/bin/go) to build shoal" >&2
 		exit 1
@@ -115,20 +118,24 @@ build() {
 	record "commit $commit"
 	# The Makefile's build: the same tags (seccomp) and build packages as `make run`.
 	make -s -C "$REPO" build BIN="${SHOAL_BIN#"$REPO"/}" >>"$LOG" 2>&1
-	go build -o "$PROBE" ./bench/probe >>"$LOG" 2>&1
-	go build -o "$MULTINODE" ./bench/multinode >>"$LOG" 2>&1
+	go build -o "$PROBE" ./testenv/bench/probe >>"$LOG" 2>&1
+	go build -o "$MULTINODE" ./testenv/bench/multinode >>"$LOG" 2>&1
 }
 
 # measure_multinode runs testenv/bench/multinode: both engines as five-node swarms (three
-# managers, two workers) in testenv labs; leader failover, worker loss, join, memory
-# per node and elections on idle swarms. It removes its labs itself, also on failure.
+# managers, two workers) in testenv labs; overlay throughput and round trips, VIP
+# timing, a 20-service stack deploy, leader failover, worker loss, join, memory per
+# node and elections on idle swarms (MULTI_ONLY picks some). It removes its labs
+# itself, also on failure.
 measure_multinode() {
 	log "multi-node: shoal and Docker as five-node swarms (raw figures: $(basename "$MULTI_LOG"))"
 	"$MULTINODE" run -shoal "$SHOAL_BIN" -cli "$DOCKER_CLI" -image "$BENCH_ROOT/busybox.tar" \
 		-log "$MULTI_LOG" -daemon-logs "$DAEMON_LOGS-multi" \
 		-failover-runs "${MULTI_FAILOVER_RUNS:-5}" -loss-runs "${MULTI_LOSS_RUNS:-3}" \
 		-silent-runs "${MULTI_SILENT_RUNS:-3}" -join-runs "${MULTI_JOIN_RUNS:-5}" \
-		-idle "${MULTI_IDLE:-600}s" -budget "${MULTI_BUDGET:-1500}s" 2>>"$LOG" ||
+		-idle "${MULTI_IDLE:-600}s" -budget "${MULTI_BUDGET:-1500}s" \
+		-net-runs "${MULTI_NET_RUNS:-5}" -vip-runs "${MULTI_VIP_RUNS:-3}" -stack-runs "${MULTI_STACK_RUNS:-3}" \
+		-only "${MULTI_ONLY:-}" 2>>"$LOG" ||
 		log "  the multi-node bench failed (see $(basename "$LOG"))"
 }
 
@@ -267,7 +274,7 @@ main() {
 	mkdir -p "$BENCH_ROOT"
 	build
 	DEADLINE=$(($(date +%s) + ${BENCH_BUDGET:-780}))
-	bash "$REPO/bench/mkimage.sh" "$BENCH_ROOT/busybox.tar" busybox:latest >/dev/null
+	bash "$REPO/testenv/bench/mkimage.sh" "$BENCH_ROOT/busybox.tar" busybox:latest >/dev/null
 	if [ "$BENCH_ONLY" != multi ]; then
 		record "machine load-before $(cut -d' ' -f1-3 /proc/loadavg)"
 		measure_swarm

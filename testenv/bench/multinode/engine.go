@@ -367,6 +367,7 @@ func (a *api) nodes(ctx context.Context) ([]nodeInfo, error) {
 // taskInfo is what the bench reads of GET /tasks.
 type taskInfo struct {
 	ID           string
+	ServiceID    string
 	NodeID       string
 	DesiredState string
 	Status       struct{ State string }

@@ -40,12 +40,19 @@ func reportCommand(args []string) error {
 	if err != nil {
 		return err
 	}
-	section := renderSection(recs, filepath.Base(*logPath))
 	old, err := os.ReadFile(*out)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return os.WriteFile(*out, []byte(replaceSection(string(old), section)), 0o644)
+	// Each section is rewritten only when the log has figures of it.
+	doc := string(old)
+	if hasKind(recs, clusterKinds) || !hasKind(recs, netKinds) {
+		doc = replaceSection(doc, renderSection(recs, filepath.Base(*logPath)))
+	}
+	if hasKind(recs, netKinds) {
+		doc = placeNetSection(doc, renderNetSection(recs, filepath.Base(*logPath)))
+	}
+	return os.WriteFile(*out, []byte(doc), 0o644)
 }
 
 // replaceSection puts section between the markers in doc, or appends it.

@@ -89,3 +89,70 @@ func TestReplaceSection(t *testing.T) {
 		t.Errorf("two sections:\n%s", twice)
 	}
 }
+
+const netLog = `multi-start date=2026-01-01T00:00Z load=1,1,1 only=net,vip,stack net_runs=2 net_secs=4 ping_count=2000 vip_runs=2 stack_runs=1
+net shoal path=overlay run=1 mbps=900 tool=iperf3 load=3.0,1,1
+rtt shoal path=overlay run=1 n=2000 p50_us=300 p99_us=900 load=3.0,1,1
+net shoal path=mesh run=1 mbps=1000 tool=iperf3 load=3.5,1,1
+rtt shoal path=mesh run=1 n=2000 p50_us=250 p99_us=700 load=3.5,1,1
+net shoal path=overlay run=2 mbps=700 tool=iperf3 load=2.0,1,1
+net shoal path=mesh run=2 mbps=1000 tool=iperf3 load=2.0,1,1
+net docker path=overlay run=1 mbps=FAIL tool=iperf3 load=4.0,1,1
+net docker path=overlay run=2 mbps=FAIL tool=iperf3 load=4.0,1,1
+vip shoal run=1 up_ms=150.0 down_ms=100.0 fails_after_kill=3 load=2,1,1
+vip shoal run=2 up_ms=1200.0 down_ms=0.0 fails_after_kill=0 load=2,1,1
+vip docker run=1 ms=FAIL
+stack shoal run=1 ms=2000.0 cli_ms=1000.0 rm_ms=1500.0 services=20 load=2,1,1
+stack docker run=1 ms=14000.0 cli_ms=300.0 rm_ms=13000.0 services=20 load=2,1,1
+note docker net-overlay run=1 iperf3: unable to connect
+multi-end load=2,2,2 elapsed_s=100
+`
+
+func TestNetReport(t *testing.T) {
+	recs, err := parseLog(strings.NewReader(netLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasKind(recs, clusterKinds) || !hasKind(recs, netKinds) {
+		t.Fatal("the net log is taken for a cluster one")
+	}
+	out := renderNetSection(recs, "bench-x-multi.log")
+	for _, want := range []string{
+		// overlay median 800 of the mesh's 1000: 80%, under the 90% target.
+		"| 80.0% (medians 800 / 1000 Mbit/s) | **FAIL** |",
+		// 50 µs over the mesh at p50 passes, 200 at p99 does not.
+		"| +50 µs | **PASS** |",
+		"| +200 µs | **FAIL** |",
+		"Docker's encrypted overlay carried no traffic between nodes (2 of 2 runs failed",
+		// one VIP run over a second fails the every-run target.
+		"| shoal 150, 1200 ms | **FAIL** |",
+		"| shoal 100, 0 ms | **PASS** |",
+		"| running to first answer (ms) | 150, 1200 | 1 failed |",
+		"| deploy to all services converged (ms) | 2000 | 2000 | 14000 | 14000 | 7.0 |",
+		"1-minute load during the measures: 2.0 to 4.0",
+		"- `note docker net-overlay run=1 iperf3: unable to connect`",
+		"| connections failed after the kill | 3, 0 | 1 failed |",
+		"Docker's VIP answered no connection in any run",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the section lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPlaceNetSection(t *testing.T) {
+	doc := "# B\n\n" + beginMarker + "\nA\n" + endMarker + "\n\n## Torture\n"
+	once := placeNetSection(doc, "N1\n")
+	if !strings.Contains(once, endMarker+"\n\n"+netBeginMarker+"\nN1\n"+netEndMarker+"\n\n## Torture") {
+		t.Errorf("placed:\n%s", once)
+	}
+	twice := placeNetSection(once, "N2\n")
+	if strings.Contains(twice, "N1") || strings.Count(twice, netBeginMarker) != 1 || !strings.HasSuffix(twice, "## Torture\n") {
+		t.Errorf("placed twice:\n%s", twice)
+	}
+	// The cluster section can be rewritten without touching the net one.
+	again := replaceSection(twice, "B\n")
+	if !strings.Contains(again, beginMarker+"\nB\n"+endMarker) || !strings.Contains(again, "N2") {
+		t.Errorf("after replaceSection:\n%s", again)
+	}
+}

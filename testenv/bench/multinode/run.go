@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,7 +27,15 @@ type config struct {
 	idle, budget        time.Duration
 	writeEvery          time.Duration
 	writeTimeout        time.Duration
+	// only lists the measures to make (empty: all).
+	only               []string
+	netRuns, netSecs   int
+	pingCount          int
+	vipRuns, stackRuns int
 }
+
+// measures are the names -only takes, in the order they are made.
+var measures = []string{"net", "vip", "stack", "join", "memory", "loss", "loss-silent", "failover", "failover-silent", "idle"}
 
 func runCommand(args []string) error {
 	var c config
@@ -48,10 +57,25 @@ func runCommand(args []string) error {
 	fs.DurationVar(&c.budget, "budget", 25*time.Minute, "after this long (setup included, idle window not) the remaining runs are skipped; each measure keeps its first run")
 	fs.DurationVar(&c.writeEvery, "write-every", 50*time.Millisecond, "the failover client starts a write this often (or when the previous one ends, if later)")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "the failover client gives up on a request after this long")
+	var only string
+	fs.StringVar(&only, "only", "", "comma-separated measures to make, of "+strings.Join(measures, ",")+" (empty: all)")
+	fs.IntVar(&c.netRuns, "net-runs", 5, "throughput and round-trip runs per path")
+	fs.IntVar(&c.netSecs, "net-secs", 4, "seconds of each throughput run")
+	fs.IntVar(&c.pingCount, "ping-count", 2000, "round trips per latency run")
+	fs.IntVar(&c.vipRuns, "vip-runs", 3, "VIP scale-up and kill runs per engine")
+	fs.IntVar(&c.stackRuns, "stack-runs", 3, "stack deploys per engine")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c.engines = strings.Split(engines, ",")
+	if only != "" {
+		c.only = strings.Split(only, ",")
+		for _, m := range c.only {
+			if !slices.Contains(measures, m) {
+				return fmt.Errorf("-only: unknown measure %q (known: %s)", m, strings.Join(measures, ","))
+			}
+		}
+	}
 	if c.image == "" {
 		return errors.New("need -image (bash testenv/bench/mkimage.sh busybox.tar)")
 	}
@@ -76,7 +100,9 @@ func run(ctx context.Context, c config, rec *recorder) (err error) {
 		fmt.Sprintf("failover_runs=%d", c.failoverRuns), fmt.Sprintf("loss_runs=%d", c.lossRuns),
 		fmt.Sprintf("join_runs=%d", c.joinRuns), fmt.Sprintf("silent_runs=%d", c.silentRuns), fmt.Sprintf("mem_tasks=%d", c.memTasks),
 		fmt.Sprintf("loss_tasks=%d", c.lossTasks), fmt.Sprintf("idle_s=%.0f", c.idle.Seconds()),
-		"write_every_ms="+ms(c.writeEvery), "write_timeout_ms="+ms(c.writeTimeout))
+		"write_every_ms="+ms(c.writeEvery), "write_timeout_ms="+ms(c.writeTimeout),
+		"only="+orAll(c.only), fmt.Sprintf("net_runs=%d", c.netRuns), fmt.Sprintf("net_secs=%d", c.netSecs),
+		fmt.Sprintf("ping_count=%d", c.pingCount), fmt.Sprintf("vip_runs=%d", c.vipRuns), fmt.Sprintf("stack_runs=%d", c.stackRuns))
 	rec.line("multi-versions", versions(c))
 	var engines []*engine
 	host := snapshotHost()
@@ -105,6 +131,10 @@ func run(ctx context.Context, c config, rec *recorder) (err error) {
 		}
 	}
 	b := &bench{c: c, rec: rec, engines: engines, deadline: deadline}
+	if b.wants("net") || b.wants("vip") {
+		b.netPhase(ctx)
+	}
+	b.phase(ctx, "stack", c.stackRuns, b.stack)
 	b.phase(ctx, "join", c.joinRuns, b.join)
 	memRuns := 1
 	if c.memTasks == 0 {
@@ -114,7 +144,7 @@ func run(ctx context.Context, c config, rec *recorder) (err error) {
 	b.phase(ctx, "loss", c.lossRuns, func(ctx context.Context, e *engine, run int) error { return b.loss(ctx, e, run, false) })
 	b.phase(ctx, "loss-silent", c.silentRuns, func(ctx context.Context, e *engine, run int) error { return b.loss(ctx, e, run, true) })
 	for _, e := range engines {
-		if !e.broken() {
+		if !e.broken() && (b.wants("failover") || b.wants("failover-silent")) {
 			if _, err := e.docker(ctx, e.nodes[0], "service", "create", "-d", "-q", "--no-resolve-image",
 				"--name", "fo", "--replicas", "0", "busybox", "sleep", "3600"); err != nil {
 				e.fail(err)
@@ -123,7 +153,7 @@ func run(ctx context.Context, c config, rec *recorder) (err error) {
 	}
 	b.phase(ctx, "failover", c.failoverRuns, func(ctx context.Context, e *engine, run int) error { return b.failover(ctx, e, run, false) })
 	b.phase(ctx, "failover-silent", c.silentRuns, func(ctx context.Context, e *engine, run int) error { return b.failover(ctx, e, run, true) })
-	if c.idle > 0 && ctx.Err() == nil {
+	if c.idle > 0 && ctx.Err() == nil && b.wants("idle") {
 		b.idle(ctx, c.idle)
 	}
 	return ctx.Err()
@@ -142,6 +172,9 @@ type bench struct {
 // the engine's swarm mended before its next run; an engine that cannot be mended
 // sits out what is left. Past the deadline, only first runs are made.
 func (b *bench) phase(ctx context.Context, name string, runs int, measure func(context.Context, *engine, int) error) {
+	if !b.wants(name) {
+		return
+	}
 	for run := 1; run <= runs; run++ {
 		if ctx.Err() != nil {
 			return
@@ -171,6 +204,11 @@ func (b *bench) phase(ctx context.Context, name string, runs int, measure func(c
 	}
 }
 
+// wants says whether the measure is to be made (-only).
+func (b *bench) wants(measure string) bool {
+	return len(b.c.only) == 0 || slices.Contains(b.c.only, measure)
+}
+
 // versions describes both engines' software.
 func versions(c config) string {
 	out := func(name string, args ...string) string {
@@ -187,6 +225,14 @@ func versions(c config) string {
 		"runc=" + out("runc", "--version"),
 		"cli=" + out(c.cli, "--version"),
 	}, " ")
+}
+
+// orAll is the measures joined by commas, "all" when none are named.
+func orAll(only []string) string {
+	if len(only) == 0 {
+		return "all"
+	}
+	return strings.Join(only, ",")
 }
 
 // loadavg is the 1, 5 and 15 minute load averages, comma separated.
