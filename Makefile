@@ -16,10 +16,11 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.b
 GOTAGS    := netgo,osusergo,seccomp
 # procps: the daemon runs ps for `docker top`.
 BUILD_DEBS := gcc libc6-dev pkgconf libseccomp-dev procps
+# chromium: the dashboard's end-to-end test drives it headless (chromedp).
 # $(call dpkg_installed,p) succeeds when package p is installed (for some architecture: with
 # dpkg's multiarch, `dpkg -s libseccomp-dev` is ambiguous once :arm64 is there too).
 dpkg_installed = dpkg-query -W -f='$${Status}\n' $(1) 2>/dev/null | grep -q 'ok installed'
-TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates
+TEST_DEBS := busybox-static docker-registry docker.io nftables iproute2 util-linux ca-certificates chromium
 
 .PHONY: all build run test unit e2e fuzz torture deps builddeps dist distdeps dist-check bench conformance-record conformance clean
 
@@ -52,11 +53,16 @@ deps:
 	fi
 	@command -v docker >/dev/null || { echo "the docker CLI is needed on PATH"; exit 1; }
 
+# Where tests keep what they leave for a person to look at (the dashboard's
+# screenshot): $(TEST_OUT)/_artifacts/<n>/, which go test names in its output.
+TEST_OUT ?= /tmp/shoal-test-out
+
 # Unit tests of every package, the end-to-end tests against the static binary and
 # the short torture test, then each fuzz target for a few seconds (their seeds under
 # testdata/fuzz run with the unit tests too).
 test: builddeps deps build
-	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m ./...
+	@mkdir -p $(TEST_OUT)
+	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -artifacts -outputdir $(TEST_OUT) ./...
 	$(MAKE) fuzz
 
 # Each fuzz target (package:name[:inputs]) runs a count of inputs beyond its
@@ -81,7 +87,8 @@ unit: builddeps deps
 	$(GO) test -tags $(GOTAGS) -count=1 $$($(GO) list -tags $(GOTAGS) ./... | grep -v /testenv/e2e)
 
 e2e: builddeps deps build
-	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -v ./testenv/e2e/
+	@mkdir -p $(TEST_OUT)
+	SHOAL_BINARY=$(CURDIR)/$(BIN) $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -artifacts -outputdir $(TEST_OUT) -v ./testenv/e2e/
 
 # The crash-consistency torture test, long form: TORTURE_ROUNDS rounds of
 # concurrent clients and a SIGKILL (`make test` runs 10). SHOAL_TORTURE_SEED=N

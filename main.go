@@ -165,6 +165,8 @@ type daemonConfig struct {
 	ConfigFile string
 	// MetricsAddr is where Prometheus metrics are served ("": nowhere).
 	MetricsAddr string
+	// DashboardAddr is where the fleet dashboard is served ("": nowhere).
+	DashboardAddr string
 	// AddressPools are --default-address-pool values, base=CIDR,size=N.
 	AddressPools []string
 	// SwarmDefaultAdvertiseAddr is the address (an IP or an interface) swarm
