@@ -11,6 +11,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -105,7 +106,7 @@ func (d *Dashboard) get(r *http.Request, path string, v any) error {
 	if rec.status != http.StatusOK {
 		var msg struct{ Message string }
 		if json.Unmarshal(rec.body.Bytes(), &msg) == nil && msg.Message != "" {
-			return fmt.Errorf("%s", msg.Message)
+			return errors.New(msg.Message)
 		}
 		return fmt.Errorf("GET %s: %d", path, rec.status)
 	}

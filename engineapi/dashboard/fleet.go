@@ -62,6 +62,13 @@ type Task struct {
 	Message string `json:"message,omitempty"`
 }
 
+// load is what a node's running tasks are and reserve.
+type load struct {
+	running int
+	cpus    float64
+	memory  int64
+}
+
 // assemble joins the API's nodes, services and tasks into a Fleet: a pure
 // function, so that what the page shows is tested without a daemon.
 func assemble(nodes []swarm.Node, services []swarm.Service, tasks []swarm.Task, now time.Time) Fleet {
@@ -76,7 +83,20 @@ func assemble(nodes []swarm.Node, services []swarm.Service, tasks []swarm.Task, 
 		}
 	}
 	byNode := map[string][]Task{}
+	loads := map[string]*load{}
 	for _, t := range tasks {
+		if t.Status.State == swarm.TaskStateRunning {
+			l := loads[t.NodeID]
+			if l == nil {
+				l = &load{}
+				loads[t.NodeID] = l
+			}
+			l.running++
+			if r := t.Spec.Resources; r != nil && r.Reservations != nil {
+				l.cpus += float64(r.Reservations.NanoCPUs) / 1e9
+				l.memory += r.Reservations.MemoryBytes
+			}
+		}
 		if t.DesiredState == swarm.TaskStateShutdown && t.Status.State != swarm.TaskStateRunning {
 			continue
 		}
@@ -93,7 +113,7 @@ func assemble(nodes []swarm.Node, services []swarm.Service, tasks []swarm.Task, 
 		})
 	}
 	for _, n := range nodes {
-		f.Nodes = append(f.Nodes, node(n, byNode[n.ID], tasks))
+		f.Nodes = append(f.Nodes, node(n, byNode[n.ID], loads[n.ID]))
 	}
 	slices.SortFunc(f.Nodes, func(a, b Node) int { return cmp.Compare(a.Hostname, b.Hostname) })
 	for _, s := range services {
@@ -103,13 +123,16 @@ func assemble(nodes []swarm.Node, services []swarm.Service, tasks []swarm.Task, 
 	return f
 }
 
-// node is one node of the fleet, with its tasks and what its running tasks reserve.
-func node(n swarm.Node, tasks []Task, all []swarm.Task) Node {
+// node is one node of the fleet, with its tasks and the load of its running ones.
+func node(n swarm.Node, tasks []Task, l *load) Node {
 	out := Node{
 		ID: n.ID, Hostname: n.Description.Hostname, Role: string(n.Spec.Role), State: string(n.Status.State),
 		Availability: string(n.Spec.Availability), Addr: n.Status.Addr,
 		CPUs: float64(n.Description.Resources.NanoCPUs) / 1e9, MemoryBytes: n.Description.Resources.MemoryBytes,
 		Tasks: tasks,
+	}
+	if l != nil {
+		out.Running, out.ReservedCPUs, out.ReservedMem = l.running, l.cpus, l.memory
 	}
 	if out.Tasks == nil {
 		out.Tasks = []Task{}
@@ -118,16 +141,6 @@ func node(n swarm.Node, tasks []Task, all []swarm.Task) Node {
 		out.Manager = string(m.Reachability)
 		if m.Leader {
 			out.Manager = "leader"
-		}
-	}
-	for _, t := range all {
-		if t.NodeID != n.ID || t.Status.State != swarm.TaskStateRunning {
-			continue
-		}
-		out.Running++
-		if r := t.Spec.Resources; r != nil && r.Reservations != nil {
-			out.ReservedCPUs += float64(r.Reservations.NanoCPUs) / 1e9
-			out.ReservedMem += r.Reservations.MemoryBytes
 		}
 	}
 	slices.SortFunc(out.Tasks, func(a, b Task) int { return cmp.Compare(a.Name, b.Name) })
