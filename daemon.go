@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-project/shoal/cluster"
 	"github.com/shoal-project/shoal/engineapi"
+	"github.com/shoal-project/shoal/engineapi/dashboard"
 	"github.com/shoal-project/shoal/engineapi/metrics"
 	"github.com/shoal-project/shoal/netplane/bridge"
 	"github.com/shoal-project/shoal/netplane/dns"
@@ -131,11 +132,17 @@ func runDaemon(ctx context.Context, cfg daemonConfig, reloads reloadSource) erro
 	defer stop()
 	wg.Go(func() { reload.run(ctx) })
 	reg.WatchSwarm(cl.Stats)
-	waitMetrics, err := serveMetrics(ctx, cfg, reg.Handler(), log)
+	waitMetrics, err := serveSide(ctx, cfg, "metrics", cfg.MetricsAddr, "/metrics", metricsHandler(reg.Handler()), log)
 	if err != nil {
 		return err
 	}
 	defer func() { stop(); waitMetrics() }()
+	board := dashboard.New(dashboard.Config{API: api, Logger: log.With("component", "dashboard")})
+	waitDashboard, err := serveSide(ctx, cfg, "dashboard", cfg.DashboardAddr, "/", board, log)
+	if err != nil {
+		return err
+	}
+	defer func() { stop(); waitDashboard() }()
 	return serve(ctx, cfg, api, log, started)
 }
 

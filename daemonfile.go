@@ -33,6 +33,7 @@ var configAliases = map[string]string{
 func addOperationFlags(fs *pflag.FlagSet, cfg *daemonConfig, f *daemonFlags) {
 	fs.StringVar(&cfg.ConfigFile, "config-file", defaultConfigFile, "daemon configuration file (daemon.json)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on (/metrics), e.g. 127.0.0.1:9323; plain HTTP on loopback only, mutual TLS (the --tls* flags) elsewhere")
+	fs.StringVar(&cfg.DashboardAddr, "dashboard-addr", "", "address to serve the fleet dashboard on, e.g. 127.0.0.1:9324; plain HTTP on loopback only, mutual TLS (the --tls* flags) elsewhere")
 	fs.Var(listFlag{&cfg.AddressPools}, "default-address-pool", "address pool for the node's bridge when --bip is not given: base=CIDR,size=N (repeatable)")
 	fs.BoolVarP(&f.debug, "debug", "D", false, "log at debug level (as --log-level debug)")
 	fs.BoolVar(&f.tls, "tls", false, "use TLS; implied by --tlsverify, which shoal's TCP listeners always need")
@@ -49,7 +50,8 @@ func mergeConfigFile(fs *pflag.FlagSet, path string) error {
 }
 
 // checkOperations checks the operation flags once flags and file are merged: the
-// bridge's subnet from the address pools, and where metrics may be served.
+// bridge's subnet from the address pools, and where metrics and the dashboard
+// may be served.
 func checkOperations(fs *pflag.FlagSet, cfg *daemonConfig) error {
 	for i, p := range cfg.AddressPools {
 		subnet, err := firstSubnet(p)
@@ -60,15 +62,20 @@ func checkOperations(fs *pflag.FlagSet, cfg *daemonConfig) error {
 			cfg.BridgeSubnet = subnet.String()
 		}
 	}
-	if cfg.MetricsAddr == "" {
-		return nil
-	}
-	loopback, err := loopbackAddr(cfg.MetricsAddr)
-	if err != nil {
-		return err
-	}
-	if !loopback && !cfg.mutualTLS() {
-		return fmt.Errorf("invalid --metrics-addr %q: metrics off the loopback need --tlsverify with --tlscacert, --tlscert and --tlskey: shoal never listens on TCP without mutual TLS", cfg.MetricsAddr)
+	for _, side := range []struct{ flag, needs, addr string }{
+		{"metrics-addr", "metrics need", cfg.MetricsAddr},
+		{"dashboard-addr", "the dashboard needs", cfg.DashboardAddr},
+	} {
+		if side.addr == "" {
+			continue
+		}
+		loopback, err := loopbackAddr(side.flag, side.addr)
+		if err != nil {
+			return err
+		}
+		if !loopback && !cfg.mutualTLS() {
+			return fmt.Errorf("invalid --%s %q: off the loopback %s --tlsverify with --tlscacert, --tlscert and --tlskey: shoal never listens on TCP without mutual TLS", side.flag, side.addr, side.needs)
+		}
 	}
 	return nil
 }
@@ -104,18 +111,19 @@ func firstSubnet(pool string) (netip.Prefix, error) {
 	return netip.PrefixFrom(base.Masked().Addr(), size), nil
 }
 
-// loopbackAddr reports whether a host:port listens on the loopback only.
-func loopbackAddr(addr string) (bool, error) {
+// loopbackAddr reports whether a host:port (given as --flag) listens on the
+// loopback only.
+func loopbackAddr(flag, addr string) (bool, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" {
-		return false, fmt.Errorf("invalid --metrics-addr %q: want host:port", addr)
+		return false, fmt.Errorf("invalid --%s %q: want host:port", flag, addr)
 	}
 	if host == "localhost" {
 		return true, nil
 	}
 	ip, err := netip.ParseAddr(host)
 	if host != "" && err != nil {
-		return false, fmt.Errorf("invalid --metrics-addr %q: want an IP address or localhost", addr)
+		return false, fmt.Errorf("invalid --%s %q: want an IP address or localhost", flag, addr)
 	}
 	return host != "" && ip.IsLoopback(), nil
 }

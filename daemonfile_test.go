@@ -57,9 +57,11 @@ func TestConfigFileRefused(t *testing.T) {
 		{"a bad label", `{"labels": ["novalue"]}`, nil, `invalid --label "novalue"`},
 		{"TCP without TLS", `{"hosts": ["tcp://0.0.0.0:2376"]}`, nil, "a TCP listener needs --tlsverify"},
 		{"a bad pool", `{"default-address-pools": [{"base": "10.20.0.0/16", "size": 8}]}`, nil, "invalid --default-address-pool"},
-		{"metrics off the loopback without TLS", `{"metrics-addr": "0.0.0.0:9323"}`, nil, "metrics off the loopback need --tlsverify"},
-		{"metrics on every address without TLS", `{"metrics-addr": ":9323"}`, nil, "metrics off the loopback need --tlsverify"},
+		{"metrics off the loopback without TLS", `{"metrics-addr": "0.0.0.0:9323"}`, nil, "off the loopback metrics need --tlsverify"},
+		{"metrics on every address without TLS", `{"metrics-addr": ":9323"}`, nil, "off the loopback metrics need --tlsverify"},
 		{"metrics on a name", `{"metrics-addr": "metrics.lan:9323"}`, nil, "want an IP address or localhost"},
+		{"dashboard off the loopback without TLS", `{"dashboard-addr": "0.0.0.0:9324"}`, nil, "off the loopback the dashboard needs --tlsverify"},
+		{"dashboard without a port", `{"dashboard-addr": "127.0.0.1"}`, nil, "invalid --dashboard-addr \"127.0.0.1\": want host:port"},
 		{"bad JSON", `{"labels": [}`, nil, "line 1, column 13"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

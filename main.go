@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,8 +27,13 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version, commit and buildDate are set at build time with -ldflags "-X
+// main.version=... -X main.commit=... -X main.buildDate=..." (the Makefile does).
+var (
+	version   = "0.1.0-dev"
+	commit    = ""
+	buildDate = ""
+)
 
 func main() {
 	// Inside a container started with --init, this binary is its docker-init.
@@ -89,7 +96,7 @@ func main() {
 			os.Exit(1)
 		}
 	case "version", "--version", "-v":
-		fmt.Printf("shoal version %s\n", version)
+		fmt.Println(versionLine())
 	case "help", "-h", "--help":
 		usage()
 	default:
@@ -97,6 +104,30 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
+}
+
+// versionLine is `shoal version`: the version, the commit and the build date,
+// from the linker's flags or, for a plain `go build`, from what Go recorded
+// of the checkout.
+func versionLine() string {
+	c, d := commit, buildDate
+	if info, ok := debug.ReadBuildInfo(); ok && (c == "" || d == "") {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "":
+				c = s.Value[:min(12, len(s.Value))]
+			case s.Key == "vcs.time" && d == "":
+				d = s.Value
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	if d == "" {
+		d = "unknown"
+	}
+	return fmt.Sprintf("shoal version %s, commit %s, built %s, %s/%s", version, c, d, goruntime.GOOS, goruntime.GOARCH)
 }
 
 func usage() {
@@ -153,6 +184,8 @@ type daemonConfig struct {
 	ConfigFile string
 	// MetricsAddr is where Prometheus metrics are served ("": nowhere).
 	MetricsAddr string
+	// DashboardAddr is where the fleet dashboard is served ("": nowhere).
+	DashboardAddr string
 	// AddressPools are --default-address-pool values, base=CIDR,size=N.
 	AddressPools []string
 	// SwarmDefaultAdvertiseAddr is the address (an IP or an interface) swarm

@@ -365,7 +365,8 @@ func backingFilesystem(dir string) string {
 	if dir == "" || unix.Statfs(dir, &st) != nil {
 		return "<unknown>"
 	}
-	switch st.Type {
+	// Type is 32 bits on arm, where btrfs's magic reads as a negative number.
+	switch uint32(st.Type) {
 	case unix.EXT4_SUPER_MAGIC:
 		return "extfs"
 	case unix.XFS_SUPER_MAGIC:

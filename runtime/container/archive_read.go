@@ -148,9 +148,10 @@ func (w *treeWriter) add(h *os.File, name string) error {
 	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
 		return fmt.Errorf("stat %s: %w", name, err)
 	}
+	mtime, _ := st.Mtim.Unix() // Timespec's fields are 32 bits on arm
 	hdr := &tar.Header{
 		Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
-		ModTime: time.Unix(st.Mtim.Sec, 0), Format: tar.FormatPAX,
+		ModTime: time.Unix(mtime, 0), Format: tar.FormatPAX,
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:

@@ -3,7 +3,8 @@
 # (manifest.json, <config>.json, <diffID>/layer.tar) built from the host's
 # busybox-static: /bin/busybox, one symlink per applet of `busybox --list`,
 # /etc/passwd and /etc/group, /tmp, /root, /proc, /sys, /dev; config Cmd ["sh"]
-# and the usual PATH. The same busybox binary always gives the same image ID.
+# and the usual PATH, for the machine's architecture. The same busybox binary
+# always gives the same image ID.
 set -euo pipefail
 
 out=${1:?usage: mkimage.sh OUT.tar [TAG]}
@@ -29,7 +30,15 @@ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='2024-01-01 00:00:00
 	-C "$root" -cf "$layer" bin etc tmp root proc sys dev
 diff_id=$(sha256sum "$layer" | cut -d' ' -f1)
 
-config='{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z",'
+# The image is for the machine's own architecture, as its busybox is (Debian's
+# names to OCI's: armhf is arm v7).
+case $(dpkg --print-architecture 2>/dev/null || uname -m) in
+	amd64 | x86_64) platform='"architecture":"amd64"' ;;
+	arm64 | aarch64) platform='"architecture":"arm64"' ;;
+	armhf | armv7l) platform='"architecture":"arm","variant":"v7"' ;;
+	*) echo "mkimage.sh: no OCI name for this machine's architecture" >&2; exit 1 ;;
+esac
+config='{'$platform',"os":"linux","created":"2024-01-01T00:00:00Z",'
 config+='"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},'
 config+='"rootfs":{"type":"layers","diff_ids":["sha256:'$diff_id'"]},'
 config+='"history":[{"created":"2024-01-01T00:00:00Z","created_by":"testenv/bench/mkimage.sh"}]}'
