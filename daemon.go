@@ -132,6 +132,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig, reloads reloadSource) erro
 	defer stop()
 	wg.Go(func() { reload.run(ctx) })
 	reg.WatchSwarm(cl.Stats)
+	reg.WatchMesh(cl.MeshTraffic)
 	waitMetrics, err := serveSide(ctx, cfg, "metrics", cfg.MetricsAddr, "/metrics", metricsHandler(reg.Handler()), log)
 	if err != nil {
 		return err

@@ -250,3 +250,29 @@ func (m *mesh) close() {
 		m.dev = nil
 	}
 }
+
+// traffic reads the interface's counters for each peer, named by node.
+func (m *mesh) traffic() []PeerTraffic {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dev == nil {
+		return nil
+	}
+	peers, err := m.dev.Stats()
+	if err != nil {
+		return nil
+	}
+	byKey := map[string]string{}
+	for _, n := range m.nodes {
+		byKey[n.Key] = n.NodeID
+	}
+	out := make([]PeerTraffic, 0, len(peers))
+	for _, p := range peers {
+		id := byKey[p.PublicKey.String()]
+		if id == "" {
+			continue // a peer the mesh no longer lists
+		}
+		out = append(out, PeerTraffic{NodeID: id, ReceiveBytes: p.ReceiveBytes, TransmitBytes: p.TransmitBytes, LastHandshake: p.LastHandshakeTime})
+	}
+	return out
+}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"time"
+
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/dispatcher"
@@ -65,4 +67,24 @@ func (c *Cluster) Stats() Stats {
 		return nil
 	})
 	return s
+}
+
+// PeerTraffic is what this node's WireGuard interface has exchanged with one
+// other node of the mesh.
+type PeerTraffic struct {
+	NodeID                      string
+	ReceiveBytes, TransmitBytes int64
+	LastHandshake               time.Time
+}
+
+// MeshTraffic is the data plane's traffic with each other node (none while
+// the node has no mesh interface).
+func (c *Cluster) MeshTraffic() []PeerTraffic {
+	c.mu.RLock()
+	m := c.mesh
+	c.mu.RUnlock()
+	if m == nil {
+		return nil
+	}
+	return m.traffic()
 }

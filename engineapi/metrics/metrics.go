@@ -84,6 +84,12 @@ func (r *Registry) WatchSwarm(stats func() cluster.Stats) {
 	r.reg.MustRegister(swarmCollector{stats: stats})
 }
 
+// WatchMesh adds the data plane's bytes and handshakes per peer node, read at
+// each scrape through traffic (a Cluster's MeshTraffic).
+func (r *Registry) WatchMesh(traffic func() []cluster.PeerTraffic) {
+	r.reg.MustRegister(meshCollector{traffic: traffic})
+}
+
 // Handler serves the metrics in Prometheus's text format (/metrics).
 func (r *Registry) Handler() http.Handler {
 	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{Registry: r.reg})

@@ -81,6 +81,9 @@ func TestRegistryScrape(t *testing.T) {
 			Nodes:        map[swarm.NodeState]int{swarm.NodeStateReady: 2},
 		}
 	})
+	r.WatchMesh(func() []cluster.PeerTraffic {
+		return []cluster.PeerTraffic{{NodeID: "node2", ReceiveBytes: 1500, TransmitBytes: 900, LastHandshake: time.Unix(1700000000, 0)}, {NodeID: "node3"}}
+	})
 	r.Committed(3 * time.Millisecond)
 	r.Committed(5 * time.Millisecond)
 	r.Placed(time.Second)
@@ -122,6 +125,10 @@ func TestRegistryScrape(t *testing.T) {
 		{"shoal_image_pulls_total", map[string]string{"source": "registry", "result": "failure"}, 1},
 		{"shoal_image_peer_layers_served_total", map[string]string{"result": "failure"}, 1},
 		{"shoal_image_peer_layer_bytes_served_total", nil, 1000},
+		{"shoal_mesh_peer_receive_bytes_total", map[string]string{"peer": "node2"}, 1500},
+		{"shoal_mesh_peer_transmit_bytes_total", map[string]string{"peer": "node2"}, 900},
+		{"shoal_mesh_peer_last_handshake_seconds", map[string]string{"peer": "node2"}, 1700000000},
+		{"shoal_mesh_peer_last_handshake_seconds", map[string]string{"peer": "node3"}, 0},
 	} {
 		if got := value(t, f, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

@@ -82,7 +82,7 @@ func meshAddr(t *testing.T, n *testenv.Node) string {
 // every request is answered, across several rotations of both nodes' keys.
 func TestMultiNodeMeshKeyRotation(t *testing.T) {
 	t.Parallel()
-	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 2, Args: []string{"--mesh-key-rotation", "4s"}})
+	lab := testenv.NewLab(t, testenv.LabOptions{Nodes: 2, Args: []string{"--mesh-key-rotation", "4s", "--metrics-addr", "127.0.0.1:9323"}})
 	n1, n2 := lab.Nodes[0], lab.Nodes[1]
 	n1.MustDocker("swarm", "init", "--advertise-addr", n1.Addr())
 	archive := imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest")
@@ -122,6 +122,24 @@ func TestMultiNodeMeshKeyRotation(t *testing.T) {
 		t.Fatalf("rotations during the loop: node1 %d, node2 %d; want two each at least (answered %s)", r1, r2, last[len(last)-1])
 	}
 	t.Logf("%s requests answered across the rotations", last[len(last)-1])
+
+	// The data plane's bytes per peer node are in node1's metrics.
+	node2ID := strings.TrimSpace(n2.MustDocker("info", "--format", "{{.Swarm.NodeID}}"))
+	metrics, err := httpGet(n1, "http://127.0.0.1:9323/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"shoal_mesh_peer_receive_bytes_total", "shoal_mesh_peer_transmit_bytes_total"} {
+		prefix := name + `{peer="` + node2ID + `"} `
+		i := strings.Index(metrics, prefix)
+		if i < 0 {
+			t.Fatalf("no %s for node2 in node1's metrics", name)
+		}
+		value := strings.Fields(metrics[i+len(prefix):])[0]
+		if value == "0" {
+			t.Errorf("%s for node2 = 0 after %s requests", name, total)
+		}
+	}
 }
 
 // The swarm's data path port (swarm init --data-path-port) is where every
