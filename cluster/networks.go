@@ -301,7 +301,7 @@ func networkInUse(tx store.ReadTx, n *swarm.Network) error {
 	}
 	for _, s := range services {
 		if attachedTo(s, n) {
-			return errInvalidf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", n.ID, s.ID)
+			return errInUseBy(n, s)
 		}
 	}
 	tasks, err := tx.Tasks()
@@ -314,6 +314,15 @@ func networkInUse(tx store.ReadTx, n *swarm.Network) error {
 		}
 	}
 	return nil
+}
+
+// errInUseBy refuses the removal of n, which service s uses, in swarmkit's
+// words (its own for the ingress network).
+func errInUseBy(n *swarm.Network, s *swarm.Service) error {
+	if n.Spec.Ingress {
+		return errInvalidf("rpc error: code = FailedPrecondition desc = ingress network cannot be removed because service %s depends on it", s.ID)
+	}
+	return errInvalidf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", n.ID, s.ID)
 }
 
 // attachedTo reports whether a service's tasks join n.

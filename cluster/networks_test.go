@@ -104,7 +104,7 @@ func TestServiceNetworksAndVIPs(t *testing.T) {
 		want    string
 	}{
 		{[]string{"nope"}, "network nope not found"},
-		{[]string{"ingress"}, "service cannot be explicitly attached to the ingress network"},
+		{[]string{"ingress"}, "Service cannot be explicitly attached to the ingress network"},
 		{[]string{"back", "backid"}, "duplicate network attachment"},
 	} {
 		if _, err := resolve(c.targets...); err == nil || !strings.Contains(err.Error(), c.want) {

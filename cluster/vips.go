@@ -30,7 +30,7 @@ func resolveNetworks(tx store.ReadTx, spec *swarm.ServiceSpec) error {
 			return err
 		}
 		if n.Spec.Ingress {
-			return errInvalidf("rpc error: code = InvalidArgument desc = service cannot be explicitly attached to the ingress network %q", n.Spec.Name)
+			return errInvalidf("rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network %q", n.Spec.Name)
 		}
 		if seen[n.ID] {
 			return errInvalidf("rpc error: code = InvalidArgument desc = duplicate network attachment: network %s", n.Spec.Name)
