@@ -71,6 +71,10 @@ func (n *networkAPI) createOverlay(c *gin.Context, req network.CreateRequest) {
 		writeError(c, &apiError{status: http.StatusServiceUnavailable, msg: "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."})
 		return
 	}
+	if req.EnableIPv4 != nil && !*req.EnableIPv4 {
+		writeError(c, badRequest("IPv4 cannot be disabled in a Swarm scoped network"))
+		return
+	}
 	if req.EnableIPv6 != nil && *req.EnableIPv6 {
 		writeError(c, &apiError{status: http.StatusNotImplemented, msg: "IPv6 overlay networks are not supported by shoal"})
 		return
