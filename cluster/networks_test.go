@@ -236,3 +236,21 @@ func TestRemoveNetworkWaitsForLeavingTasks(t *testing.T) {
 		t.Fatalf("remove of a service's network: %v", err)
 	}
 }
+
+// A service that publishes through the routing mesh needs the ingress network:
+// without one (removed by the user) it is refused in swarmkit's words, and a
+// service that publishes nothing is not.
+func TestPublishingWithoutIngress(t *testing.T) {
+	s := storetest.Leader(t, "node1")
+	publishing := &swarm.Service{ID: "svc1"}
+	publishing.Spec.EndpointSpec = &swarm.EndpointSpec{Ports: []swarm.PortConfig{{TargetPort: 80, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeIngress}}}
+	publishing.Endpoint.Ports = publishing.Spec.EndpointSpec.Ports
+	err := s.Update(context.Background(), func(tx store.Tx) error { return allocateVIPs(tx, publishing) })
+	if err == nil || !strings.Contains(err.Error(), "service needs ingress network, but no ingress network is present") {
+		t.Fatalf("publishing without ingress: %v", err)
+	}
+	quiet := &swarm.Service{ID: "svc2"}
+	if err := s.Update(context.Background(), func(tx store.Tx) error { return allocateVIPs(tx, quiet) }); err != nil {
+		t.Fatalf("a service that publishes nothing: %v", err)
+	}
+}
