@@ -31,6 +31,13 @@ func TestNewNetworkSubnets(t *testing.T) {
 	if err != nil || a.IPAMOptions.Configs[0].Subnet.String() != "10.0.1.0/24" {
 		t.Fatalf("a: %+v %v", a, err)
 	}
+	if a.IPAMOptions.Driver.Options != nil {
+		t.Errorf("a: IPAM options %v, want none (none given)", a.IPAMOptions.Driver.Options)
+	}
+	withOpts, err := newNetwork(NetworkRequest{Name: "o", IPAMOptions: map[string]string{"foo": "bar"}}, cl, nets, now)
+	if err != nil || withOpts.IPAMOptions.Driver.Options["foo"] != "bar" || withOpts.IPAMOptions.Driver.Options["com.docker.network.ipam.serial"] != "true" {
+		t.Fatalf("IPAM options given: %+v %v, want them with serial allocation, as swarmkit shows them", withOpts.IPAMOptions, err)
+	}
 	nets = append(nets, a)
 	b, err := newNetwork(NetworkRequest{Name: "b", Subnet: netip.MustParsePrefix("192.168.50.0/24"), Gateway: netip.MustParseAddr("192.168.50.254")}, cl, nets, now)
 	if err != nil || b.IPAMOptions.Configs[0].Gateway.String() != "192.168.50.254" || b.Spec.Scope != "swarm" || b.Spec.DriverConfiguration.Name != "overlay" {

@@ -16,9 +16,6 @@ const MinCertExpiry = time.Hour
 // changes: a data path address that is not an IP or an interface, and a spec
 // ValidateSwarmSpec refuses.
 func ValidateInitRequest(req swarm.InitRequest, minCertExpiry time.Duration) error {
-	if req.ListenAddr == "" {
-		return errEmptyListenAddr
-	}
 	if err := validateDataPathAddr(req.DataPathAddr); err != nil {
 		return err
 	}
@@ -28,15 +25,18 @@ func ValidateInitRequest(req swarm.InitRequest, minCertExpiry time.Duration) err
 // ValidateJoinRequest refuses a `swarm join` whose data path address dockerd
 // refuses.
 func ValidateJoinRequest(req swarm.JoinRequest) error {
-	if req.ListenAddr == "" {
-		return errEmptyListenAddr
-	}
 	return validateDataPathAddr(req.DataPathAddr)
 }
 
-// errEmptyListenAddr refuses a request without a listen address, as dockerd
-// does (the CLI always sends one, 0.0.0.0:2377 by default).
-var errEmptyListenAddr = errInvalidf(`invalid ListenAddr "": invalid empty address`)
+// checkListenAddr refuses an init or join without a listen address, as dockerd
+// does once it knows the node is in no swarm (the CLI always sends one,
+// 0.0.0.0:2377 by default).
+func checkListenAddr(addr string) error {
+	if addr == "" {
+		return errInvalidf(`invalid ListenAddr "": invalid empty address`)
+	}
+	return nil
+}
 
 // ValidateSwarmSpec refuses a swarm spec swarmkit refuses: a node certificate
 // lifetime (0 means the default) under minCertExpiry, itself MinCertExpiry

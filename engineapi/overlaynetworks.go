@@ -50,7 +50,11 @@ func overlayInspect(sn swarm.Network) network.Inspect {
 			nw.IPAM.Config = append(nw.IPAM.Config, network.IPAMConfig{Subnet: c.Subnet, IPRange: c.Range, Gateway: c.Gateway})
 		}
 	}
-	if sn.Spec.IPAMOptions != nil && len(sn.Spec.IPAMOptions.Driver.Options) > 0 {
+	switch {
+	case sn.IPAMOptions != nil && len(sn.IPAMOptions.Driver.Options) > 0:
+		nw.IPAM.Options = maps.Clone(sn.IPAMOptions.Driver.Options)
+	case sn.Spec.IPAMOptions != nil && len(sn.Spec.IPAMOptions.Driver.Options) > 0:
+		// A network allocated before the allocation kept its options.
 		nw.IPAM.Options = maps.Clone(sn.Spec.IPAMOptions.Driver.Options)
 	}
 	if sn.DriverState.Options != nil {
