@@ -209,6 +209,13 @@ func (c *Cluster) Join(ctx context.Context, req swarm.JoinRequest) error {
 		return err
 	}
 	defer release()
+	if err := checkListenAddr(req.ListenAddr); err != nil {
+		return err
+	}
+	if req.JoinToken == "" {
+		// What a manager's CA answers a node that brings no token.
+		return errInvalidf("rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster")
+	}
 	digest, _, err := ca.ParseJoinToken(req.JoinToken)
 	if err != nil {
 		return errInvalidf("invalid join token")

@@ -86,7 +86,7 @@ func leavingTasks(tx store.ReadTx, n *swarm.Network) (map[string]bool, time.Dura
 	}
 	for _, s := range services {
 		if attachedTo(s, n) {
-			return nil, 0, errInvalidf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", n.ID, s.ID)
+			return nil, 0, errInUseBy(n, s)
 		}
 	}
 	tasks, err := tx.Tasks()

@@ -165,10 +165,23 @@ func newNetwork(req NetworkRequest, cl *swarm.Swarm, others []*swarm.Network, no
 		Spec:        spec,
 		DriverState: swarm.Driver{Name: OverlayDriver, Options: maps.Clone(orEmpty(req.Options))},
 		IPAMOptions: &swarm.IPAMOptions{
-			Driver:  swarm.Driver{Name: "default"},
+			Driver:  swarm.Driver{Name: "default", Options: allocatedIPAMOptions(req.IPAMOptions)},
 			Configs: []swarm.IPAMConfig{{Subnet: sub.Prefix, Range: rangeShown(req.Range), Gateway: sub.Gateway}},
 		},
 	}, nil
+}
+
+// allocatedIPAMOptions are the IPAM driver options an allocated network shows:
+// those given, with serial allocation (addresses handed out after the last one
+// given, as shoal's allocator does) said as swarmkit's allocator says it; none
+// when none were given, as swarmkit leaves them.
+func allocatedIPAMOptions(given map[string]string) map[string]string {
+	if len(given) == 0 {
+		return nil
+	}
+	out := maps.Clone(given)
+	out["com.docker.network.ipam.serial"] = "true"
+	return out
 }
 
 // rangeShown is the range kept with an allocation: only one the user gave.
@@ -301,7 +314,7 @@ func networkInUse(tx store.ReadTx, n *swarm.Network) error {
 	}
 	for _, s := range services {
 		if attachedTo(s, n) {
-			return errInvalidf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", n.ID, s.ID)
+			return errInUseBy(n, s)
 		}
 	}
 	tasks, err := tx.Tasks()
@@ -314,6 +327,15 @@ func networkInUse(tx store.ReadTx, n *swarm.Network) error {
 		}
 	}
 	return nil
+}
+
+// errInUseBy refuses the removal of n, which service s uses, in swarmkit's
+// words (its own for the ingress network).
+func errInUseBy(n *swarm.Network, s *swarm.Service) error {
+	if n.Spec.Ingress {
+		return errInvalidf("rpc error: code = FailedPrecondition desc = ingress network cannot be removed because service %s depends on it", s.ID)
+	}
+	return errInvalidf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", n.ID, s.ID)
 }
 
 // attachedTo reports whether a service's tasks join n.

@@ -31,6 +31,13 @@ func TestNewNetworkSubnets(t *testing.T) {
 	if err != nil || a.IPAMOptions.Configs[0].Subnet.String() != "10.0.1.0/24" {
 		t.Fatalf("a: %+v %v", a, err)
 	}
+	if a.IPAMOptions.Driver.Options != nil {
+		t.Errorf("a: IPAM options %v, want none (none given)", a.IPAMOptions.Driver.Options)
+	}
+	withOpts, err := newNetwork(NetworkRequest{Name: "o", IPAMOptions: map[string]string{"foo": "bar"}}, cl, nets, now)
+	if err != nil || withOpts.IPAMOptions.Driver.Options["foo"] != "bar" || withOpts.IPAMOptions.Driver.Options["com.docker.network.ipam.serial"] != "true" {
+		t.Fatalf("IPAM options given: %+v %v, want them with serial allocation, as swarmkit shows them", withOpts.IPAMOptions, err)
+	}
 	nets = append(nets, a)
 	b, err := newNetwork(NetworkRequest{Name: "b", Subnet: netip.MustParsePrefix("192.168.50.0/24"), Gateway: netip.MustParseAddr("192.168.50.254")}, cl, nets, now)
 	if err != nil || b.IPAMOptions.Configs[0].Gateway.String() != "192.168.50.254" || b.Spec.Scope != "swarm" || b.Spec.DriverConfiguration.Name != "overlay" {
@@ -104,7 +111,7 @@ func TestServiceNetworksAndVIPs(t *testing.T) {
 		want    string
 	}{
 		{[]string{"nope"}, "network nope not found"},
-		{[]string{"ingress"}, "service cannot be explicitly attached to the ingress network"},
+		{[]string{"ingress"}, "Service cannot be explicitly attached to the ingress network"},
 		{[]string{"back", "backid"}, "duplicate network attachment"},
 	} {
 		if _, err := resolve(c.targets...); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -234,5 +241,23 @@ func TestRemoveNetworkWaitsForLeavingTasks(t *testing.T) {
 	}
 	if err := c.RemoveNetwork(ctx, "other"); err == nil || !strings.Contains(err.Error(), "network otherid is in use by service svc1") {
 		t.Fatalf("remove of a service's network: %v", err)
+	}
+}
+
+// A service that publishes through the routing mesh needs the ingress network:
+// without one (removed by the user) it is refused in swarmkit's words, and a
+// service that publishes nothing is not.
+func TestPublishingWithoutIngress(t *testing.T) {
+	s := storetest.Leader(t, "node1")
+	publishing := &swarm.Service{ID: "svc1"}
+	publishing.Spec.EndpointSpec = &swarm.EndpointSpec{Ports: []swarm.PortConfig{{TargetPort: 80, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeIngress}}}
+	publishing.Endpoint.Ports = publishing.Spec.EndpointSpec.Ports
+	err := s.Update(context.Background(), func(tx store.Tx) error { return allocateVIPs(tx, publishing) })
+	if err == nil || !strings.Contains(err.Error(), "service needs ingress network, but no ingress network is present") {
+		t.Fatalf("publishing without ingress: %v", err)
+	}
+	quiet := &swarm.Service{ID: "svc2"}
+	if err := s.Update(context.Background(), func(tx store.Tx) error { return allocateVIPs(tx, quiet) }); err != nil {
+		t.Fatalf("a service that publishes nothing: %v", err)
 	}
 }

@@ -87,15 +87,21 @@ func endpointOf(spec swarm.ServiceSpec) swarm.Endpoint {
 }
 
 // endpointSpecShown is the Endpoint.Spec of a service with spec whose endpoint was
-// before, as dockerd's allocator leaves it: empty until the service publishes a
-// port, then a copy of the spec's endpoint (kept, as dockerd keeps it, once the
-// ports are gone); empty again when the spec has no endpoint at all.
+// before, as dockerd's allocator leaves it: empty until the service has something
+// to allocate (a published port, or virtual IPs: vip mode on a network), then a
+// copy of the spec's endpoint (kept, as dockerd keeps it, once the ports are
+// gone); empty again when the spec has no endpoint at all.
 func endpointSpecShown(spec swarm.ServiceSpec, before swarm.Endpoint) swarm.EndpointSpec {
 	had := before.Spec.Mode != "" || len(before.Spec.Ports) > 0 || len(before.Ports) > 0
-	if spec.EndpointSpec == nil || (len(spec.EndpointSpec.Ports) == 0 && !had) {
+	if spec.EndpointSpec == nil {
 		return swarm.EndpointSpec{}
 	}
-	return endpointOf(spec).Spec
+	ep := endpointOf(spec).Spec
+	vips := ep.Mode != swarm.ResolutionModeDNSRR && len(serviceNetworks(spec)) > 0
+	if len(ep.Ports) == 0 && !vips && !had {
+		return swarm.EndpointSpec{}
+	}
+	return ep
 }
 
 func isJob(m swarm.ServiceMode) bool { return m.ReplicatedJob != nil || m.GlobalJob != nil }

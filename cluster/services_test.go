@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -18,7 +19,8 @@ func jsonOf(t *testing.T, v any) string {
 	return string(data)
 }
 
-// Endpoint.Spec is empty until the service publishes a port, then the spec's
+// Endpoint.Spec is empty until the service publishes a port or has virtual IPs on
+// a network, then the spec's
 // endpoint, kept once the ports are gone, as dockerd's allocator leaves it.
 func TestEndpointSpecShown(t *testing.T) {
 	vip := &swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP}
@@ -37,8 +39,13 @@ func TestEndpointSpecShown(t *testing.T) {
 		{"ports", ports, swarm.Endpoint{}, `{"Mode":"vip","Ports":[{"Protocol":"tcp","TargetPort":80,"PublishMode":"ingress"}]}`},
 		{"ports removed", vip, allocated, `{"Mode":"vip"}`},
 		{"endpoint removed", nil, allocated, `{}`},
+		{"vip, a network", vip, swarm.Endpoint{}, `{"Mode":"vip"}`},
+		{"dnsrr, a network", dnsrr, swarm.Endpoint{}, `{}`},
 	} {
 		spec := orchestrator.SpecDefaults(swarm.ServiceSpec{EndpointSpec: c.spec})
+		if strings.HasSuffix(c.name, "a network") {
+			spec.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "net1"}}
+		}
 		if got := jsonOf(t, endpointSpecShown(spec, c.before)); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}

@@ -90,6 +90,9 @@ func (c *Cluster) Init(ctx context.Context, req swarm.InitRequest) (string, erro
 		return "", err
 	}
 	defer release()
+	if err := checkListenAddr(req.ListenAddr); err != nil {
+		return "", err
+	}
 	listen, err := listenAddr(req.ListenAddr)
 	if err != nil {
 		return "", err

@@ -28,6 +28,16 @@ func ValidateJoinRequest(req swarm.JoinRequest) error {
 	return validateDataPathAddr(req.DataPathAddr)
 }
 
+// checkListenAddr refuses an init or join without a listen address, as dockerd
+// does once it knows the node is in no swarm (the CLI always sends one,
+// 0.0.0.0:2377 by default).
+func checkListenAddr(addr string) error {
+	if addr == "" {
+		return errInvalidf(`invalid ListenAddr "": invalid empty address`)
+	}
+	return nil
+}
+
 // ValidateSwarmSpec refuses a swarm spec swarmkit refuses: a node certificate
 // lifetime (0 means the default) under minCertExpiry, itself MinCertExpiry
 // when zero.

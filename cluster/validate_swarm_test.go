@@ -7,8 +7,9 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 )
 
-// dockerd's answers (compared with 20.10): a data path address must be a non-zero
-// IP or an interface, without a port; certificates live at least an hour.
+// dockerd's answers (compared with 20.10): a listen address must be given; a
+// data path address must be a non-zero IP or an interface, without a port;
+// certificates live at least an hour.
 func TestValidateSwarmRequests(t *testing.T) {
 	spec := func(expiry time.Duration) swarm.Spec {
 		var s swarm.Spec
@@ -17,19 +18,23 @@ func TestValidateSwarmRequests(t *testing.T) {
 	}
 	const badAddr = "data path address must be a non-zero IP address or network interface (without a port number)"
 	const shortCert = "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
+	const listen = "0.0.0.0:2377"
+	const noListen = `invalid ListenAddr "": invalid empty address`
 	for _, c := range []struct {
 		name string
 		err  error
 		want string
 	}{
-		{"no data path address", ValidateInitRequest(swarm.InitRequest{}, 0), ""},
-		{"data path 0.0.0.0", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "0.0.0.0"}, 0), badAddr},
-		{"data path ::", ValidateJoinRequest(swarm.JoinRequest{DataPathAddr: "::"}), badAddr},
-		{"data path with a port", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "127.0.0.1:4789"}, 0), badAddr},
-		{"data path IP", ValidateInitRequest(swarm.InitRequest{DataPathAddr: "10.0.0.2"}, 0), ""},
-		{"data path interface", ValidateJoinRequest(swarm.JoinRequest{DataPathAddr: "lo"}), ""},
+		{"no data path address", ValidateInitRequest(swarm.InitRequest{ListenAddr: listen}, 0), ""},
+		{"data path 0.0.0.0", ValidateInitRequest(swarm.InitRequest{ListenAddr: listen, DataPathAddr: "0.0.0.0"}, 0), badAddr},
+		{"data path ::", ValidateJoinRequest(swarm.JoinRequest{ListenAddr: listen, DataPathAddr: "::"}), badAddr},
+		{"data path with a port", ValidateInitRequest(swarm.InitRequest{ListenAddr: listen, DataPathAddr: "127.0.0.1:4789"}, 0), badAddr},
+		{"data path IP", ValidateInitRequest(swarm.InitRequest{ListenAddr: listen, DataPathAddr: "10.0.0.2"}, 0), ""},
+		{"data path interface", ValidateJoinRequest(swarm.JoinRequest{ListenAddr: listen, DataPathAddr: "lo"}), ""},
+		{"no listen address", checkListenAddr(""), noListen},
+		{"a listen address", checkListenAddr("0.0.0.0:2377"), ""},
 		{"cert expiry 15m", ValidateSwarmSpec(spec(15*time.Minute), 0), shortCert},
-		{"cert expiry just under an hour", ValidateInitRequest(swarm.InitRequest{Spec: spec(time.Hour - time.Second)}, 0), shortCert},
+		{"cert expiry just under an hour", ValidateInitRequest(swarm.InitRequest{ListenAddr: listen, Spec: spec(time.Hour - time.Second)}, 0), shortCert},
 		{"cert expiry negative", ValidateSwarmSpec(spec(-time.Hour), 0), shortCert},
 		{"cert expiry an hour", ValidateSwarmSpec(spec(time.Hour), 0), ""},
 		{"cert expiry default", ValidateSwarmSpec(spec(0), 0), ""},

@@ -30,7 +30,7 @@ func resolveNetworks(tx store.ReadTx, spec *swarm.ServiceSpec) error {
 			return err
 		}
 		if n.Spec.Ingress {
-			return errInvalidf("rpc error: code = InvalidArgument desc = service cannot be explicitly attached to the ingress network %q", n.Spec.Name)
+			return errInvalidf("rpc error: code = InvalidArgument desc = Service cannot be explicitly attached to the ingress network %q", n.Spec.Name)
 		}
 		if seen[n.ID] {
 			return errInvalidf("rpc error: code = InvalidArgument desc = duplicate network attachment: network %s", n.Spec.Name)
@@ -57,12 +57,14 @@ func allocateVIPs(tx store.Tx, svc *swarm.Service) error {
 		for _, na := range serviceNetworks(svc.Spec) {
 			want = append(want, na.Target)
 		}
-		if publishesIngress(svc) {
-			for _, n := range networks {
-				if n.Spec.Ingress {
-					want = append(want, n.ID)
-				}
-			}
+	}
+	if publishesIngress(svc) {
+		ingress := slices.IndexFunc(networks, func(n *swarm.Network) bool { return n.Spec.Ingress })
+		if ingress < 0 {
+			return errInvalidf("rpc error: code = FailedPrecondition desc = service needs ingress network, but no ingress network is present")
+		}
+		if endpointOf(svc.Spec).Spec.Mode != swarm.ResolutionModeDNSRR {
+			want = append(want, networks[ingress].ID)
 		}
 	}
 	var keep []swarm.EndpointVirtualIP

@@ -213,6 +213,11 @@ func (n *networkAPI) inspect(c *gin.Context) {
 			writeError(c, err)
 			return
 		}
+		// A swarm network no container of this node is on is swarmkit's
+		// object alone in dockerd, with no endpoints: null.
+		if nw.Scope == "swarm" && len(nw.Containers) == 0 {
+			nw.Containers = nil
+		}
 	}
 	respondJSON(c, http.StatusOK, nw)
 }

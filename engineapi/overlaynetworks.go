@@ -40,8 +40,8 @@ func overlayInspect(sn swarm.Network) network.Inspect {
 		Name: sn.Spec.Name, ID: sn.ID, Created: sn.CreatedAt, Scope: "swarm", Driver: cluster.OverlayDriver,
 		EnableIPv4: true, Internal: sn.Spec.Internal, Attachable: sn.Spec.Attachable, Ingress: sn.Spec.Ingress,
 		IPAM:    network.IPAM{Driver: "default", Config: []network.IPAMConfig{}},
-		Options: map[string]string{}, Labels: map[string]string{},
-	}, Containers: map[string]network.EndpointResource{}}
+		Options: map[string]string{},
+	}}
 	if sn.IPAMOptions != nil {
 		if sn.IPAMOptions.Driver.Name != "" {
 			nw.IPAM.Driver = sn.IPAMOptions.Driver.Name
@@ -50,14 +50,21 @@ func overlayInspect(sn swarm.Network) network.Inspect {
 			nw.IPAM.Config = append(nw.IPAM.Config, network.IPAMConfig{Subnet: c.Subnet, IPRange: c.Range, Gateway: c.Gateway})
 		}
 	}
-	if sn.Spec.IPAMOptions != nil && len(sn.Spec.IPAMOptions.Driver.Options) > 0 {
+	switch {
+	case sn.IPAMOptions != nil && len(sn.IPAMOptions.Driver.Options) > 0:
+		nw.IPAM.Options = maps.Clone(sn.IPAMOptions.Driver.Options)
+	case sn.Spec.IPAMOptions != nil && len(sn.Spec.IPAMOptions.Driver.Options) > 0:
+		// A network allocated before the allocation kept its options.
 		nw.IPAM.Options = maps.Clone(sn.Spec.IPAMOptions.Driver.Options)
 	}
 	if sn.DriverState.Options != nil {
 		maps.Copy(nw.Options, sn.DriverState.Options)
 	}
-	if sn.Spec.Labels != nil {
-		maps.Copy(nw.Labels, sn.Spec.Labels)
+	// dockerd shows a swarm network's labels as swarmkit holds them: none is
+	// null, but for the ingress network, which the swarm creates with an empty
+	// set.
+	if len(sn.Spec.Labels) > 0 || sn.Spec.Ingress {
+		nw.Labels = maps.Clone(orEmptyLabels(sn.Spec.Labels))
 	}
 	return nw
 }
@@ -68,8 +75,16 @@ func (n *networkAPI) createOverlay(c *gin.Context, req network.CreateRequest) {
 		writeError(c, &apiError{status: http.StatusServiceUnavailable, msg: "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."})
 		return
 	}
+	if req.EnableIPv4 != nil && !*req.EnableIPv4 {
+		writeError(c, badRequest("IPv4 cannot be disabled in a Swarm scoped network"))
+		return
+	}
 	if req.EnableIPv6 != nil && *req.EnableIPv6 {
 		writeError(c, &apiError{status: http.StatusNotImplemented, msg: "IPv6 overlay networks are not supported by shoal"})
+		return
+	}
+	if req.Scope == "local" {
+		writeError(c, &apiError{status: http.StatusForbidden, msg: "cannot downgrade network scope for overlay networks"})
 		return
 	}
 	if req.ConfigOnly || req.ConfigFrom != nil && req.ConfigFrom.Network != "" {
@@ -93,18 +108,26 @@ func (n *networkAPI) createOverlay(c *gin.Context, req network.CreateRequest) {
 	respondJSON(c, http.StatusCreated, network.CreateResponse{ID: id, Warning: ""})
 }
 
-// checkSubnets refuses what dockerd refuses of an IPAM config before the
-// driver sees it: a gateway or range outside its subnet.
+func orEmptyLabels(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// checkSubnets refuses what swarmkit refuses of an overlay network's IPAM
+// config, in the words dockerd passes on: a gateway or range outside its
+// subnet.
 func checkSubnets(ipam *network.IPAM) error {
 	if ipam == nil {
 		return nil
 	}
 	for _, cfg := range ipam.Config {
 		if cfg.IPRange.IsValid() && !cfg.Subnet.Contains(cfg.IPRange.Addr()) {
-			return badRequest(fmt.Sprintf("Invalid range %s : range not in subnet %s", cfg.IPRange, cfg.Subnet))
+			return badRequest(fmt.Sprintf("rpc error: code = InvalidArgument desc = ipam configuration: subnet %s does not contain range %s", cfg.Subnet, cfg.IPRange))
 		}
 		if cfg.Gateway.IsValid() && !cfg.Subnet.Contains(cfg.Gateway) {
-			return badRequest(fmt.Sprintf("Invalid gateway %s : gateway not in subnet %s", cfg.Gateway, cfg.Subnet))
+			return badRequest(fmt.Sprintf("rpc error: code = InvalidArgument desc = ipam configuration: subnet %s does not contain gateway %s", cfg.Subnet, cfg.Gateway))
 		}
 	}
 	return nil
@@ -148,6 +171,9 @@ func (b createBody) request() (network.CreateRequest, error) {
 		}
 		if c.Gateway != "" {
 			if cfg.Gateway, err = netip.ParseAddr(c.Gateway); err != nil {
+				if req.Driver == "overlay" {
+					return req, badRequest(fmt.Sprintf("rpc error: code = InvalidArgument desc = ipam configuration: invalid gateway %s", c.Gateway))
+				}
 				return req, badRequest(fmt.Sprintf("Invalid gateway %s : invalid IP address", c.Gateway))
 			}
 		}

@@ -133,12 +133,12 @@ func TestBuildAndAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(task.NetworksAttachments) != 2 {
-		t.Fatalf("attachments %+v, want net1 and ingress", task.NetworksAttachments)
+		t.Fatalf("attachments %+v, want ingress and net1", task.NetworksAttachments)
 	}
-	if got := task.NetworksAttachments[0].Addresses[0].String(); got != "10.0.5.4/29" {
+	if got := task.NetworksAttachments[1].Addresses[0].String(); got != "10.0.5.4/29" {
 		t.Fatalf("net1 address %s, want 10.0.5.4/29 (the ended task's, the first free)", got)
 	}
-	if got := task.NetworksAttachments[1]; got.Network.ID != "ing" || got.Addresses[0].String() != "10.0.0.2/24" {
+	if got := task.NetworksAttachments[0]; got.Network.ID != "ing" || got.Addresses[0].String() != "10.0.0.2/24" {
 		t.Fatalf("ingress attachment %+v", got)
 	}
 	// Two more fit (.5, .6); the next is refused.

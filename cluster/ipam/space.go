@@ -68,24 +68,25 @@ func (s *Space) Allocate(networkID string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, sub.Prefix.Bits()), nil
 }
 
-// Attach gives a task an address on each network it joins, in order: the
-// networks of its spec and, when it publishes a port through the routing
-// mesh, the ingress network (nil when the swarm has none). Networks are looked
-// up in byID; a task that already has attachments keeps them.
+// Attach gives a task an address on each network it joins, in order, as
+// swarmkit lists them: when it publishes a port through the routing mesh, the
+// ingress network (nil when the swarm has none), then the networks of its
+// spec. Networks are looked up in byID; a task that already has attachments
+// keeps them.
 func (s *Space) Attach(t *swarm.Task, byID map[string]*swarm.Network, ingress *swarm.Network) error {
 	if len(t.NetworksAttachments) > 0 {
 		return nil
 	}
 	var want []*swarm.Network
+	if ingress != nil && publishesIngress(t) {
+		want = append(want, ingress)
+	}
 	for _, na := range t.Spec.Networks {
 		n := byID[na.Target]
 		if n == nil {
 			return fmt.Errorf("network %s not found", na.Target)
 		}
 		want = append(want, n)
-	}
-	if ingress != nil && publishesIngress(t) {
-		want = append(want, ingress)
 	}
 	var out []swarm.NetworkAttachment
 	for _, n := range want {

@@ -115,12 +115,12 @@ func rrHeader(qname string, rrtype uint16) dns.RR_Header {
 	return dns.RR_Header{Name: qname, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
 }
 
-// reply starts the reply to req: authoritative for the name, recursion available
-// (the server forwards what it does not know), EDNS when the query used it.
+// reply starts the reply to req: recursion available (the server forwards what
+// it does not know), EDNS when the query used it. Not authoritative, as
+// Docker's resolver answers (clients print "Non-authoritative answer").
 func reply(req *dns.Msg) *dns.Msg {
 	resp := new(dns.Msg)
 	resp.SetReply(req)
-	resp.Authoritative = true
 	resp.RecursionAvailable = true
 	if req.IsEdns0() != nil {
 		resp.SetEdns0(ednsSize, false)

@@ -62,8 +62,8 @@ func TestAnswer(t *testing.T) {
 			if resp == nil {
 				t.Fatal("forwarded, want an answer")
 			}
-			if resp.Rcode != dns.RcodeSuccess || !resp.Response || resp.Id != req.Id || !resp.Authoritative {
-				t.Fatalf("header %+v, want an authoritative NOERROR response to ID %d", resp.MsgHdr, req.Id)
+			if resp.Rcode != dns.RcodeSuccess || !resp.Response || resp.Id != req.Id || resp.Authoritative {
+				t.Fatalf("header %+v, want a non-authoritative NOERROR response to ID %d", resp.MsgHdr, req.Id)
 			}
 			for _, rr := range resp.Answer {
 				if rr.Header().Name != tt.qname || rr.Header().Ttl != ttl {

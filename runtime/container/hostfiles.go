@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -51,6 +52,12 @@ func hostsFile(rec record) []byte {
 	return b.Bytes()
 }
 
+// embeddedDNS is the address of the swarm's DNS server inside a task's network
+// namespace (netplane/dns).
+const embeddedDNS = "127.0.0.11"
+
+func isNdots(option string) bool { return strings.HasPrefix(option, "ndots:") }
+
 // resolvConf is the configured DNS settings, or the host's resolv.conf without
 // loopback nameservers (they would be the container's own loopback).
 func resolvConf(rec record) []byte {
@@ -89,6 +96,11 @@ func resolvConf(rec record) []byte {
 	}
 	if len(hc.DNSOptions) > 0 {
 		options = hc.DNSOptions
+	}
+	if len(servers) == 1 && servers[0] == embeddedDNS && !slices.ContainsFunc(options, isNdots) {
+		// As libnetwork writes it for its resolver: a name is tried as it is
+		// first, so the embedded server answers service names without a search.
+		options = append(options, "ndots:0")
 	}
 	var b bytes.Buffer
 	for _, s := range servers {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"slices"
 
 	ctypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -22,7 +23,8 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 		ep := &network.EndpointSettings{
 			NetworkID: n.NetworkID, EndpointID: networkEndpointID(rec.ID, n.NetworkID),
 			IPAddress: n.Address.Addr(), IPPrefixLen: n.Address.Bits(), Gateway: n.Gateway,
-			Aliases: n.Aliases, IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: n.Address.Addr()},
+			IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: n.Address.Addr()},
+			DNSNames:   dnsNames(rec),
 		}
 		if mac, err := net.ParseMAC(n.MAC); err == nil {
 			ep.MacAddress = network.HardwareAddr(mac)
@@ -54,6 +56,26 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 	}
 	out[name] = ep
 	return out
+}
+
+// dnsNames are the names a container answers to on a swarm network, as moby 28
+// lists them: its name, its short ID and its hostname, each once. A service's
+// aliases are the service's names, not the container's: they are not listed.
+func dnsNames(rec record) []string {
+	var out []string
+	for _, n := range []string{rec.Name, shortContainerID(rec.ID), rec.Config.Hostname} {
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func shortContainerID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // networkEndpointID is the stable 64-hex ID of a container's endpoint on a

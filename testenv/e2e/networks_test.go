@@ -50,7 +50,7 @@ func TestNetworks(t *testing.T) {
 	}{
 		{[]string{"service", "create", "-d", "--network", "nosuch", "busybox"}, "network nosuch not found"},
 		{[]string{"network", "create", "-d", "overlay", "--subnet", "bogus", "x"}, "Error response from daemon: Invalid subnet bogus : invalid CIDR address: bogus"},
-		{[]string{"service", "create", "-d", "--network", "ingress", "busybox"}, "service cannot be explicitly attached to the ingress network"},
+		{[]string{"service", "create", "-d", "--network", "ingress", "busybox"}, "Service cannot be explicitly attached to the ingress network"},
 		{[]string{"network", "inspect", "nosuch"}, "network nosuch not found"},
 		{[]string{"network", "rm", "bridge"}, "Error response from daemon: bridge is a pre-defined network and cannot be removed"},
 	}

@@ -76,18 +76,19 @@ func TestMobySuite(t *testing.T) {
 	}
 	var all []result
 	for _, pkg := range packages() {
-		testBin := filepath.Join(moby, pkg+".test")
-		goCmd(t, moby, "test", "-c", "-o", testBin, "./integration/"+pkg)
+		name, dir := packageDir(pkg)
+		testBin := filepath.Join(moby, name+".test")
+		goCmd(t, moby, "test", "-c", "-o", testBin, "./"+dir)
 		args := []string{testBin, "-test.v", "-test.timeout", packageTimeout.String()}
 		if run := os.Getenv("MOBYSUITE_RUN"); run != "" {
 			args = append(args, "-test.run", run)
 		}
 		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = filepath.Join(moby, "integration", pkg)
+		cmd.Dir = filepath.Join(moby, dir)
 		cmd.Env = append(os.Environ(),
 			"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 			"DOCKER_HOST=unix://"+mainSocket,
-			"DEST="+filepath.Join(sbx.Dir, "dest", pkg),
+			"DEST="+filepath.Join(sbx.Dir, "dest", name),
 			"TMPDIR="+filepath.Join(sbx.Dir, "tmp"),
 			"MOBYSUITE_SHOAL="+shoal,
 			"MOBYSUITE_CGROUP_PREFIX="+sbx.CgroupPrefix,
@@ -95,7 +96,7 @@ func TestMobySuite(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(sbx.Dir, "tmp"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		logPath := filepath.Join(out, pkg+".log")
+		logPath := filepath.Join(out, name+".log")
 		log, err := os.Create(logPath)
 		if err != nil {
 			t.Fatal(err)
@@ -105,7 +106,7 @@ func TestMobySuite(t *testing.T) {
 		runErr := sbx.Run(ctx, cmd, log)
 		cancel()
 		log.Close()
-		keepDaemonLogs(t, filepath.Join(sbx.Dir, "dest", pkg), filepath.Join(out, pkg+"-daemons"))
+		keepDaemonLogs(t, filepath.Join(sbx.Dir, "dest", name), filepath.Join(out, name+"-daemons"))
 		results, err := parseResults(pkg, logPath)
 		if err != nil {
 			t.Fatal(err)
@@ -188,24 +189,43 @@ func packages() []string {
 	return []string{"service", "secret", "config"}
 }
 
+// packageDir is where a package of MOBYSUITE_PACKAGES is in moby's tree (a
+// name under integration/, such as network/overlay, or integration-cli) and
+// the name its binary and logs take.
+func packageDir(pkg string) (name, dir string) {
+	name = strings.ReplaceAll(pkg, "/", "-")
+	if pkg == "integration-cli" {
+		return name, pkg
+	}
+	return name, filepath.Join("integration", pkg)
+}
+
 // mobyTree is moby's source at mobyVersion, from the Go module cache, made a
 // module of its own: moby has no go.mod but a vendor.mod that pins its
 // dependencies (and its tests need a newer language version than a module
 // without go.mod gets). It is kept in the user's cache directory.
 func mobyTree(t *testing.T) string {
+	return moduleTree(t, "github.com/docker/docker", mobyVersion, "moby")
+}
+
+// moduleTree is the source of module at version (moby or docker/cli, both
+// without a go.mod but with a vendor.mod), copied from the Go module cache
+// into the user's cache directory as <name>-<version> and made a module by its
+// vendor.mod and vendor.sum, with replace directives added ("old => new v").
+func moduleTree(t *testing.T, module, version, name string, replaces ...string) string {
 	t.Helper()
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(cache, "shoal-mobysuite", "moby-"+strings.TrimSuffix(mobyVersion, "+incompatible"))
+	dir := filepath.Join(cache, "shoal-mobysuite", name+"-"+strings.TrimSuffix(version, "+incompatible"))
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 		return dir
 	}
 	var mod struct{ Dir, Error string }
-	data := goCmd(t, "", "mod", "download", "-json", "github.com/docker/docker@"+mobyVersion)
+	data := goCmd(t, "", "mod", "download", "-json", module+"@"+version)
 	if err := json.Unmarshal([]byte(data), &mod); err != nil || mod.Dir == "" {
-		t.Fatalf("download moby %s: %v %s", mobyVersion, err, mod.Error)
+		t.Fatalf("download %s %s: %v %s", module, version, err, mod.Error)
 	}
 	tmp := dir + ".tmp"
 	_ = os.RemoveAll(tmp)
@@ -213,10 +233,10 @@ func mobyTree(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if b, err := exec.Command("cp", "-r", mod.Dir, tmp).CombinedOutput(); err != nil {
-		t.Fatalf("copy moby's source: %v: %s", err, b)
+		t.Fatalf("copy %s's source: %v: %s", module, err, b)
 	}
 	if b, err := exec.Command("chmod", "-R", "u+w", tmp).CombinedOutput(); err != nil {
-		t.Fatalf("make moby's source writable: %v: %s", err, b)
+		t.Fatalf("make %s's source writable: %v: %s", module, err, b)
 	}
 	for from, to := range map[string]string{"vendor.mod": "go.mod", "vendor.sum": "go.sum"} {
 		data, err := os.ReadFile(filepath.Join(tmp, from))
@@ -224,7 +244,23 @@ func mobyTree(t *testing.T) string {
 			err = os.WriteFile(filepath.Join(tmp, to), data, 0o644)
 		}
 		if err != nil {
-			t.Fatalf("make moby a module: %v", err)
+			t.Fatalf("make %s a module: %v", module, err)
+		}
+	}
+	if len(replaces) > 0 {
+		f, err := os.OpenFile(filepath.Join(tmp, "go.mod"), os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			for _, r := range replaces {
+				if _, err = fmt.Fprintf(f, "replace %s\n", r); err != nil {
+					break
+				}
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			t.Fatalf("make %s a module: %v", module, err)
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
