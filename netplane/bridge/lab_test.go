@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -170,7 +172,7 @@ func openNetNS(t *testing.T, path string) netns.NsHandle {
 func serveGreeting(t *testing.T, ns netns.NsHandle, addr, name string) net.Addr {
 	t.Helper()
 	var ln net.Listener
-	err := inNetNS(ns, func() error {
+	err := namespace.Run(ns, func() error {
 		var err error
 		ln, err = net.Listen("tcp4", addr)
 		return err
@@ -197,7 +199,7 @@ func serveGreeting(t *testing.T, ns netns.NsHandle, addr, name string) net.Addr 
 // ask connects to addr from inside ns and returns the line the server sent.
 func ask(ns netns.NsHandle, addr string) (string, error) {
 	var line string
-	err := inNetNS(ns, func() error {
+	err := namespace.Run(ns, func() error {
 		c, err := net.DialTimeout("tcp4", addr, time.Second)
 		if err != nil {
 			return err
@@ -246,7 +248,7 @@ func expectReply(t *testing.T, ns netns.NsHandle, addr, want string) {
 func newOutside(t *testing.T, l *lab, hostAddr, outsideAddr netip.Prefix) netns.NsHandle {
 	t.Helper()
 	var outside netns.NsHandle
-	err := inNetNS(l.ns, func() error {
+	err := namespace.Run(l.ns, func() error {
 		var err error
 		outside, err = netns.New() // the thread now sits in outside; inNetNS takes it back
 		return err

@@ -11,37 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetNS runs fn on a dedicated OS thread that has joined ns, then returns the thread
-// to its own namespace. If the thread cannot be returned it stays locked, so the Go
-// runtime retires it with the goroutine and no other goroutine runs in a foreign
-// namespace.
-func inNetNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns: %w", err)
-			return
-		}
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("return to netns: %w", err))
-			return // thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
-}
-
 // createNamedNetNS makes a new network namespace and keeps it alive by bind-mounting
 // it onto path, the way `ip netns add` does.
 func createNamedNetNS(path string) error {

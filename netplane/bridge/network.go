@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -243,7 +245,7 @@ func (n *Network) ensureBridge() error {
 // through the bridge. /proc/sys/net belongs to the namespace of the opening thread,
 // so the files are written from a thread in the host namespace.
 func (n *Network) enableForwarding() error {
-	return inNetNS(n.hostNS, func() error {
+	return namespace.Run(n.hostNS, func() error {
 		for _, p := range []string{
 			"/proc/sys/net/ipv4/ip_forward",
 			"/proc/sys/net/ipv4/conf/" + n.cfg.BridgeName + "/route_localnet",

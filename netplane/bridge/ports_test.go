@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/shoal-project/shoal/netplane/namespace"
 )
 
 func TestPublishedPortReachesTheSandbox(t *testing.T) {
@@ -112,7 +114,7 @@ func TestPublishedUDPPortReachesTheSandbox(t *testing.T) {
 	nsDNS := openNetNS(t, dns.NetNSPath)
 
 	var pc net.PacketConn
-	if err := inNetNS(nsDNS, func() error {
+	if err := namespace.Run(nsDNS, func() error {
 		var err error
 		pc, err = net.ListenPacket("udp4", ":53")
 		return err
@@ -139,7 +141,7 @@ func TestPublishedUDPPortReachesTheSandbox(t *testing.T) {
 	want := "dns sees " + dns.Gateway.String()
 	eventually(t, "udp to 127.0.0.1:5353", func() error {
 		var reply string
-		err := inNetNS(l.ns, func() error {
+		err := namespace.Run(l.ns, func() error {
 			c, err := net.Dial("udp4", "127.0.0.1:5353")
 			if err != nil {
 				return err

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/miekg/dns"
 )
 
@@ -94,7 +96,7 @@ func BenchmarkServeUDP(b *testing.B) {
 		b.Fatalf("Serve: %v", err)
 	}
 	req := query("svc2-57.", dns.TypeA)
-	err := inNetNS(ns, func() error {
+	err := namespace.Run(ns, func() error {
 		co, err := dns.Dial("udp", Address+":53")
 		if err != nil {
 			return err

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shoal-project/shoal/netplane/namespace"
 
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
@@ -60,7 +61,7 @@ func listen(ctx context.Context, id, nsPath string) (*sandbox, error) {
 		l   net.Listener
 		adr = net.JoinHostPort(Address, "53")
 	)
-	err = inNetNS(ns, func() error {
+	err = namespace.Run(ns, func() error {
 		var err error
 		if pc, err = lc.ListenPacket(ctx, "udp4", adr); err != nil {
 			return fmt.Errorf("listen udp %s: %w", adr, err)
@@ -83,36 +84,6 @@ func listen(ctx context.Context, id, nsPath string) (*sandbox, error) {
 		cancel: cancel,
 		conns:  map[net.Conn]struct{}{},
 	}, nil
-}
-
-// inNetNS runs fn on an OS thread that has joined ns, then returns the thread to the
-// namespace it came from. Sockets made by fn stay in ns. A thread that cannot go
-// back stays locked, so the runtime retires it with its goroutine.
-func inNetNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns: %w", err)
-			return
-		}
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("return to netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
 }
 
 func (sb *sandbox) setNetworks(networks []string) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -72,7 +74,7 @@ func newSandboxNS(t testing.TB) (string, netns.NsHandle) {
 func ask(ns netns.NsHandle, network, name string, qtype uint16) (*dns.Msg, error) {
 	var resp *dns.Msg
 	var qerr error
-	err := inNetNS(ns, func() error {
+	err := namespace.Run(ns, func() error {
 		c := &dns.Client{Net: network, Timeout: 2 * time.Second}
 		resp, _, qerr = c.Exchange(query(name, qtype), Address+":53")
 		return nil

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/vishvananda/netns"
 )
 
@@ -63,7 +65,7 @@ func BenchmarkThroughput(b *testing.B) {
 func sink(b *testing.B, ns netns.NsHandle, addr string) {
 	b.Helper()
 	var ln net.Listener
-	if err := inNetNS(ns, func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+	if err := namespace.Run(ns, func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
 		b.Fatalf("listen on %s: %v", addr, err)
 	}
 	done := make(chan struct{})

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/vishvananda/netns"
 )
 
@@ -29,7 +31,7 @@ type server struct {
 func serve(t testing.TB, ns netns.NsHandle, addr, name string) *server {
 	t.Helper()
 	s := &server{name: name}
-	if err := inNetNS(ns, func() (err error) { s.ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+	if err := namespace.Run(ns, func() (err error) { s.ln, err = net.Listen("tcp4", addr); return err }); err != nil {
 		t.Fatalf("listen on %s in %s: %v", addr, name, err)
 	}
 	done := make(chan struct{})
@@ -87,7 +89,7 @@ func (s *server) saw(addr string) bool {
 // uses it afterwards.
 func dial(ns netns.NsHandle, d net.Dialer, addr string) (net.Conn, error) {
 	var c net.Conn
-	err := inNetNS(ns, func() (err error) { c, err = d.Dial("tcp4", addr); return err })
+	err := namespace.Run(ns, func() (err error) { c, err = d.Dial("tcp4", addr); return err })
 	return c, err
 }
 
@@ -186,7 +188,7 @@ func netstat(t testing.TB, ns netns.NsHandle, name string) int {
 	t.Helper()
 	var data []byte
 	// /proc/self/net shows the main thread's namespace; thread-self, ours.
-	if err := inNetNS(ns, func() (err error) { data, err = os.ReadFile("/proc/thread-self/net/netstat"); return err }); err != nil {
+	if err := namespace.Run(ns, func() (err error) { data, err = os.ReadFile("/proc/thread-self/net/netstat"); return err }); err != nil {
 		t.Fatalf("read netstat: %v", err)
 	}
 	lines := strings.Split(string(data), "\n")

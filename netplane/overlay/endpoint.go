@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -271,7 +273,7 @@ func configureInside(inside *netlink.Handle, hostEnd, peer netlink.Link, e endpo
 // the namespace of the opening thread, hence a thread in the host's.
 func (p *Plane) setRPFilter(name string) error {
 	path := "/proc/sys/net/ipv4/conf/" + name + "/rp_filter"
-	return inNetNS(p.hostNS, func() error {
+	return namespace.Run(p.hostNS, func() error {
 		if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
 			return fmt.Errorf("strict reverse path filter on %s: %w", name, err)
 		}

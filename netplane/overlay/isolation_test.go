@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -109,7 +111,7 @@ type udpListener struct {
 func listenUDP(t *testing.T, ns netns.NsHandle, addr string) *udpListener {
 	t.Helper()
 	var c net.PacketConn
-	if err := inNetNS(ns, func() (err error) { c, err = net.ListenPacket("udp4", addr); return err }); err != nil {
+	if err := namespace.Run(ns, func() (err error) { c, err = net.ListenPacket("udp4", addr); return err }); err != nil {
 		t.Fatalf("listen on udp %s: %v", addr, err)
 	}
 	u := &udpListener{}
@@ -148,7 +150,7 @@ func (u *udpListener) sources() []string {
 func sendUDP(t *testing.T, ns netns.NsHandle, src, dst string, n int) {
 	t.Helper()
 	var c net.PacketConn
-	if err := inNetNS(ns, func() (err error) { c, err = net.ListenPacket("udp4", src+":0"); return err }); err != nil {
+	if err := namespace.Run(ns, func() (err error) { c, err = net.ListenPacket("udp4", src+":0"); return err }); err != nil {
 		t.Fatalf("bind udp %s: %v", src, err)
 	}
 	defer c.Close()

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/shoal-project/shoal/netplane/namespace"
+
 	"github.com/shoal-project/shoal/netplane/wg"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -187,7 +189,7 @@ func nsPath(ns netns.NsHandle) string { return "/proc/self/fd/" + strconv.Itoa(i
 func openDevice(t testing.TB, ns netns.NsHandle, cfg wg.Config) *wg.Device {
 	t.Helper()
 	var d *wg.Device
-	if err := inNetNS(ns, func() (err error) { d, err = wg.Open(cfg); return err }); err != nil {
+	if err := namespace.Run(ns, func() (err error) { d, err = wg.Open(cfg); return err }); err != nil {
 		t.Fatalf("open WireGuard %s: %v", cfg.Name, err)
 	}
 	t.Cleanup(func() { d.Close() })
@@ -197,7 +199,7 @@ func openDevice(t testing.TB, ns netns.NsHandle, cfg wg.Config) *wg.Device {
 func openPlane(t testing.TB, ns netns.NsHandle, cfg Config) *Plane {
 	t.Helper()
 	var p *Plane
-	if err := inNetNS(ns, func() (err error) { p, err = New(context.Background(), cfg); return err }); err != nil {
+	if err := namespace.Run(ns, func() (err error) { p, err = New(context.Background(), cfg); return err }); err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = p.Close() })

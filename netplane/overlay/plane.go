@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
+
+	"github.com/shoal-project/shoal/netplane/namespace"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -119,7 +120,7 @@ func (p *Plane) open() error {
 // setting that would weaken the host ends' reverse path filter.
 func (p *Plane) enableForwarding() error {
 	const path = "/proc/sys/net/ipv4/ip_forward"
-	return inNetNS(p.hostNS, func() error {
+	return namespace.Run(p.hostNS, func() error {
 		cur, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
@@ -199,33 +200,3 @@ func (p *Plane) Teardown(ctx context.Context) error {
 
 // errClosed is returned by the methods of a closed or torn down Plane.
 var errClosed = errors.New("overlay plane is closed")
-
-// inNetNS runs fn on a dedicated OS thread that has joined ns, then returns
-// the thread to its own namespace. A thread that cannot return stays locked,
-// so the Go runtime retires it and no other goroutine runs in ns by mistake.
-func inNetNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns: %w", err)
-			return
-		}
-		fnErr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(fnErr, fmt.Errorf("return to netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
-}
