@@ -250,7 +250,7 @@ func newOutside(t *testing.T, l *lab, hostAddr, outsideAddr netip.Prefix) netns.
 	var outside netns.NsHandle
 	err := namespace.Run(l.ns, func() error {
 		var err error
-		outside, err = netns.New() // the thread now sits in outside; inNetNS takes it back
+		outside, err = netns.New() // the thread now sits in outside; namespace.Run takes it back
 		return err
 	})
 	if err != nil {
