@@ -64,6 +64,7 @@ func TestNormalise(t *testing.T) {
 		"MacAddress 02:42:ac:11:00:02":                                   "MacAddress <mac>",
 		"Running less than a second ago":                                 "Running <duration> ago",
 		"fdclluzmuuwr  web.1  busybox":                                   "<swarm-id12>  web.1  busybox",
+		"service ezyfeexjlugsgtgiyjimcjwwe, all letters":                 "service <swarm-id>, all letters",
 		"ID G6C4:NVMF:E7UB:2KYX:YHXU:DHHA:WEJB:5ORZ:CE3I:UNIZ:CBQS:JMN4": "ID <engine-id>",
 		" CPUs:\t\t\t16": " CPUs: <host>",
 	} {

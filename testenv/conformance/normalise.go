@@ -47,7 +47,9 @@ var patterns = []pattern{
 	// Content digests and 64-hex IDs; swarm object IDs (25 characters of base
 	// 36); the 12-character prefixes of both, as the CLI's tables show them.
 	{re: regexp.MustCompile(`\b[0-9a-f]{64}\b`), repl: "<id>"},
-	{re: regexp.MustCompile(`\b[0-9a-z]{25}\b`), repl: "<swarm-id>", keep: lettersOnly},
+	// A swarm ID can be letters only (about 1 in 3000 are); no word of the
+	// outputs is 25 letters long, so none is kept.
+	{re: regexp.MustCompile(`\b[0-9a-z]{25}\b`), repl: "<swarm-id>"},
 	{re: regexp.MustCompile(`\b[0-9a-f]{12}\b`), repl: "<id12>", keep: lettersOnly},
 	{re: regexp.MustCompile(`\b[0-9a-z]{12}\b`), repl: "<swarm-id12>", keep: lettersOnly},
 	// The machine's CPUs in `node inspect --pretty`.
