@@ -10,11 +10,14 @@
 package wg
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -101,6 +104,9 @@ type Device struct {
 	uapi      net.Listener
 	client    *wgctrl.Client
 	log       *slog.Logger
+
+	mu     sync.Mutex    // one configuration change at a time
+	closed chan struct{} // closed by Close: ends a rotation's watch
 }
 
 // Open creates the interface in the calling thread's network namespace: a
@@ -117,7 +123,7 @@ func Open(cfg Config) (*Device, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Device{name: cfg.Name, log: cfg.Logger}
+	d := &Device{name: cfg.Name, log: cfg.Logger, closed: make(chan struct{})}
 	if err := d.create(cfg); err != nil {
 		return nil, err
 	}
@@ -220,7 +226,12 @@ func (d *Device) address(p netip.Prefix) error {
 // SetPeers makes peers the interface's whole peer list, through wgctrl. Peers
 // that stay are updated in place, keeping their sessions (a replace of the
 // whole list would make every peer handshake again and drop packets meanwhile).
+// A peer that is new starts a handshake at once, as the peer does when it
+// learns of this node at the same moment; see watch for when those cross.
 func (d *Device) SetPeers(peers []Peer) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	since := time.Now()
 	cur, err := d.client.Device(d.name)
 	if err != nil {
 		return fmt.Errorf("wireguard %s: read peers: %w", d.name, err)
@@ -228,6 +239,17 @@ func (d *Device) SetPeers(peers []Peer) error {
 	if err := d.client.ConfigureDevice(d.name, peersConfig(cur.Peers, peers)); err != nil {
 		return fmt.Errorf("wireguard %s: set peers: %w", d.name, err)
 	}
+	had := map[wgtypes.Key]bool{}
+	for _, p := range cur.Peers {
+		had[p.PublicKey] = true
+	}
+	var added []wgtypes.Key
+	for _, p := range peers {
+		if !had[p.Key] {
+			added = append(added, p.Key)
+		}
+	}
+	d.watch(since, cur.PublicKey, added)
 	return nil
 }
 
@@ -275,8 +297,13 @@ const KeepaliveInterval = 25 * time.Second
 // SetKey replaces the interface's private key (a rotation) and starts a
 // handshake with every peer at once: the sessions of the old key end with it,
 // and peers that already know the new key take the new handshake, so traffic
-// waits for one round trip instead of the next packet's retry.
+// waits for one round trip instead of the next packet's retry. Peers that
+// learn the new key at the same moment start one too; see watch for when
+// those cross.
 func (d *Device) SetKey(k wgtypes.Key) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	since := time.Now()
 	if err := d.client.ConfigureDevice(d.name, wgtypes.Config{PrivateKey: &k}); err != nil {
 		return fmt.Errorf("wireguard %s: set key: %w", d.name, err)
 	}
@@ -289,7 +316,101 @@ func (d *Device) SetKey(k wgtypes.Key) error {
 			return fmt.Errorf("wireguard %s: start handshakes: %w", d.name, err)
 		}
 	}
+	var all []wgtypes.Key
+	for _, p := range cur.Peers {
+		all = append(all, p.PublicKey)
+	}
+	d.watch(since, cur.PublicKey, all)
 	return nil
+}
+
+// Crossed handshakes are looked for every crossedHandshakeCheck,
+// crossedHandshakeChecks times: well inside WireGuard's own 5 s retry, which
+// a restart must not meet (it would cross again).
+const (
+	crossedHandshakeCheck  = time.Second
+	crossedHandshakeChecks = 3
+)
+
+// watch looks after the handshakes that a change at since started with
+// peers, from the side that leads each pair. When two nodes change at the
+// same moment (two nodes that learn of each other, a rotation the other node
+// learns of as it happens) both start a handshake, and the two can cross:
+// each side takes the other's initiation after sending its own, both answer
+// as responders, and no session is confirmed until WireGuard retries, 5 s
+// later. So the side with the lower public key (one side of every pair, both
+// know which) starts again with each of those peers that has had no handshake
+// a second later, up to a few times.
+func (d *Device) watch(since time.Time, self wgtypes.Key, peers []wgtypes.Key) {
+	var led []wgtypes.Key
+	for _, p := range peers {
+		if leads(self, p) {
+			led = append(led, p)
+		}
+	}
+	if len(led) == 0 {
+		return
+	}
+	go func() {
+		for range crossedHandshakeChecks {
+			select {
+			case <-d.closed:
+				return
+			case <-time.After(crossedHandshakeCheck):
+			}
+			stale, err := d.restartStale(since, led)
+			if err != nil {
+				d.log.Warn("wireguard: start a handshake again", "name", d.name, "err", err)
+				return
+			}
+			if stale == 0 {
+				return
+			}
+			d.log.Debug("wireguard: started handshakes again", "name", d.name, "peers", stale)
+		}
+	}()
+}
+
+// leads tells whether a node with key self starts again a handshake that
+// crossed with the node with key peer.
+func leads(self, peer wgtypes.Key) bool {
+	return bytes.Compare(self[:], peer[:]) < 0
+}
+
+// restartStale removes and adds again each of peers that has had no
+// handshake since, and says how many there were: a new peer's handshake
+// starts at once, where the old one's would wait out WireGuard's retry timer.
+func (d *Device) restartStale(since time.Time, peers []wgtypes.Key) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, err := d.client.Device(d.name)
+	if err != nil {
+		return 0, fmt.Errorf("read peers: %w", err)
+	}
+	cfg := restartConfig(cur.Peers, since, peers)
+	if len(cfg.Peers) == 0 {
+		return 0, nil
+	}
+	if err := d.client.ConfigureDevice(d.name, cfg); err != nil {
+		return 0, fmt.Errorf("restart peers: %w", err)
+	}
+	return len(cfg.Peers) / 2, nil
+}
+
+// restartConfig removes each of peers that cur has with no handshake since,
+// and adds it again with its endpoint, AllowedIPs and keepalive.
+func restartConfig(cur []wgtypes.Peer, since time.Time, peers []wgtypes.Key) wgtypes.Config {
+	cfg := wgtypes.Config{}
+	for _, p := range cur {
+		if p.LastHandshakeTime.After(since) || !slices.Contains(peers, p.PublicKey) {
+			continue
+		}
+		keepalive := p.PersistentKeepaliveInterval
+		cfg.Peers = append(cfg.Peers,
+			wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true},
+			wgtypes.PeerConfig{PublicKey: p.PublicKey, Endpoint: p.Endpoint, ReplaceAllowedIPs: true, AllowedIPs: p.AllowedIPs, PersistentKeepaliveInterval: &keepalive})
+	}
+	return cfg
 }
 
 // handshakeConfigs start a handshake with every peer of cur: a keepalive
@@ -320,6 +441,13 @@ func (d *Device) Userspace() bool { return d.userspace != nil }
 
 // Close removes the interface and its UAPI socket.
 func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	select {
+	case <-d.closed:
+	default:
+		close(d.closed)
+	}
 	var errs []error
 	if d.client != nil {
 		errs = append(errs, d.client.Close())
