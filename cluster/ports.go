@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/moby/moby/api/types/swarm"
 
@@ -17,8 +18,11 @@ const (
 // resolvePorts sets svc.Endpoint.Ports from its spec: protocol and mode defaulted,
 // and each ingress port without a published port given one from the dynamic range
 // (the one it had before, if it had one). An ingress port another service already
-// publishes is refused, as Docker refuses it.
-func resolvePorts(tx store.ReadTx, svc *swarm.Service, before []swarm.PortConfig) error {
+// publishes is refused, as Docker refuses it. A port the service did not publish
+// before claims the ingress network (claimAddresses): two writes that each took
+// one port on the same snapshot then conflict, and the later is tried again and
+// refused, instead of both publishing it.
+func resolvePorts(tx store.Tx, svc *swarm.Service, before []swarm.PortConfig) error {
 	ports := endpointOf(svc.Spec).Ports
 	used := map[string]string{} // "proto/port" -> service name
 	services, err := tx.Services()
@@ -35,6 +39,7 @@ func resolvePorts(tx store.ReadTx, svc *swarm.Service, before []swarm.PortConfig
 			}
 		}
 	}
+	claim := false
 	for i := range ports {
 		p := &ports[i]
 		if p.PublishMode != swarm.PortConfigPublishModeIngress {
@@ -59,9 +64,32 @@ func resolvePorts(tx store.ReadTx, svc *swarm.Service, before []swarm.PortConfig
 			return errInvalidf("rpc error: code = InvalidArgument desc = port '%d' is already in use by service '%s' as an ingress port", p.PublishedPort, owner)
 		}
 		used[portID(*p)] = svc.Spec.Name
+		if !slices.ContainsFunc(before, func(b swarm.PortConfig) bool { return b.PublishMode == p.PublishMode && portID(b) == portID(*p) }) {
+			claim = true
+		}
+	}
+	if claim {
+		if err := claimIngress(tx); err != nil {
+			return err
+		}
 	}
 	svc.Endpoint.Spec = endpointOf(svc.Spec).Spec
 	svc.Endpoint.Ports = ports
+	return nil
+}
+
+// claimIngress writes the ingress network back unchanged, if there is one
+// (see claimAddresses).
+func claimIngress(tx store.Tx) error {
+	networks, err := tx.Networks()
+	if err != nil {
+		return err
+	}
+	for _, n := range networks {
+		if n.Spec.Ingress {
+			return claimAddresses(tx, networks, n.ID)
+		}
+	}
 	return nil
 }
 
