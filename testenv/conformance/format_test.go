@@ -16,12 +16,13 @@ until '1/1' docker service ls \
 let C docker ps -q
 docker secret create s - < $TMP/data
 file data 'ab\n' 3
+sorted docker stack deploy -c x.yml s
 `
 	sc, err := ParseScenario("s", src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Steps) != 6 {
+	if len(sc.Steps) != 7 {
 		t.Fatalf("got %d steps: %+v", len(sc.Steps), sc.Steps)
 	}
 	if got := strings.Join(sc.Steps[0].Args, "|"); got != `service|create|--name|a b|x "y"|busybox` {
@@ -42,7 +43,13 @@ file data 'ab\n' 3
 	if s := sc.Steps[5]; s.Kind != File || s.File != "data" || string(s.Data) != "ab\nab\nab\n" {
 		t.Errorf("file step = %+v", s)
 	}
-	for _, bad := range []string{"rm -rf /", "api GET", "until x ls", "docker 'open", "file x", "file ../x y", "file x y -1"} {
+	if s := sc.Steps[6]; s.Kind != Docker || !s.SortLines || strings.Join(s.Args, " ") != "stack deploy -c x.yml s" {
+		t.Errorf("sorted step = %+v", s)
+	}
+	if got := sortLines("b\na\nc\n"); got != "a\nb\nc\n" {
+		t.Errorf("sortLines = %q", got)
+	}
+	for _, bad := range []string{"rm -rf /", "api GET", "until x ls", "docker 'open", "file x", "file ../x y", "file x y -1", "sorted api GET /x"} {
 		if _, err := ParseScenario("bad", bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}

@@ -115,6 +115,9 @@ func (e Engine) runStep(ctx context.Context, step Step, vars map[string]string) 
 			return r, err
 		}
 		r.Code, r.Out, r.Err = code, e.Normaliser.Output(out), e.Normaliser.Text(errOut)
+		if step.SortLines {
+			r.Out, r.Err = sortLines(r.Out), sortLines(r.Err)
+		}
 	case API:
 		status, body, err := e.request(ctx, step.Method, step.Path, step.Body)
 		if err != nil {
@@ -127,6 +130,18 @@ func (e Engine) runStep(ctx context.Context, step Step, vars map[string]string) 
 		}
 	}
 	return r, nil
+}
+
+// sortLines puts the lines of s in order.
+func sortLines(s string) string {
+	trail := strings.HasSuffix(s, "\n")
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	slices.Sort(lines)
+	out := strings.Join(lines, "\n")
+	if trail {
+		out += "\n"
+	}
+	return out
 }
 
 // docker runs the CLI and returns its stdout, stderr and exit code.

@@ -25,6 +25,10 @@ const (
 	// File writes a file into the scratch directory ($TMP) for the steps after
 	// it (a secret's data, say); it records nothing.
 	File = "file"
+	// Sorted runs the docker CLI as Docker does and records its output with
+	// the lines in order: for commands that print in a Go map's order (`stack
+	// deploy` creating networks and services).
+	Sorted = "sorted"
 )
 
 // Scenario is one script of the corpus: steps run in order against one engine.
@@ -43,6 +47,8 @@ type Step struct {
 	Kind string
 	// Args are the docker CLI's arguments (Docker, Until).
 	Args []string
+	// SortLines orders the output's lines before it is recorded (Sorted).
+	SortLines bool
 	// Stdin is the file the CLI reads as its standard input (Docker), from a
 	// trailing "< PATH"; empty for none.
 	Stdin string
@@ -115,6 +121,13 @@ func ParseScenario(name, src string) (Scenario, error) {
 func parseStep(line string) (Step, error) {
 	step := Step{Text: line}
 	kind, rest, _ := strings.Cut(line, " ")
+	if kind == Sorted {
+		step.SortLines = true
+		kind, rest, _ = strings.Cut(rest, " ")
+		if kind != Docker {
+			return step, fmt.Errorf("sorted needs docker ARGS...: %q", line)
+		}
+	}
 	switch kind {
 	case Docker:
 		args, err := splitWords(rest)
