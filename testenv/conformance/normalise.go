@@ -37,6 +37,7 @@ var patterns = []pattern{
 	{re: regexp.MustCompile(`\bMFkw[A-Za-z0-9+/=]+`), repl: "<public-key>"},
 	// Join tokens.
 	{re: regexp.MustCompile(`SWMTKN-1-[0-9a-z]+-[0-9a-z]+`), repl: "<join-token>"},
+	{re: regexp.MustCompile(`SWMKEY-1-[0-9A-Za-z+/]+`), repl: "<unlock-key>"},
 	// Times: RFC 3339 (JSON) and Go's default format (`service ps`, `events`).
 	// The zero time means "never" and stays.
 	{re: regexp.MustCompile(`\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?( ?(Z|[+-]\d{2}:?\d{2}))?( [A-Z]{3,4})?`), repl: "<time>",
