@@ -120,9 +120,14 @@ func explainFailures(t *swarm.Task, nodes []*nodeInfo) string {
 		}
 		counts[f]++
 	}
-	// In the pipeline's order, as swarmkit words it, whatever the order of
-	// the nodes.
-	sort.SliceStable(order, func(i, j int) bool { return pipelineIndex(order[i]) < pipelineIndex(order[j]) })
+	// Most failures first, then in the pipeline's order, as swarmkit words
+	// it, whatever the order of the nodes.
+	sort.SliceStable(order, func(i, j int) bool {
+		if counts[order[i]] != counts[order[j]] {
+			return counts[order[i]] > counts[order[j]]
+		}
+		return pipelineIndex(order[i]) < pipelineIndex(order[j])
+	})
 	parts := make([]string, 0, len(order))
 	for _, f := range order {
 		parts = append(parts, f.explain(counts[f]))

@@ -68,7 +68,7 @@ func TestMultiNodeScheduling(t *testing.T) {
 	m.MustDocker("service", "create", "-d", "--name", "nowhere", "--constraint", "node.labels.zone==c", "busybox", "sleep", "1000")
 	testenv.WaitFor(t, 30*time.Second, "the unplaceable task says why", func() (bool, string) {
 		out, _ := try(m, "service", "ps", "--no-trunc", "--format", "{{.CurrentState}}|{{.Error}}", "nowhere")
-		return strings.HasPrefix(out, "Pending") && strings.Contains(out, "no suitable node (1 node not available for new tasks; scheduling constraints not satisfied on 4 nodes)"), out
+		return strings.HasPrefix(out, "Pending") && strings.Contains(out, "no suitable node (scheduling constraints not satisfied on 4 nodes; 1 node not available for new tasks)"), out
 	})
 
 	w := nodes[1]
