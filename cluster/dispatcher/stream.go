@@ -18,8 +18,9 @@ import (
 
 // stream produces a session's messages: first the session's ID, the heartbeat
 // period, the managers, the node object and every task the node has; then each
-// change of its tasks or of its node object, and a keepalive every period (with
-// the managers, so a node learns of new ones).
+// change of its tasks or of its node object, and a keepalive every period; the
+// managers when they change, with the next overlay view (a node that joins or
+// leaves changes the mesh) or keepalive.
 func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, period time.Duration) (<-chan session.Message, error) {
 	first := session.Message{SessionID: sessionID, HeartbeatPeriod: period, Managers: d.managers(), Peers: d.peers(nodeID), Mesh: d.mesh()}
 	d.mu.Lock()
@@ -76,11 +77,17 @@ func (d *Dispatcher) stream(ctx context.Context, nodeID, sessionID string, perio
 			case <-overlayChanged:
 				var now *session.Overlay
 				now, overlayChanged = feed.current()
+				m := session.Message{}
 				if now != view {
-					view = now
-					if !send(session.Message{Overlay: now}) {
-						return
-					}
+					view, m.Overlay = now, now
+				}
+				// The view changes with the nodes (its mesh): a manager that
+				// joins or leaves is learnt now, not at the next keepalive.
+				if now := d.managers(); !slices.Equal(now, managers) {
+					m.Managers, managers = now, now
+				}
+				if (m.Overlay != nil || m.Managers != nil) && !send(m) {
+					return
 				}
 			case <-keepalive.C:
 				m := session.Message{HeartbeatPeriod: period}
