@@ -407,6 +407,13 @@ func (c *Cluster) active() (*store.Store, *nodeState, error) {
 	return s, node, nil
 }
 
+// isWorker tells whether the node is in a swarm, unlocked, as a worker.
+func (c *Cluster) isWorker() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.node != nil && !c.locked && c.store == nil
+}
+
 // current is active without waiting for the replay of the store's log.
 func (c *Cluster) current() (*store.Store, *nodeState, chan struct{}, error) {
 	c.mu.RLock()

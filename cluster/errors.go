@@ -12,12 +12,19 @@ const (
 	msgNotInSwarm = "This node is not part of a swarm"
 	msgLeaveLast  = "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message."
 	msgWorker     = "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager."
+	msgWorkerNet  = "Cannot create a multi-host network from a worker node. Please create the network from a manager node."
 )
 
 type unavailableError struct{ msg string }
 
 func (e unavailableError) Error() string     { return e.msg }
 func (e unavailableError) Unavailable() bool { return true }
+
+// forbiddenError is what dockerd answers 403 for.
+type forbiddenError struct{ msg string }
+
+func (e forbiddenError) Error() string   { return e.msg }
+func (e forbiddenError) Forbidden() bool { return true }
 
 type notFoundError struct{ msg string }
 

@@ -59,6 +59,9 @@ func (c *Cluster) CreateNetwork(ctx context.Context, req NetworkRequest) (string
 	if err := validateNetworkRequest(req); err != nil {
 		return "", err
 	}
+	if c.isWorker() {
+		return "", forbiddenError{msgWorkerNet}
+	}
 	n := &swarm.Network{ID: store.NewID()}
 	err := c.update(ctx, func(tx store.Tx) error {
 		if _, err := tx.NetworkByName(req.Name); err == nil {
