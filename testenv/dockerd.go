@@ -37,6 +37,16 @@ func StartDockerd(t testing.TB, name string) *Node {
 	return n
 }
 
+// LabDockerd is LabOptions.Command for a lab of dockerd nodes: each its own
+// data and exec roots, pid file, API socket and cgroup parent, the containerd it
+// starts itself (whose root, state and socket go under the data and exec roots),
+// no iptables (the node's namespace is its own anyway), and its trust key in the
+// node's directory rather than /etc/docker (dockerd 20.10 takes that path from a
+// config file only).
+var LabDockerd = []string{"sh", "-c", `printf '{"deprecated-key-path": "%s/key.json"}\n' {dir} >{dir}/daemon.json && ` +
+	`exec dockerd --config-file {dir}/daemon.json -H unix://{socket} --data-root {data} --exec-root {exec} ` +
+	`--pidfile {dir}/dockerd.pid --iptables=false --ip-masq=false --userland-proxy=false --cgroup-parent {cgroup}`}
+
 // dockerdCommand is dockerd's command line in fresh namespaces. The trust key
 // goes under the machine's directory (deprecated-key-path), not /etc/docker.
 func (m *Machine) dockerdCommand() *exec.Cmd {

@@ -53,3 +53,18 @@ func glob(p string) *regexp.Regexp {
 func (d *Deliberate) Matches(diff Difference) bool {
 	return d.match[0].MatchString(diff.Scenario) && d.match[1].MatchString(diff.Step) && d.match[2].MatchString(diff.Field)
 }
+
+// ForAny tells whether the entry names one of the corpus's scenarios; an
+// entry for every scenario ("*") counts when wildcards is set (for the corpus
+// that has most of them).
+func (d *Deliberate) ForAny(corpus []Scenario, wildcards bool) bool {
+	if strings.TrimSpace(d.Scenario) == "*" {
+		return wildcards
+	}
+	for _, sc := range corpus {
+		if d.match[0].MatchString(sc.Name) {
+			return true
+		}
+	}
+	return false
+}

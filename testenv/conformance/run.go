@@ -35,6 +35,10 @@ type Engine struct {
 	// Scratch is the scenarios' scratch directory, $TMP: File steps write
 	// there, and a Docker step's Stdin is read from there.
 	Scratch string
+	// Nodes are the other engines of a multi-node corpus, by the name its
+	// steps give them ("@node2 docker ..."); they share the Normaliser and
+	// Scratch.
+	Nodes map[string]Engine
 }
 
 // Result is what one step got, normalised.
@@ -60,7 +64,15 @@ func Run(ctx context.Context, e Engine, sc Scenario) (Transcript, error) {
 	tr := Transcript{Scenario: sc.Name}
 	vars := map[string]string{}
 	for _, step := range sc.Steps {
-		r, err := e.runStep(ctx, expand(step, vars), vars)
+		on := e
+		if step.Node != "" {
+			n, ok := e.Nodes[step.Node]
+			if !ok {
+				return tr, fmt.Errorf("scenario %s line %d: no node %q", sc.Name, step.Line, step.Node)
+			}
+			on = n
+		}
+		r, err := on.runStep(ctx, expand(step, vars), vars)
 		if err != nil {
 			return tr, fmt.Errorf("scenario %s line %d (%s): %w", sc.Name, step.Line, step.Text, err)
 		}

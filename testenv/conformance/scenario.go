@@ -47,6 +47,9 @@ type Step struct {
 	Kind string
 	// Args are the docker CLI's arguments (Docker, Until).
 	Args []string
+	// Node names the engine the step runs on, from a leading "@NAME" (a
+	// node of a multi-node corpus); empty for the first.
+	Node string
 	// SortLines orders the output's lines before it is recorded (Sorted).
 	SortLines bool
 	// Stdin is the file the CLI reads as its standard input (Docker), from a
@@ -120,6 +123,13 @@ func ParseScenario(name, src string) (Scenario, error) {
 
 func parseStep(line string) (Step, error) {
 	step := Step{Text: line}
+	if strings.HasPrefix(line, "@") {
+		node, after, _ := strings.Cut(line[1:], " ")
+		if node == "" || strings.TrimSpace(after) == "" {
+			return step, fmt.Errorf("@NODE needs a name and a step: %q", line)
+		}
+		step.Node, line = node, strings.TrimSpace(after)
+	}
 	kind, rest, _ := strings.Cut(line, " ")
 	if kind == Sorted {
 		step.SortLines = true

@@ -24,15 +24,6 @@ const apiPrefix = "/v1.41"
 // Lab names: fixed, so that cleanup finds what a killed run left.
 var labNames = map[string]string{"shoal": "bmshoal", "docker": "bmdocker"}
 
-// dockerdScript starts a node's dockerd: its own data and exec roots, pid file,
-// API socket and cgroup parent, the containerd it starts itself (whose root,
-// state and socket go under the data and exec roots), no iptables (the node's
-// namespace is its own anyway), and its trust key in the node's directory
-// rather than /etc/docker (dockerd 20.10 takes that path from a config file only).
-const dockerdScript = `printf '{"deprecated-key-path": "%s/key.json"}\n' {dir} >{dir}/daemon.json && ` +
-	`exec dockerd --config-file {dir}/daemon.json -H unix://{socket} --data-root {data} --exec-root {exec} ` +
-	`--pidfile {dir}/dockerd.pid --iptables=false --ip-masq=false --userland-proxy=false --cgroup-parent {cgroup}`
-
 // engine is one engine's lab: five nodes of one swarm.
 type engine struct {
 	name  string // "shoal" or "docker"
@@ -93,7 +84,7 @@ func startEngine(ctx context.Context, name, shoalBinary, cli, image string, n in
 		// default level, as the single-node bench does (the later flag wins).
 		opts.Binary, opts.Args = shoalBinary, []string{"--log-level", "info"}
 	case "docker":
-		opts.Command = []string{"sh", "-c", dockerdScript}
+		opts.Command = testenv.LabDockerd
 	default:
 		return nil, fmt.Errorf("unknown engine %q", name)
 	}
