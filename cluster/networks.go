@@ -236,6 +236,13 @@ func ingressNetwork(cl *swarm.Swarm, now time.Time) (*swarm.Network, error) {
 
 // Networks are the swarm's overlay networks.
 func (c *Cluster) Networks(ctx context.Context) ([]swarm.Network, error) {
+	if local, ok := c.workerNetworks(); ok {
+		out := make([]swarm.Network, len(local))
+		for i, n := range local {
+			out[i] = *n
+		}
+		return out, nil
+	}
 	var out []swarm.Network
 	err := c.view(func(tx store.ReadTx) error {
 		all, err := tx.Networks()
@@ -249,6 +256,13 @@ func (c *Cluster) Networks(ctx context.Context) ([]swarm.Network, error) {
 
 // Network finds an overlay network by ID, name or unique ID prefix.
 func (c *Cluster) Network(ctx context.Context, ref string) (swarm.Network, error) {
+	if local, ok := c.workerNetworks(); ok {
+		n, err := findNetworkIn(local, ref)
+		if err != nil {
+			return swarm.Network{}, err
+		}
+		return *n, nil
+	}
 	var n *swarm.Network
 	err := c.view(func(tx store.ReadTx) error {
 		var err error
@@ -273,8 +287,16 @@ func findNetwork(tx store.ReadTx, ref string) (*swarm.Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	return findNetworkIn(all, ref)
+}
+
+// findNetworkIn resolves ref among all: a full ID, a name, a unique ID prefix.
+func findNetworkIn(all []*swarm.Network, ref string) (*swarm.Network, error) {
 	var match []*swarm.Network
 	for _, n := range all {
+		if n.ID == ref || n.Spec.Name == ref {
+			return n, nil
+		}
 		if strings.HasPrefix(n.ID, ref) {
 			match = append(match, n)
 		}

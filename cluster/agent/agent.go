@@ -113,8 +113,9 @@ type Agent struct {
 	views   chan *session.Overlay
 	reports chan session.StatusUpdate
 	// sess is the open session (nil while there is none); reports go through it.
-	sess  sessionHolder
-	peers peerList
+	sess     sessionHolder
+	peers    peerList
+	networks localNetworks
 	// stopping is closed (the Run context's Done) when the agent stops, so that a
 	// report never blocks a stopping agent.
 	stopping <-chan struct{}
@@ -197,6 +198,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.onResult(ctx, r)
 		case v := <-a.views:
 			a.view = v
+			a.networks.follow(a.cfg.NodeID, v)
 			a.applyOverlay(ctx)
 		}
 	}

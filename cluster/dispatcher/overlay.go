@@ -145,7 +145,8 @@ func readOverlay(tx store.ReadTx) (*session.Overlay, error) {
 		return nil, err
 	}
 	for _, n := range networks {
-		on := session.OverlayNetwork{ID: n.ID, Name: n.Spec.Name, Internal: n.Spec.Internal, Ingress: n.Spec.Ingress}
+		on := session.OverlayNetwork{ID: n.ID, Name: n.Spec.Name, Internal: n.Spec.Internal, Ingress: n.Spec.Ingress,
+			Attachable: n.Spec.Attachable, Labels: n.Spec.Labels, Created: n.CreatedAt}
 		if n.IPAMOptions != nil && len(n.IPAMOptions.Configs) > 0 {
 			on.Subnet, on.Gateway = n.IPAMOptions.Configs[0].Subnet, n.IPAMOptions.Configs[0].Gateway
 		}

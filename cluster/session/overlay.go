@@ -1,6 +1,9 @@
 package session
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Overlay is what every node needs of the swarm's overlay networks to route,
 // balance and answer names: each network, each service's endpoint on them and
@@ -28,6 +31,11 @@ type OverlayNetwork struct {
 	Internal bool              `json:",omitempty"`
 	Ingress  bool              `json:",omitempty"`
 	Options  map[string]string `json:",omitempty"`
+	// What a node shows of the network in its own `docker network ls` and
+	// inspect, a worker too (which has no store to read it from).
+	Attachable bool              `json:",omitempty"`
+	Labels     map[string]string `json:",omitempty"`
+	Created    time.Time         `json:",omitzero"`
 }
 
 // ServiceEndpoint is how a service is reached on the networks it joins.
