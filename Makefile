@@ -158,7 +158,7 @@ busybox.tar:
 # swarm mode, in namespaces of its own, and rewrites its recorded transcripts; `make
 # test` replays them against shoal. See docs/conformance.md.
 conformance-record: builddeps deps
-	CONFORMANCE_RECORD=1 $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -run TestCorpus -v ./testenv/conformance/
+	CONFORMANCE_RECORD=1 $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -run 'TestCorpus|TestMultiNodeCorpus' -v ./testenv/conformance/
 
 # Runs moby's own integration tests (integration/service, secret, config of moby
 # v28.2.2, from the Go module proxy) against shoal, in a network namespace of their
