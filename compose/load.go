@@ -121,6 +121,17 @@ func Load(ctx context.Context, opts Options) (*Stack, error) {
 }
 
 func loadProject(ctx context.Context, opts Options) (*types.Project, []Warning, error) {
+	// Absolute, so that every error names a file the same way: compose-go's
+	// schema errors name them absolute.
+	files := make([]string, len(opts.Files))
+	for i, f := range opts.Files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load compose file %s: %w", f, err)
+		}
+		files[i] = abs
+	}
+	opts.Files = files
 	wd := opts.WorkingDir
 	if wd == "" {
 		wd = filepath.Dir(opts.Files[0])
