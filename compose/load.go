@@ -24,6 +24,11 @@ import (
 // docker CLI does; `docker stack ls/ps/rm` filter on it.
 const NamespaceLabel = "com.docker.stack.namespace"
 
+// ImageLabel keeps a service's image as the file names it, as the docker
+// CLI does: the stored image may be pinned to a digest since, and
+// `--resolve-image changed` compares the file with this label.
+const ImageLabel = "com.docker.stack.image"
+
 // Options says which files to load and how to resolve them.
 type Options struct {
 	// Files are merged in order, later ones overriding earlier ones.

@@ -279,3 +279,15 @@ func storedDefaults(spec swarm.ServiceSpec) swarm.ServiceSpec {
 func sortedNames[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
+
+// SendCredentials makes every existing service that the plan leaves
+// unchanged an update, so that --with-registry-auth's credentials reach it:
+// the swarm keeps them apart from the spec, where no diff can see them, and
+// the docker CLI sends them with every service on every deploy.
+func (p *Plan) SendCredentials() {
+	for i, c := range p.Changes {
+		if c.Kind == "service" && c.Action == Unchanged {
+			p.Changes[i].Action, p.Changes[i].Note = Update, "sends the registry credentials again"
+		}
+	}
+}

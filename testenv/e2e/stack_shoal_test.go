@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -169,7 +170,7 @@ func TestShoalStackComposeSpec(t *testing.T) {
 	writeFiles(t, dir, composeSpecFiles)
 	env := []string{"TOKEN=s3cret-token"}
 	files := []string{"-c", "compose.yaml", "-c", "compose.prod.yaml"}
-	deployArgs := append([]string{"deploy"}, append(files, "spec")...)
+	deployArgs := append([]string{"deploy", "--resolve-image", "never"}, append(files, "spec")...)
 
 	// Bad input: one line naming the file, the line where known and the
 	// key or variable; nothing deployed.
@@ -188,7 +189,7 @@ func TestShoalStackComposeSpec(t *testing.T) {
 	}
 	for _, tt := range badInput {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errOut, err := shoalStack(t, n, dir, tt.env, append([]string{"deploy"}, append(tt.files, "spec")...)...)
+			_, errOut, err := shoalStack(t, n, dir, tt.env, append([]string{"deploy", "--resolve-image", "never"}, append(tt.files, "spec")...)...)
 			if err == nil || !strings.Contains(errOut, tt.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 				t.Errorf("deploy: %v, said %q, want one line with %q", err, errOut, tt.want)
 			}
@@ -266,7 +267,7 @@ func composeSpecChecks(n *testenv.Node, dir string, env, files []string, deployE
 			}
 		},
 		"extends": func(t *testing.T) {
-			if cs := storedService(t, n, "spec_web").Spec.TaskTemplate.ContainerSpec; cs.Image != "busybox" || *cs.StopGracePeriod != time.Second {
+			if cs := storedService(t, n, "spec_web").Spec.TaskTemplate.ContainerSpec; cs.Image != "busybox:latest" || *cs.StopGracePeriod != time.Second {
 				t.Errorf("web's image %q, grace %v: want common.yaml's base", cs.Image, cs.StopGracePeriod)
 			}
 		},
@@ -315,12 +316,35 @@ func composeSpecChecks(n *testenv.Node, dir string, env, files []string, deployE
 				t.Errorf("deploy warned %q, want nothing", deployErr)
 			}
 		},
+		"ls, services and ps print what the docker CLI prints": func(t *testing.T) {
+			for _, args := range [][]string{{"ls"}, {"services", "spec"}, {"services", "-q", "spec"}, {"ps", "-q", "spec"}} {
+				want := n.MustDocker(append([]string{"stack"}, args...)...)
+				if got := mustShoalStack(t, n, dir, env, args...); got != want {
+					t.Errorf("shoal stack %s:\n%q\ndocker stack the same:\n%q", strings.Join(args, " "), got, want)
+				}
+			}
+			// CURRENT STATE says how long ago, which moves between the two.
+			rows := func(out string) (rows [][]string) {
+				for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+					cols := regexp.MustCompile(`\s{3,}`).Split(line, -1)
+					if len(cols) > 5 {
+						cols = slices.Delete(cols, 5, 6)
+					}
+					rows = append(rows, cols)
+				}
+				return rows
+			}
+			want := rows(n.MustDocker("stack", "ps", "--no-trunc", "spec"))
+			if got := rows(mustShoalStack(t, n, dir, env, "ps", "--no-trunc", "spec")); !slices.EqualFunc(got, want, slices.Equal) {
+				t.Errorf("shoal stack ps --no-trunc:\n%q\ndocker stack ps --no-trunc:\n%q", got, want)
+			}
+		},
 		"profiles": func(t *testing.T) {
 			if out := n.MustDocker("service", "ls", "--format", "{{.Name}}"); strings.Contains(out, "debug") {
 				t.Errorf("the debug profile's service was deployed: %q", out)
 			}
 			withProfile := append(slices.Clone(env), "COMPOSE_PROFILES=debug")
-			out := mustShoalStack(t, n, dir, withProfile, append([]string{"deploy", "--dry-run"}, append(files, "spec")...)...)
+			out := mustShoalStack(t, n, dir, withProfile, append([]string{"deploy", "--dry-run", "--resolve-image", "never"}, append(files, "spec")...)...)
 			if !strings.Contains(out, "service spec_debug: create\n") {
 				t.Errorf("dry run with COMPOSE_PROFILES=debug:\n%s", out)
 			}
@@ -332,7 +356,7 @@ func composeSpecChecks(n *testenv.Node, dir string, env, files []string, deployE
 // run with three replicas shows the one field and writes nothing, and that
 // the redeploy then updates web in place and leaves client alone.
 func redeploySpec(t *testing.T, n *testenv.Node, dir string, env, files []string) {
-	out := mustShoalStack(t, n, dir, env, append([]string{"deploy", "--dry-run"}, append(files, "spec")...)...)
+	out := mustShoalStack(t, n, dir, env, append([]string{"deploy", "--dry-run", "--resolve-image", "never"}, append(files, "spec")...)...)
 	if strings.Contains(out, ": create") || strings.Contains(out, ": update") {
 		t.Errorf("dry run of the deployed files:\n%s", out)
 	}
@@ -340,7 +364,7 @@ func redeploySpec(t *testing.T, n *testenv.Node, dir string, env, files []string
 	clientTasks := runningTasks(t, n, "spec_client")
 	webTasks := runningTasks(t, n, "spec_web")
 	env = append(slices.Clone(env), "WEB_REPLICAS=3")
-	out = mustShoalStack(t, n, dir, env, append([]string{"deploy", "--dry-run"}, append(files, "spec")...)...)
+	out = mustShoalStack(t, n, dir, env, append([]string{"deploy", "--dry-run", "--resolve-image", "never"}, append(files, "spec")...)...)
 	if !strings.Contains(out, "service spec_web: update\n    ~ Mode.Replicated.Replicas: 2 -> 3\n") ||
 		!strings.Contains(out, "service spec_client: unchanged") || strings.Count(out, "    ") != 1 {
 		t.Errorf("dry run with 3 replicas:\n%s", out)
@@ -349,7 +373,7 @@ func redeploySpec(t *testing.T, n *testenv.Node, dir string, env, files []string
 		t.Errorf("the dry run changed spec_web: version %d, was %d", v, webVersion)
 	}
 
-	out = mustShoalStack(t, n, dir, env, append([]string{"deploy"}, append(files, "spec")...)...)
+	out = mustShoalStack(t, n, dir, env, append([]string{"deploy", "--resolve-image", "never"}, append(files, "spec")...)...)
 	if !strings.Contains(out, "Updating service spec_web") || strings.Contains(out, "Creating") || strings.Contains(out, "spec_client") {
 		t.Errorf("redeploy said %q", out)
 	}
@@ -401,13 +425,13 @@ secrets:
 	})
 
 	// Nothing of a bad deploy is written: not the networks, not the db.
-	_, errOut, err := shoalStack(t, n, dir, nil, "deploy", "-c", "compose.yaml", "-c", "external.yaml", "h")
+	_, errOut, err := shoalStack(t, n, dir, nil, "deploy", "--resolve-image", "never", "-c", "compose.yaml", "-c", "external.yaml", "h")
 	if err == nil || !strings.Contains(errOut, "secret key is external but does not exist") {
 		t.Errorf("deploy with a missing external secret: %v, said %q", err, errOut)
 	}
 	assertNoStack(t, n, "h")
 
-	out, errOut, err := shoalStack(t, n, dir, nil, "deploy", "h")
+	out, errOut, err := shoalStack(t, n, dir, nil, "deploy", "--resolve-image", "never", "h")
 	if err != nil {
 		t.Fatalf("deploy: %v\n%s%s", err, out, errOut)
 	}
