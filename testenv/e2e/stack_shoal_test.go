@@ -463,3 +463,55 @@ secrets:
 	mustShoalStack(t, n, dir, nil, "rm", "h")
 	assertNoStack(t, n, "h")
 }
+
+// The voting app's stack file, as the docker CLI deploys it, deploys with
+// `shoal stack deploy` too: it converges, its services find each other by
+// name on the networks they share and not across; a redeploy with three
+// workers updates the worker in place and leaves every other service as it
+// was (its version and tasks: unchanged services are not written); shoal
+// stack rm leaves nothing.
+func TestShoalStackVotingApp(t *testing.T) {
+	t.Parallel()
+	n := newSwarm(t, "shoalvote")
+	file := votingStack(t, n)
+	dir := filepath.Dir(file)
+	out := mustShoalStack(t, n, dir, nil, "deploy", "--resolve-image", "never", "-c", file, "shop")
+	for _, want := range []string{"Creating network shop_frontend", "Creating network shop_backend",
+		"Creating secret shop_db_password", "Creating config shop_vote_conf", "Creating service shop_worker"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("stack deploy said %q, want %q", out, want)
+		}
+	}
+	waitStack(t, n, "shop", votingServices)
+	assertVotingNames(t, n)
+
+	before := map[string]uint64{}
+	tasks := map[string][]string{}
+	for svc := range votingServices {
+		before[svc] = storedService(t, n, "shop_"+svc).Version.Index
+		tasks[svc] = runningTasks(t, n, "shop_"+svc)
+	}
+	file = votingStack(t, n, "      replicas: 1\n      labels", "      replicas: 3\n      labels")
+	out = mustShoalStack(t, n, dir, nil, "deploy", "--resolve-image", "never", "-c", file, "shop")
+	if out != "Updating service shop_worker\n" {
+		t.Errorf("redeploy with three workers said %q, want only the worker updated", out)
+	}
+	replicas := maps.Clone(votingServices)
+	replicas["worker"] = 3
+	waitStack(t, n, "shop", replicas)
+	for svc := range votingServices {
+		v, now := storedService(t, n, "shop_"+svc).Version.Index, runningTasks(t, n, "shop_"+svc)
+		switch {
+		case svc == "worker" && (v <= before[svc] || len(now) != 3 || !slices.Contains(now, tasks[svc][0])):
+			t.Errorf("worker: version %d (was %d), tasks %q (had %q)", v, before[svc], now, tasks[svc])
+		case svc != "worker" && (v != before[svc] || !slices.Equal(now, tasks[svc])):
+			t.Errorf("shop_%s: version %d (was %d), tasks %q (were %q)", svc, v, before[svc], now, tasks[svc])
+		}
+	}
+
+	out = mustShoalStack(t, n, dir, nil, "rm", "shop")
+	if !strings.Contains(out, "Removing network shop_frontend") || !strings.Contains(out, "Removing network shop_backend") {
+		t.Errorf("stack rm said %q", out)
+	}
+	assertNoStack(t, n, "shop")
+}
