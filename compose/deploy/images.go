@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/opencontainers/go-digest"
 
@@ -52,6 +53,11 @@ type Auth func(image string) (string, error)
 // returns those warnings.
 func ResolveImages(ctx context.Context, eng Engine, st *compose.Stack, cur State, mode ResolveMode, auth Auth) ([]string, error) {
 	var warnings []string
+	type lookup struct {
+		info registry.DistributionInspect
+		err  error
+	}
+	looked := map[string]lookup{} // an image many services run is asked for once
 	for i := range st.Services {
 		spec := &st.Services[i].Spec
 		cs := spec.TaskTemplate.ContainerSpec
@@ -71,20 +77,27 @@ func ResolveImages(ctx context.Context, eng Engine, st *compose.Stack, cur State
 			setImage(spec, img)
 			continue
 		}
-		var enc string
-		if auth != nil {
-			var err error
-			if enc, err = auth(img); err != nil {
-				return nil, fmt.Errorf("service %s: %w", st.Services[i].Name, err)
+		l, ok := looked[img]
+		if !ok {
+			var enc string
+			if auth != nil {
+				var err error
+				if enc, err = auth(img); err != nil {
+					return nil, fmt.Errorf("service %s: %w", st.Services[i].Name, err)
+				}
+			}
+			l.info, l.err = eng.DistributionInspect(ctx, img, enc)
+			looked[img] = l
+			if l.err != nil {
+				warnings = append(warnings, fmt.Sprintf("image %s could not be accessed on a registry to record its digest (%v): "+
+					"each node will pull %s itself, and nodes may run different versions of it", img, l.err, img))
 			}
 		}
-		info, err := eng.DistributionInspect(ctx, img, enc)
-		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("image %s could not be accessed on a registry to record its digest (%v): "+
-				"each node will pull %s itself, and nodes may run different versions of it", img, err, img))
+		if l.err != nil {
 			setImage(spec, img)
 			continue
 		}
+		info := l.info
 		setImage(spec, pinned(img, info.Descriptor.Digest))
 		if pl := spec.TaskTemplate.Placement; pl == nil || len(pl.Platforms) == 0 {
 			var platforms []swarm.Platform

@@ -92,18 +92,24 @@ func TestResolveImages(t *testing.T) {
 	}
 }
 
-// An image the registry does not know stays tagged and is warned about, and
-// the credentials go with the lookup.
+// An image the registry does not know stays tagged and is warned about,
+// once for the services that run it, and the credentials go with the one
+// lookup.
 func TestResolveImageUnknown(t *testing.T) {
 	st := stack()
+	second := st.Services[0]
+	second.Name = "web2"
+	st.Services = append(st.Services, second)
 	eng := &registryEngine{}
 	auth := func(image string) (string, error) { return "creds-for-" + image, nil }
 	warnings, err := ResolveImages(context.Background(), eng, st, State{}, ResolveAlways, auth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.Services[0].Spec.TaskTemplate.ContainerSpec.Image; got != "busybox:latest" {
-		t.Errorf("image %s, want busybox:latest", got)
+	for _, svc := range st.Services {
+		if got := svc.Spec.TaskTemplate.ContainerSpec.Image; got != "busybox:latest" {
+			t.Errorf("%s's image %s, want busybox:latest", svc.Name, got)
+		}
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "busybox:latest could not be accessed on a registry") || !strings.Contains(warnings[0], "manifest unknown") {
 		t.Errorf("warnings %q", warnings)
