@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,8 @@ import (
 // `shoal stack deploy` pins images to their registry digest as the docker
 // CLI's --resolve-image says, and --with-registry-auth sends the
 // credentials `docker login` kept, with which the nodes pull from a
-// registry that wants them.
+// registry that wants them; the docker CLI's stack deploy pins the same
+// way through the daemon.
 func TestShoalStackRegistry(t *testing.T) {
 	t.Parallel()
 	const registry, user, password = "127.0.0.1:5000", "fleet", "s3cret-pass"
@@ -88,4 +91,25 @@ func TestShoalStackRegistry(t *testing.T) {
 
 	mustShoalStack(t, n, dir, nil, "rm", "reg")
 	assertNoStack(t, n, "reg")
+
+	// The docker CLI's stack deploy asks the daemon the same: pinned to the
+	// new digest, pulled with the credentials.
+	writeFiles(t, dir, map[string]string{"cli.yaml": "version: \"3.8\"\n" + composeOf(t, dir)})
+	n.MustDocker("stack", "deploy", "--with-registry-auth", "-c", filepath.Join(dir, "cli.yaml"), "dreg")
+	if got := storedService(t, n, "dreg_app").Spec.TaskTemplate.ContainerSpec.Image; got != registry+"/app:1@"+d2.String() {
+		t.Errorf("docker stack deploy: dreg_app's image %s, want it pinned to %s", got, d2)
+	}
+	waitRunning(t, n, "dreg_app", 1)
+	n.MustDocker("stack", "rm", "dreg")
+	assertNoStack(t, n, "dreg")
+}
+
+// composeOf is dir's compose.yaml.
+func composeOf(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
