@@ -192,3 +192,21 @@ func TestPlanKeepsDaemonDefaults(t *testing.T) {
 		t.Errorf("planning wrote to the stack's spec: %+v", spec.UpdateConfig)
 	}
 }
+
+// With --with-registry-auth an unchanged service is sent again, for its
+// credentials; a dry run says so.
+func TestSendCredentials(t *testing.T) {
+	p, err := MakePlan(stack(), deployed(2), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SendCredentials()
+	var b strings.Builder
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "service s_web: update (sends the registry credentials again)\n") ||
+		!strings.Contains(b.String(), "network s_default: unchanged\n") {
+		t.Errorf("plan:\n%s", b.String())
+	}
+}
