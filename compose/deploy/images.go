@@ -66,8 +66,7 @@ func ResolveImages(ctx context.Context, eng Engine, st *compose.Stack, cur State
 		}
 		fileImage := cs.Image
 		old, exists := cur.Services[spec.Name]
-		unchanged := exists && old.Spec.Labels[compose.ImageLabel] == fileImage &&
-			old.Spec.TaskTemplate.ContainerSpec != nil
+		unchanged := exists && old.Spec.TaskTemplate.ContainerSpec != nil && sameImage(old.Spec, fileImage)
 		if unchanged && mode != ResolveAlways {
 			keepStoredImage(spec, old.Spec)
 			continue
@@ -112,6 +111,17 @@ func ResolveImages(ctx context.Context, eng Engine, st *compose.Stack, cur State
 		}
 	}
 	return warnings, nil
+}
+
+// sameImage reports whether stored was deployed from fileImage: its
+// ImageLabel says so, or, for a service deployed before shoal set the label,
+// its image is fileImage as written or tagged.
+func sameImage(stored swarm.ServiceSpec, fileImage string) bool {
+	if label, ok := stored.Labels[compose.ImageLabel]; ok {
+		return label == fileImage
+	}
+	img := stored.TaskTemplate.ContainerSpec.Image
+	return img == fileImage || img == tagged(fileImage)
 }
 
 // keepStoredImage gives spec the stored image and, if the file places by no

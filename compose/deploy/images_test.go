@@ -47,6 +47,12 @@ func TestResolveImages(t *testing.T) {
 		cur.Services["s_web"] = svc
 		return cur
 	}
+	// unlabelled is a service deployed before shoal labelled the file's image.
+	unlabelled := func(image string) State {
+		cur := stored("", image)
+		delete(cur.Services["s_web"].Spec.Labels, compose.ImageLabel)
+		return cur
+	}
 	tests := []struct {
 		name      string
 		mode      ResolveMode
@@ -61,6 +67,9 @@ func TestResolveImages(t *testing.T) {
 		{"unchanged, never: kept", ResolveNever, stored("busybox", pin("busybox:latest", "a")), pin("busybox:latest", "a"), 1},
 		{"unchanged, always: pinned again", ResolveAlways, stored("busybox", pin("busybox:latest", "a")), pin("busybox:latest", "b"), 2},
 		{"changed, changed: pinned", ResolveChanged, stored("busybox:1", pin("busybox:1", "a")), pin("busybox:latest", "b"), 2},
+		{"no label, same image, never: kept", ResolveNever, unlabelled("busybox"), "busybox", 1},
+		{"no label, same image tagged, changed: kept", ResolveChanged, unlabelled("busybox:latest"), "busybox:latest", 1},
+		{"no label, other image, never: tagged", ResolveNever, unlabelled("busybox:1"), "busybox:latest", 0},
 		{"changed, never: tagged, old platforms gone", ResolveNever, stored("busybox:1", pin("busybox:1", "a")), "busybox:latest", 0},
 	}
 	for _, tt := range tests {
