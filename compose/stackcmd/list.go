@@ -13,6 +13,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/compose"
@@ -238,18 +239,45 @@ func shortImage(image string) string {
 	return image
 }
 
-// servicePorts are the ports published on the ingress network, as
-// *:published->target/protocol, sorted.
+// servicePorts are the ports published on the ingress network, sorted by
+// protocol and published port, as the docker CLI shows them: ports that
+// follow each other on both sides, or several published ports onto one
+// target, are one range (*:8080-8081->80-81/tcp, *:8080-8081->80/tcp).
 func servicePorts(ports []swarm.PortConfig) string {
 	ports = slices.Clone(ports)
 	slices.SortFunc(ports, func(a, b swarm.PortConfig) int {
 		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.PublishedPort, b.PublishedPort))
 	})
-	var out []string
+	type portRange struct {
+		pubFrom, pubTo, tgtFrom, tgtTo uint32
+		proto                          network.IPProtocol
+	}
+	var ranges []portRange
 	for _, p := range ports {
-		if p.PublishMode == swarm.PortConfigPublishModeIngress {
-			out = append(out, fmt.Sprintf("*:%d->%d/%s", p.PublishedPort, p.TargetPort, p.Protocol))
+		if p.PublishMode != swarm.PortConfigPublishModeIngress {
+			continue
 		}
+		if n := len(ranges); n > 0 {
+			r := &ranges[n-1]
+			step := func(to, next uint32) bool { return next == to || next == to+1 }
+			targetsRange := r.tgtTo > r.tgtFrom
+			if p.Protocol == r.proto && step(r.pubTo, p.PublishedPort) && step(r.tgtTo, p.TargetPort) &&
+				!(targetsRange && p.TargetPort <= r.tgtTo) {
+				r.pubTo, r.tgtTo = p.PublishedPort, p.TargetPort
+				continue
+			}
+		}
+		ranges = append(ranges, portRange{p.PublishedPort, p.PublishedPort, p.TargetPort, p.TargetPort, p.Protocol})
+	}
+	span := func(from, to uint32) string {
+		if to > from {
+			return fmt.Sprintf("%d-%d", from, to)
+		}
+		return fmt.Sprint(from)
+	}
+	out := make([]string, 0, len(ranges))
+	for _, r := range ranges {
+		out = append(out, fmt.Sprintf("*:%s->%s/%s", span(r.pubFrom, r.pubTo), span(r.tgtFrom, r.tgtTo), r.proto))
 	}
 	return strings.Join(out, ", ")
 }

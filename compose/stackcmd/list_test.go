@@ -124,3 +124,28 @@ func TestWriteTasks(t *testing.T) {
 		t.Errorf("stack ps -q --no-trunc: %v %q", err, b.String())
 	}
 }
+
+func TestServicePorts(t *testing.T) {
+	port := func(proto network.IPProtocol, pub, tgt uint32) swarm.PortConfig {
+		return swarm.PortConfig{Protocol: proto, PublishedPort: pub, TargetPort: tgt, PublishMode: swarm.PortConfigPublishModeIngress}
+	}
+	tcp, udp := network.TCP, network.UDP
+	tests := []struct {
+		name  string
+		ports []swarm.PortConfig
+		want  string
+	}{
+		{"one", []swarm.PortConfig{port(tcp, 8080, 80)}, "*:8080->80/tcp"},
+		{"consecutive on both sides", []swarm.PortConfig{port(tcp, 81, 81), port(tcp, 80, 80)}, "*:80-81->80-81/tcp"},
+		{"several onto one target", []swarm.PortConfig{port(tcp, 80, 80), port(tcp, 81, 80)}, "*:80-81->80/tcp"},
+		{"a range, then back to its start", []swarm.PortConfig{port(tcp, 80, 80), port(tcp, 81, 81), port(tcp, 82, 80)}, "*:80-81->80-81/tcp, *:82->80/tcp"},
+		{"apart", []swarm.PortConfig{port(tcp, 80, 80), port(tcp, 90, 90)}, "*:80->80/tcp, *:90->90/tcp"},
+		{"protocols apart", []swarm.PortConfig{port(udp, 53, 53), port(tcp, 53, 53)}, "*:53->53/tcp, *:53->53/udp"},
+		{"host mode not shown", []swarm.PortConfig{{Protocol: tcp, PublishedPort: 80, TargetPort: 80, PublishMode: swarm.PortConfigPublishModeHost}}, ""},
+	}
+	for _, tt := range tests {
+		if got := servicePorts(tt.ports); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

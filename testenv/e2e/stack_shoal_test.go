@@ -465,8 +465,9 @@ secrets:
 }
 
 // The voting app's stack file, as the docker CLI deploys it, deploys with
-// `shoal stack deploy` too: it converges, its services find each other by
-// name on the networks they share and not across; a redeploy with three
+// `shoal stack deploy` too: it converges, shoal stack services prints what
+// the docker CLI prints, its services find each other by name on the
+// networks they share and not across; a redeploy with three
 // workers updates the worker in place and leaves every other service as it
 // was (its version and tasks: unchanged services are not written); shoal
 // stack rm leaves nothing.
@@ -484,6 +485,10 @@ func TestShoalStackVotingApp(t *testing.T) {
 	}
 	waitStack(t, n, "shop", votingServices)
 	assertVotingNames(t, n)
+	// Published ports, one chosen by the swarm: the docker CLI's table.
+	if got, want := mustShoalStack(t, n, dir, nil, "services", "shop"), n.MustDocker("stack", "services", "shop"); got != want {
+		t.Errorf("shoal stack services:\n%s\ndocker stack services:\n%s", got, want)
+	}
 
 	before := map[string]uint64{}
 	tasks := map[string][]string{}
