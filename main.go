@@ -22,6 +22,7 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-project/shoal/cluster"
+	"github.com/shoal-project/shoal/compose/stackcmd"
 	"github.com/shoal-project/shoal/runtime/container"
 	"github.com/shoal-project/shoal/runtime/initproc"
 	"github.com/spf13/pflag"
@@ -81,7 +82,7 @@ func main() {
 			os.Exit(1)
 		}
 	case "stack":
-		o, err := parseStackFlags(os.Args[2:])
+		o, err := stackcmd.Parse(os.Args[2:])
 		if errors.Is(err, pflag.ErrHelp) {
 			return
 		}
@@ -91,8 +92,8 @@ func main() {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		if err := runStack(ctx, o, os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintf(os.Stderr, "shoal stack %s: %v\n", o.sub, err)
+		if err := stackcmd.Run(ctx, o, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintf(os.Stderr, "shoal stack %s: %v\n", o.Sub, err)
 			os.Exit(1)
 		}
 	case "version", "--version", "-v":
@@ -137,7 +138,7 @@ Commands:
   daemon      run the shoal daemon (a Docker Engine API in swarm mode)
   install     install this binary as /usr/local/bin/shoal with a systemd unit (shoal.service)
   uninstall   remove them (the data root and task containers stay)
-  stack       deploy, show or remove a stack of Compose Spec files (a client of DOCKER_HOST)
+  stack       deploy, show, list or remove a stack of Compose Spec files (a client of DOCKER_HOST)
   version     print the version
 
 Run 'shoal daemon --help' for the daemon's flags.

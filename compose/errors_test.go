@@ -22,7 +22,9 @@ func TestLoadErrorsLocate(t *testing.T) {
 		{"in a list", "services:\n  web:\n    image: busybox\n    ports:\n      - target: 80\n        nope: 1\n",
 			FileError{Line: 5, Key: "services.web.ports.0", Msg: "additional properties 'nope' not allowed"}},
 		{"syntax", "services:\n  web:\n    image: busybox\n  - x\n",
-			FileError{Msg: "did not find expected key"}},
+			FileError{Line: 4, Msg: "non-map value is specified"}},
+		{"tab", "services:\n  web:\n\timage: busybox\n",
+			FileError{Line: 3, Msg: "cannot start any token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,5 +41,22 @@ func TestLoadErrorsLocate(t *testing.T) {
 				t.Errorf("Load = %s:%d %q %q, want bad.yaml:%d %q %q", fe.File, fe.Line, fe.Key, fe.Msg, tt.want.Line, tt.want.Key, tt.want.Msg)
 			}
 		})
+	}
+}
+
+// A missing required variable names the file and line that require it and
+// the key, also when the file is included by the one given.
+func TestRequiredVariableLocated(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "compose.yaml", "include:\n  - path: [inc.yaml]\nservices:\n  db:\n    image: busybox\n")
+	writeFile(t, dir, "inc.yaml", "services:\n  web:\n    image: busybox\n    environment:\n      A: ${TOKEN:?give the token}\n")
+	_, err := Load(context.Background(), Options{Files: []string{filepath.Join(dir, "compose.yaml")}, ProjectName: "x"})
+	var fe *FileError
+	if !errors.As(err, &fe) {
+		t.Fatalf("Load = %v, want a FileError", err)
+	}
+	want := filepath.Join(dir, "inc.yaml") + ":5: services.web.environment.A: required variable TOKEN is missing a value: give the token"
+	if fe.Error() != want {
+		t.Errorf("Load = %q, want %q", fe, want)
 	}
 }

@@ -24,6 +24,11 @@ import (
 // docker CLI does; `docker stack ls/ps/rm` filter on it.
 const NamespaceLabel = "com.docker.stack.namespace"
 
+// ImageLabel keeps a service's image as the file names it, as the docker
+// CLI does: the stored image may be pinned to a digest since, and
+// `--resolve-image changed` compares the file with this label.
+const ImageLabel = "com.docker.stack.image"
+
 // Options says which files to load and how to resolve them.
 type Options struct {
 	// Files are merged in order, later ones overriding earlier ones.
@@ -121,6 +126,17 @@ func Load(ctx context.Context, opts Options) (*Stack, error) {
 }
 
 func loadProject(ctx context.Context, opts Options) (*types.Project, []Warning, error) {
+	// Absolute, so that every error names a file the same way: compose-go's
+	// schema errors name them absolute.
+	files := make([]string, len(opts.Files))
+	for i, f := range opts.Files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load compose file %s: %w", f, err)
+		}
+		files[i] = abs
+	}
+	opts.Files = files
 	wd := opts.WorkingDir
 	if wd == "" {
 		wd = filepath.Dir(opts.Files[0])

@@ -85,6 +85,7 @@ func TestServiceDeploy(t *testing.T) {
 		{"name prefixed", web.Name, "shop_web"},
 		{"deploy labels", web.Labels["tier"], "front"},
 		{"namespace", web.Labels[NamespaceLabel], "shop"},
+		{"image as the file names it", web.Labels[ImageLabel], "nginx:1.27"},
 		{"replicas", *web.Mode.Replicated.Replicas, uint64(3)},
 		{"global", service(t, st, "db").Spec.Mode.Global != nil, true},
 		{"default replicas", *service(t, st, "agent").Spec.Mode.Replicated.Replicas, uint64(1)},

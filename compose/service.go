@@ -62,7 +62,7 @@ func serviceSpec(p *types.Project, svc types.ServiceConfig) (swarm.ServiceSpec, 
 	}
 
 	spec := swarm.ServiceSpec{
-		Annotations:  swarm.Annotations{Name: p.Name + "_" + svc.Name, Labels: withNamespace(p.Name, nil)},
+		Annotations:  swarm.Annotations{Name: p.Name + "_" + svc.Name, Labels: withNamespace(p.Name, map[string]string{ImageLabel: svc.Image})},
 		TaskTemplate: swarm.TaskSpec{ContainerSpec: cs, Networks: attachments(p, svc)},
 	}
 	if err := applyDeploy(&spec, svc); err != nil {

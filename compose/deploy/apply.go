@@ -22,6 +22,9 @@ type Options struct {
 	WaitTimeout time.Duration
 	// Poll is how often a wait lists tasks; zero means half a second.
 	Poll time.Duration
+	// Auth, when not nil, gives the registry credential sent with each
+	// service created or updated (--with-registry-auth).
+	Auth Auth
 }
 
 // Apply carries out the plan. Existing secrets are sent back first, which the
@@ -67,7 +70,7 @@ func Apply(ctx context.Context, eng Engine, p *Plan, o Options) error {
 				return fmt.Errorf("service %s: %w", svc.Name, err)
 			}
 		}
-		if ids[svc.Name], err = writeService(ctx, eng, svc.Spec, changes["service "+svc.Spec.Name], cur, o.Out); err != nil {
+		if ids[svc.Name], err = writeService(ctx, eng, svc.Spec, changes["service "+svc.Spec.Name], cur, o); err != nil {
 			return err
 		}
 	}
@@ -153,21 +156,29 @@ func (p *Plan) has(kind, name string) bool {
 
 // writeService creates or updates one service as its change says and returns
 // its ID.
-func writeService(ctx context.Context, eng Engine, spec swarm.ServiceSpec, c Change, cur State, out io.Writer) (string, error) {
+func writeService(ctx context.Context, eng Engine, spec swarm.ServiceSpec, c Change, cur State, o Options) (string, error) {
 	old, exists := cur.Services[spec.Name]
-	switch {
-	case !exists:
+	if exists && c.Action == Unchanged {
+		return old.ID, nil
+	}
+	var auth string
+	if o.Auth != nil && spec.TaskTemplate.ContainerSpec != nil {
+		var err error
+		if auth, err = o.Auth(spec.TaskTemplate.ContainerSpec.Image); err != nil {
+			return "", fmt.Errorf("service %s: %w", spec.Name, err)
+		}
+	}
+	out := o.Out
+	if !exists {
 		fmt.Fprintf(out, "Creating service %s\n", spec.Name)
-		id, err := eng.CreateService(ctx, resolve(spec, old, cur))
+		id, err := eng.CreateService(ctx, resolve(spec, old, cur), auth)
 		if err != nil {
 			return "", fmt.Errorf("create service %s: %w", spec.Name, err)
 		}
 		return id, nil
-	case c.Action == Unchanged:
-		return old.ID, nil
 	}
 	fmt.Fprintf(out, "Updating service %s\n", spec.Name)
-	if err := eng.UpdateService(ctx, old.ID, old.Version, resolve(spec, old, cur)); err != nil {
+	if err := eng.UpdateService(ctx, old.ID, old.Version, resolve(spec, old, cur), auth); err != nil {
 		return "", fmt.Errorf("update service %s: %w", spec.Name, err)
 	}
 	return old.ID, nil

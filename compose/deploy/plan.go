@@ -192,9 +192,10 @@ func missingReferences(st *compose.Stack, cur State) []string {
 
 // resolve is spec as the daemon stores it: network targets and secret and
 // config references by ID where they exist, the defaults the daemon filled
-// in (runtime, isolation) and the stored spec's force-update counter kept, so
-// that only what the files change differs.
+// in (runtime, isolation, storedDefaults) and the stored spec's force-update
+// counter kept, so that only what the files change differs.
 func resolve(spec swarm.ServiceSpec, old swarm.Service, cur State) swarm.ServiceSpec {
+	spec = storedDefaults(spec)
 	oldTT := old.Spec.TaskTemplate
 	spec.TaskTemplate.ForceUpdate = oldTT.ForceUpdate
 	if spec.TaskTemplate.Runtime == "" && oldTT.Runtime == swarm.RuntimeContainer {
@@ -237,6 +238,56 @@ func resolve(spec swarm.ServiceSpec, old swarm.Service, cur State) swarm.Service
 	return spec
 }
 
+// storedDefaults fills what dockerd (swarmkit) and shoal fill in a spec that
+// leaves it out, in the parts a compose file sets only in part: an update or
+// rollback config's failure action (pause) and order (stop-first), a restart
+// policy's condition (any) and attempts (0), an endpoint's mode (vip).
+// Pointers it fills are fresh copies.
+func storedDefaults(spec swarm.ServiceSpec) swarm.ServiceSpec {
+	for _, u := range []**swarm.UpdateConfig{&spec.UpdateConfig, &spec.RollbackConfig} {
+		if *u == nil {
+			continue
+		}
+		c := **u
+		if c.FailureAction == "" {
+			c.FailureAction = swarm.UpdateFailureActionPause
+		}
+		if c.Order == "" {
+			c.Order = swarm.UpdateOrderStopFirst
+		}
+		*u = &c
+	}
+	if rp := spec.TaskTemplate.RestartPolicy; rp != nil {
+		p := *rp
+		if p.Condition == "" {
+			p.Condition = swarm.RestartPolicyConditionAny
+		}
+		if p.MaxAttempts == nil {
+			var zero uint64
+			p.MaxAttempts = &zero
+		}
+		spec.TaskTemplate.RestartPolicy = &p
+	}
+	if ep := spec.EndpointSpec; ep != nil && ep.Mode == "" {
+		e := *ep
+		e.Mode = swarm.ResolutionModeVIP
+		spec.EndpointSpec = &e
+	}
+	return spec
+}
+
 func sortedNames[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// SendCredentials makes every existing service that the plan leaves
+// unchanged an update, so that --with-registry-auth's credentials reach it:
+// the swarm keeps them apart from the spec, where no diff can see them, and
+// the docker CLI sends them with every service on every deploy.
+func (p *Plan) SendCredentials() {
+	for i, c := range p.Changes {
+		if c.Kind == "service" && c.Action == Unchanged {
+			p.Changes[i].Action, p.Changes[i].Note = Update, "sends the registry credentials again"
+		}
+	}
 }

@@ -157,3 +157,56 @@ func TestDiff(t *testing.T) {
 		t.Errorf("Diff:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.ReplaceAll(want, "|", "\n"))
 	}
 }
+
+// The parts of update_config, restart_policy and ports a file leaves out
+// are what the daemon filled in: an unchanged file is no update.
+func TestPlanKeepsDaemonDefaults(t *testing.T) {
+	st := stack()
+	spec := &st.Services[0].Spec
+	spec.UpdateConfig = &swarm.UpdateConfig{Parallelism: 2}
+	spec.RollbackConfig = &swarm.UpdateConfig{Parallelism: 1, Order: swarm.UpdateOrderStartFirst}
+	spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionOnFailure}
+	spec.EndpointSpec = &swarm.EndpointSpec{Ports: []swarm.PortConfig{{TargetPort: 80, Protocol: network.TCP, PublishMode: swarm.PortConfigPublishModeIngress}}}
+
+	cur := deployed(2)
+	svc := cur.Services["s_web"]
+	stored := svc.Spec
+	stored.UpdateConfig = &swarm.UpdateConfig{Parallelism: 2, FailureAction: swarm.UpdateFailureActionPause, Order: swarm.UpdateOrderStopFirst}
+	stored.RollbackConfig = &swarm.UpdateConfig{Parallelism: 1, FailureAction: swarm.UpdateFailureActionPause, Order: swarm.UpdateOrderStartFirst}
+	zero := uint64(0)
+	stored.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionOnFailure, MaxAttempts: &zero}
+	stored.EndpointSpec = &swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP, Ports: spec.EndpointSpec.Ports}
+	svc.Spec = stored
+	cur.Services["s_web"] = svc
+
+	p, err := MakePlan(st, cur, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Changes {
+		if c.Kind == "service" && c.Action != Unchanged {
+			t.Errorf("service %s: %s %v, want unchanged", c.Name, c.Action, c.Fields)
+		}
+	}
+	if spec.UpdateConfig.FailureAction != "" {
+		t.Errorf("planning wrote to the stack's spec: %+v", spec.UpdateConfig)
+	}
+}
+
+// With --with-registry-auth an unchanged service is sent again, for its
+// credentials; a dry run says so.
+func TestSendCredentials(t *testing.T) {
+	p, err := MakePlan(stack(), deployed(2), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SendCredentials()
+	var b strings.Builder
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "service s_web: update (sends the registry credentials again)\n") ||
+		!strings.Contains(b.String(), "network s_default: unchanged\n") {
+		t.Errorf("plan:\n%s", b.String())
+	}
+}

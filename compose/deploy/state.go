@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/compose"
@@ -20,8 +21,9 @@ import (
 // Engine is the part of the Engine API a deploy uses; *client.Client is one.
 type Engine interface {
 	Services(ctx context.Context, f client.Filters) ([]swarm.Service, error)
-	CreateService(ctx context.Context, spec swarm.ServiceSpec) (string, error)
-	UpdateService(ctx context.Context, id string, version swarm.Version, spec swarm.ServiceSpec) error
+	CreateService(ctx context.Context, spec swarm.ServiceSpec, auth string) (string, error)
+	UpdateService(ctx context.Context, id string, version swarm.Version, spec swarm.ServiceSpec, auth string) error
+	DistributionInspect(ctx context.Context, image, auth string) (registry.DistributionInspect, error)
 	RemoveService(ctx context.Context, id string) error
 	Tasks(ctx context.Context, f client.Filters) ([]swarm.Task, error)
 	Networks(ctx context.Context, f client.Filters) ([]network.Summary, error)

@@ -125,6 +125,11 @@ func mutualTLS(dir string) (*tls.Config, error) {
 // decodes a 2xx answer's JSON into out (unless nil). Any other answer is a
 // *StatusError carrying the daemon's message.
 func (c *Client) Call(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	return c.call(ctx, method, path, query, nil, body, out)
+}
+
+// call is Call with header added to the request.
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, header http.Header, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -140,6 +145,9 @@ func (c *Client) Call(ctx context.Context, method, path string, query url.Values
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -3,10 +3,12 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 )
 
@@ -38,17 +40,55 @@ func (c *Client) Services(ctx context.Context, f Filters) ([]swarm.Service, erro
 	return out, c.Call(ctx, "GET", "/services", f.query(), nil, &out)
 }
 
-// CreateService creates a service and returns its ID.
-func (c *Client) CreateService(ctx context.Context, spec swarm.ServiceSpec) (string, error) {
+// authHeader carries an encoded registry credential; none when auth is empty.
+func authHeader(auth string) http.Header {
+	if auth == "" {
+		return nil
+	}
+	return http.Header{registry.AuthHeader: {auth}}
+}
+
+// ServicesWithStatus lists the services that match f, each with how many
+// of its tasks run and are wanted (?status=true, as `docker service ls`).
+func (c *Client) ServicesWithStatus(ctx context.Context, f Filters) ([]swarm.Service, error) {
+	var out []swarm.Service
+	q := f.query()
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("status", "true")
+	return out, c.Call(ctx, "GET", "/services", q, nil, &out)
+}
+
+// Nodes lists the swarm's nodes that match f.
+func (c *Client) Nodes(ctx context.Context, f Filters) ([]swarm.Node, error) {
+	var out []swarm.Node
+	return out, c.Call(ctx, "GET", "/nodes", f.query(), nil, &out)
+}
+
+// CreateService creates a service and returns its ID. auth, when not empty,
+// is an encoded registry credential (X-Registry-Auth, see Credentials) that
+// the swarm keeps with the service for its nodes to pull its image.
+func (c *Client) CreateService(ctx context.Context, spec swarm.ServiceSpec, auth string) (string, error) {
 	var out swarm.ServiceCreateResponse
-	err := c.Call(ctx, "POST", "/services/create", nil, spec, &out)
+	err := c.call(ctx, "POST", "/services/create", nil, authHeader(auth), spec, &out)
 	return out.ID, err
 }
 
 // UpdateService replaces service id's spec; version is the one the spec was
-// read at, so that a concurrent change is refused rather than lost.
-func (c *Client) UpdateService(ctx context.Context, id string, version swarm.Version, spec swarm.ServiceSpec) error {
-	return c.Call(ctx, "POST", "/services/"+url.PathEscape(id)+"/update", versionQuery(version), spec, nil)
+// read at, so that a concurrent change is refused rather than lost. auth is
+// as for CreateService.
+func (c *Client) UpdateService(ctx context.Context, id string, version swarm.Version, spec swarm.ServiceSpec, auth string) error {
+	return c.call(ctx, "POST", "/services/"+url.PathEscape(id)+"/update", versionQuery(version), authHeader(auth), spec, nil)
+}
+
+// DistributionInspect asks the daemon to look image up on its registry: its
+// manifest's digest and the platforms it is built for. auth is as for
+// CreateService.
+func (c *Client) DistributionInspect(ctx context.Context, image, auth string) (registry.DistributionInspect, error) {
+	var out registry.DistributionInspect
+	err := c.call(ctx, "GET", "/distribution/"+image+"/json", nil, authHeader(auth), nil, &out)
+	return out, err
 }
 
 // RemoveService removes a service.

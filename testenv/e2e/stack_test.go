@@ -125,25 +125,7 @@ func TestStackDeployVotingApp(t *testing.T) {
 		t.Errorf("the stack's networks: %q", got)
 	}
 
-	// Names: worker is on both networks, vote on frontend only.
-	testenv.WaitFor(t, 30*time.Second, "worker reaching db and vote by their short names", func() (bool, string) {
-		db, err1 := httpVia(t, n, "shop_worker", "db", 5432)
-		vote, err2 := httpVia(t, n, "shop_worker", "vote", 80)
-		return err1 == nil && err2 == nil && strings.HasSuffix(strings.TrimSpace(db), "s3cret-postgres") &&
-			strings.HasSuffix(strings.TrimSpace(vote), "vote: cats or dogs"), db + vote
-	})
-	if out, err := execInService(t, n, "shop_worker", "nslookup", "tasks.redis"); err != nil || strings.Count(out, "Address: 10.") != 2 {
-		t.Errorf("nslookup tasks.redis from worker: %v\n%s", err, out)
-	}
-	if out, err := httpVia(t, n, "shop_vote", "redis", 6379); err != nil || !strings.HasSuffix(strings.TrimSpace(out), "redis") {
-		t.Errorf("vote reaching redis on frontend: %v\n%s", err, out)
-	}
-	if out, err := execInService(t, n, "shop_vote", "nslookup", "db"); err == nil || strings.Contains(out, "Address: 10.") {
-		t.Errorf("vote (frontend) resolved db (backend): %v\n%s", err, out)
-	}
-	if out, err := httpVia(t, n, "shop_vote", taskAddr(t, n, "shop_db"), 5432); err == nil && strings.TrimSpace(out) != "" {
-		t.Errorf("vote (frontend) reached db's task on backend: %s", out)
-	}
+	assertVotingNames(t, n)
 
 	// A redeploy with three workers: every service is updated in place (its
 	// version rises), the others keep their tasks.
@@ -199,6 +181,32 @@ func TestStackDeployVotingApp(t *testing.T) {
 		out, err := try(n, "ps", "-aq")
 		return err == nil && strings.TrimSpace(out) == "", out
 	})
+}
+
+// assertVotingNames checks the voting app's names: worker is on both
+// networks and reaches db and vote by their short names, tasks.redis has
+// both replicas, vote (frontend only) reaches redis but neither resolves nor
+// reaches db (backend).
+func assertVotingNames(t *testing.T, n *testenv.Node) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, "worker reaching db and vote by their short names", func() (bool, string) {
+		db, err1 := httpVia(t, n, "shop_worker", "db", 5432)
+		vote, err2 := httpVia(t, n, "shop_worker", "vote", 80)
+		return err1 == nil && err2 == nil && strings.HasSuffix(strings.TrimSpace(db), "s3cret-postgres") &&
+			strings.HasSuffix(strings.TrimSpace(vote), "vote: cats or dogs"), db + vote
+	})
+	if out, err := execInService(t, n, "shop_worker", "nslookup", "tasks.redis"); err != nil || strings.Count(out, "Address: 10.") != 2 {
+		t.Errorf("nslookup tasks.redis from worker: %v\n%s", err, out)
+	}
+	if out, err := httpVia(t, n, "shop_vote", "redis", 6379); err != nil || !strings.HasSuffix(strings.TrimSpace(out), "redis") {
+		t.Errorf("vote reaching redis on frontend: %v\n%s", err, out)
+	}
+	if out, err := execInService(t, n, "shop_vote", "nslookup", "db"); err == nil || strings.Contains(out, "Address: 10.") {
+		t.Errorf("vote (frontend) resolved db (backend): %v\n%s", err, out)
+	}
+	if out, err := httpVia(t, n, "shop_vote", taskAddr(t, n, "shop_db"), 5432); err == nil && strings.TrimSpace(out) != "" {
+		t.Errorf("vote (frontend) reached db's task on backend: %s", out)
+	}
 }
 
 // A stack's services without networks join <stack>_default; an external
