@@ -14,15 +14,72 @@ import (
 	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 )
 
-// Two nodes that change at the same moment both start a handshake: two nodes
-// that learn of each other at once (a node joins, and it and the others get
-// the same mesh), or a rotation the other node learns of as it happens. The
-// two handshakes can cross: each side takes the other's initiation after
-// sending its own, both answer as responders, no session is ever confirmed,
-// and WireGuard's own retry comes only after 5 s. A relay holds both
-// initiations and lets them go together, which makes them cross nearly always; one
-// side must notice and handshake again well before that retry, both times.
+// Two nodes that change at the same moment (they learn of each other from one
+// mesh view, or one takes a new key as the other learns it) must not both
+// start a handshake: two that cross leave no session for seconds. Only the
+// side with the lower key starts one; the handshake then completes at once.
+func TestOneSideStartsTheHandshake(t *testing.T) {
+	p := newPair(t)
+	t.Run("learn each other", func(t *testing.T) {
+		p.r.hold()
+		p.learnEachOther(t)
+		p.oneInitiation(t, p.keyA.PublicKey(), p.keyB.PublicKey())
+	})
+	t.Run("rotation", func(t *testing.T) {
+		newB := newKey(t)
+		p.r.hold()
+		if err := p.b.SetKey(newB); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.a.SetPeers(p.peerOfA(newB)); err != nil {
+			t.Fatal(err)
+		}
+		p.oneInitiation(t, p.keyA.PublicKey(), newB.PublicKey())
+	})
+}
+
+// When both sides start a handshake all the same (traffic both ways at the
+// moment they learn of each other), the two can cross: each takes the other's
+// initiation after sending its own, both answer as responders, no session is
+// confirmed, and WireGuard's own retry comes only after 5 s. A relay holds
+// both initiations and lets them go together, which makes them cross nearly
+// always; the leading side must handshake again well before that retry.
 func TestCrossedHandshakesRecover(t *testing.T) {
+	p := newPair(t)
+	p.r.hold()
+	p.learnEachOther(t)
+	// The following side starts one too, as its traffic would.
+	follower, key := p.b, p.keyA.PublicKey()
+	if leads(p.keyB.PublicKey(), key) {
+		follower, key = p.a, p.keyB.PublicKey()
+	}
+	if err := follower.keepaliveOn([]wgtypes.Key{key}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if toA, toB := p.r.heldInitiations(); toA && toB {
+			break
+		}
+		if time.Now().After(deadline) {
+			p.r.release()
+			t.Fatal("no initiation from both sides")
+		}
+	}
+	released := time.Now()
+	p.r.release()
+	// WireGuard retries a handshake after 5 s and more; the repair must come first.
+	waitHandshakes(t, released, 4500*time.Millisecond, p.a, p.b)
+}
+
+// pair is two interfaces in one namespace whose packets go through a relay.
+type pair struct {
+	r          *relay
+	a, b       *Device
+	keyA, keyB wgtypes.Key
+}
+
+func newPair(t *testing.T) *pair {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces and TUN devices")
 	}
@@ -30,55 +87,54 @@ func TestCrossedHandshakesRecover(t *testing.T) {
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-
-	r := newRelay(t, ns, netip.MustParseAddrPort("127.0.0.1:51830"), netip.MustParseAddrPort("127.0.0.1:51831"))
-	keyA, keyB := newKey(t), newKey(t)
-	devA := openIn(t, ns, Config{Name: "shoal-xa" + ns[4:], Key: keyA, Port: 51830, Address: netip.MustParsePrefix("10.201.0.1/16")})
-	devB := openIn(t, ns, Config{Name: "shoal-xb" + ns[4:], Key: keyB, Port: 51831, Address: netip.MustParsePrefix("10.201.0.2/16")})
-	peerOfA := func(b wgtypes.Key) []Peer {
-		return []Peer{{Key: b.PublicKey(), Endpoint: r.toB, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.201.0.2/32")}}}
-	}
-
-	t.Run("learn each other", func(t *testing.T) {
-		r.cross(t, devA, devB, func() {
-			if err := devA.SetPeers(peerOfA(keyB)); err != nil {
-				t.Fatal(err)
-			}
-			if err := devB.SetPeers([]Peer{{Key: keyA.PublicKey(), Endpoint: r.toA, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.201.0.1/32")}}}); err != nil {
-				t.Fatal(err)
-			}
-		})
-	})
-	t.Run("rotation", func(t *testing.T) {
-		newB := newKey(t)
-		r.cross(t, devA, devB, func() {
-			if err := devB.SetKey(newB); err != nil {
-				t.Fatal(err)
-			}
-			if err := devA.SetPeers(peerOfA(newB)); err != nil {
-				t.Fatal(err)
-			}
-		})
-	})
+	p := &pair{r: newRelay(t, ns, netip.MustParseAddrPort("127.0.0.1:51830"), netip.MustParseAddrPort("127.0.0.1:51831")), keyA: newKey(t), keyB: newKey(t)}
+	p.a = openIn(t, ns, Config{Name: "shoal-xa" + ns[4:], Key: p.keyA, Port: 51830, Address: netip.MustParsePrefix("10.201.0.1/16")})
+	p.b = openIn(t, ns, Config{Name: "shoal-xb" + ns[4:], Key: p.keyB, Port: 51831, Address: netip.MustParsePrefix("10.201.0.2/16")})
+	return p
 }
 
-// cross holds the packets between a and b while change runs, until both
-// have sent a handshake initiation; lets them go together; and waits for a
-// handshake on both sides, sooner than WireGuard's own retry.
-func (r *relay) cross(t *testing.T, a, b *Device, change func()) {
+func (p *pair) peerOfA(b wgtypes.Key) []Peer {
+	return []Peer{{Key: b.PublicKey(), Endpoint: p.r.toB, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.201.0.2/32")}}}
+}
+
+// learnEachOther makes each the other's peer, one right after the other.
+func (p *pair) learnEachOther(t *testing.T) {
 	t.Helper()
-	r.hold()
-	change()
-	for deadline := time.Now().Add(10 * time.Second); !r.heldInitiations(); {
-		if time.Now().After(deadline) {
-			r.release()
-			t.Fatal("no initiation from both sides")
+	if err := p.a.SetPeers(p.peerOfA(p.keyB)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.b.SetPeers([]Peer{{Key: p.keyA.PublicKey(), Endpoint: p.r.toA, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.201.0.1/32")}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// oneInitiation checks, while the relay holds the packets, that the side that
+// leads (of a, with key pubA, and b, with pubB) sent an initiation and the
+// other none within a moment; then lets the packets go and waits for the
+// handshake on both sides.
+func (p *pair) oneInitiation(t *testing.T, pubA, pubB wgtypes.Key) {
+	t.Helper()
+	aLeads := leads(pubA, pubB)
+	from := func() (a, b bool) { toA, toB := p.r.heldInitiations(); return toB, toA }
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if a, b := from(); a && aLeads || b && !aLeads {
+			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			p.r.release()
+			t.Fatal("no initiation from the leading side")
+		}
+	}
+	// The other side's own would have gone with its change, before this one's.
+	for until := time.Now().Add(300 * time.Millisecond); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
+		if a, b := from(); a && b {
+			p.r.release()
+			t.Fatalf("both sides started a handshake (a leads: %v)", aLeads)
+		}
 	}
 	released := time.Now()
-	r.release()
-	waitHandshakes(t, released, 4500*time.Millisecond, a, b)
+	p.r.release()
+	waitHandshakes(t, released, 4500*time.Millisecond, p.a, p.b)
 }
 
 // waitHandshakes waits until every device has a handshake after since with
@@ -192,18 +248,17 @@ func (r *relay) hold() {
 }
 
 // heldInitiations tells whether a handshake initiation (message type 1) is
-// held from each side.
-func (r *relay) heldInitiations() bool {
+// held on its way to a, and to b.
+func (r *relay) heldInitiations() (toA, toB bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	toA, toB := false, false
 	for _, p := range r.held {
 		if len(p.data) > 0 && p.data[0] == 1 {
 			toA = toA || p.to == r.a
 			toB = toB || p.to == r.b
 		}
 	}
-	return toA && toB
+	return toA, toB
 }
 
 // release sends what was held, and stops holding.

@@ -226,8 +226,8 @@ func (d *Device) address(p netip.Prefix) error {
 // SetPeers makes peers the interface's whole peer list, through wgctrl. Peers
 // that stay are updated in place, keeping their sessions (a replace of the
 // whole list would make every peer handshake again and drop packets meanwhile).
-// A peer that is new starts a handshake at once, as the peer does when it
-// learns of this node at the same moment; see watch for when those cross.
+// Of two nodes that learn of each other, only one starts the handshake at once;
+// see watch.
 func (d *Device) SetPeers(peers []Peer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -236,7 +236,7 @@ func (d *Device) SetPeers(peers []Peer) error {
 	if err != nil {
 		return fmt.Errorf("wireguard %s: read peers: %w", d.name, err)
 	}
-	if err := d.client.ConfigureDevice(d.name, peersConfig(cur.Peers, peers)); err != nil {
+	if err := d.client.ConfigureDevice(d.name, peersConfig(cur.PublicKey, cur.Peers, peers)); err != nil {
 		return fmt.Errorf("wireguard %s: set peers: %w", d.name, err)
 	}
 	had := map[wgtypes.Key]bool{}
@@ -260,23 +260,31 @@ func keyConfig(cfg Config) wgtypes.Config {
 	return wgtypes.Config{PrivateKey: &key, ListenPort: &port}
 }
 
-// peersConfig makes peers the whole list of an interface that has cur: those
-// that went are removed, the others set in place (never ReplacePeers, which
-// would end every session).
-func peersConfig(cur []wgtypes.Peer, peers []Peer) wgtypes.Config {
+// peersConfig makes peers the whole list of an interface with key self that
+// has cur: those that went are removed, the others set in place (never
+// ReplacePeers, which would end every session). A new peer gets its keepalive,
+// which sends one at once and so starts a handshake, only from the side that
+// leads the pair; the other side turns it on later (watch). A peer that stays
+// keeps the keepalive it has.
+func peersConfig(self wgtypes.Key, cur []wgtypes.Peer, peers []Peer) wgtypes.Config {
 	cfg := wgtypes.Config{}
 	keep := map[wgtypes.Key]bool{}
 	for _, p := range peers {
 		keep[p.Key] = true
 	}
+	had := map[wgtypes.Key]bool{}
 	for _, p := range cur {
+		had[p.PublicKey] = true
 		if !keep[p.PublicKey] {
 			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true})
 		}
 	}
 	keepalive := KeepaliveInterval
 	for _, p := range peers {
-		pc := wgtypes.PeerConfig{PublicKey: p.Key, ReplaceAllowedIPs: true, PersistentKeepaliveInterval: &keepalive}
+		pc := wgtypes.PeerConfig{PublicKey: p.Key, ReplaceAllowedIPs: true}
+		if !had[p.Key] && leads(self, p.Key) {
+			pc.PersistentKeepaliveInterval = &keepalive
+		}
 		if p.Endpoint.IsValid() {
 			pc.Endpoint = net.UDPAddrFromAddrPort(p.Endpoint)
 		}
@@ -290,16 +298,14 @@ func peersConfig(cur []wgtypes.Peer, peers []Peer) wgtypes.Config {
 
 // KeepaliveInterval is how often a peer is sent a keepalive when nothing else
 // went to it: it keeps NAT mappings open on the way (edge nodes are often
-// behind one), and a peer that is added sends one at once, which starts its
-// handshake without waiting for traffic.
+// behind one), and turning it on sends one at once, which starts a handshake
+// without waiting for traffic.
 const KeepaliveInterval = 25 * time.Second
 
-// SetKey replaces the interface's private key (a rotation) and starts a
-// handshake with every peer at once: the sessions of the old key end with it,
-// and peers that already know the new key take the new handshake, so traffic
-// waits for one round trip instead of the next packet's retry. Peers that
-// learn the new key at the same moment start one too; see watch for when
-// those cross.
+// SetKey replaces the interface's private key (a rotation). The sessions of
+// the old key end with it; the node starts a handshake at once with the peers
+// whose pair it leads with its new key, and the others start one as they learn
+// the key (see watch), so traffic waits for one round trip.
 func (d *Device) SetKey(k wgtypes.Key) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -311,7 +317,7 @@ func (d *Device) SetKey(k wgtypes.Key) error {
 	if err != nil {
 		return fmt.Errorf("wireguard %s: read peers: %w", d.name, err)
 	}
-	for _, cfg := range handshakeConfigs(cur.Peers) {
+	for _, cfg := range handshakeConfigs(cur.PublicKey, cur.Peers) {
 		if err := d.client.ConfigureDevice(d.name, cfg); err != nil {
 			return fmt.Errorf("wireguard %s: start handshakes: %w", d.name, err)
 		}
@@ -324,55 +330,92 @@ func (d *Device) SetKey(k wgtypes.Key) error {
 	return nil
 }
 
-// Crossed handshakes are looked for every crossedHandshakeCheck,
-// crossedHandshakeChecks times: well inside WireGuard's own 5 s retry, which
-// a restart must not meet (it would cross again).
-const (
-	crossedHandshakeCheck  = time.Second
-	crossedHandshakeChecks = 3
+// handshakeConfigs start a handshake with every peer of cur whose pair self
+// leads: a keepalive interval turned on sends a keepalive at once, so off,
+// then on.
+func handshakeConfigs(self wgtypes.Key, cur []wgtypes.Peer) []wgtypes.Config {
+	var out []wgtypes.Config
+	for _, interval := range []time.Duration{0, KeepaliveInterval} {
+		cfg := wgtypes.Config{}
+		for _, p := range cur {
+			if leads(self, p.PublicKey) {
+				cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, UpdateOnly: true, PersistentKeepaliveInterval: &interval})
+			}
+		}
+		if len(cfg.Peers) > 0 {
+			out = append(out, cfg)
+		}
+	}
+	return out
+}
+
+// The side that leads a pair starts a handshake again with a peer that has
+// had none, at each of restartAfter; the other side turns its keepalive on at
+// keepaliveAfter. Both come well before WireGuard's own retry, 5 s after an
+// initiation, and apart from each other: two initiations at once would cross.
+var (
+	restartAfter   = []time.Duration{time.Second, 2 * time.Second}
+	keepaliveAfter = 2500 * time.Millisecond
 )
 
-// watch looks after the handshakes that a change at since started with
-// peers, from the side that leads each pair. When two nodes change at the
-// same moment (two nodes that learn of each other, a rotation the other node
-// learns of as it happens) both start a handshake, and the two can cross:
-// each side takes the other's initiation after sending its own, both answer
-// as responders, and no session is confirmed until WireGuard retries, 5 s
-// later. So the side with the lower public key (one side of every pair, both
-// know which) starts again with each of those peers that has had no handshake
-// a second later, up to a few times.
+// watch looks after the handshakes a change at since asks of peers. Two nodes
+// that change at the same moment (they learn of each other from one mesh view,
+// or one takes a new key as the other learns it) would both start a
+// handshake, and two that cross leave no session (each side answers the
+// other's as a responder, and neither answer is taken; WireGuard retries 5 s
+// later) or, with wireguard-go's parallel handshake workers, a session whose
+// index one side has already dropped (traffic one way is lost until the
+// sender gives up on it, 15 s later). So only the side with the lower public
+// key (both know which) starts one at once, and starts again with a peer
+// that still has had none (its initiation may have reached a node that did
+// not know it yet); the other turns its keepalive on later, which starts one
+// only if there is still no session.
 func (d *Device) watch(since time.Time, self wgtypes.Key, peers []wgtypes.Key) {
-	var led []wgtypes.Key
+	var led, followed []wgtypes.Key
 	for _, p := range peers {
 		if leads(self, p) {
 			led = append(led, p)
+		} else {
+			followed = append(followed, p)
 		}
 	}
-	if len(led) == 0 {
+	if len(peers) == 0 {
 		return
 	}
 	go func() {
-		for range crossedHandshakeChecks {
+		start := time.Now()
+		wait := func(at time.Duration) bool {
 			select {
 			case <-d.closed:
-				return
-			case <-time.After(crossedHandshakeCheck):
+				return false
+			case <-time.After(time.Until(start.Add(at))):
+				return true
+			}
+		}
+		for _, at := range restartAfter {
+			if len(led) == 0 || !wait(at) {
+				break
 			}
 			stale, err := d.restartStale(since, led)
 			if err != nil {
 				d.log.Warn("wireguard: start a handshake again", "name", d.name, "err", err)
-				return
+				break
 			}
 			if stale == 0 {
-				return
+				break
 			}
 			d.log.Debug("wireguard: started handshakes again", "name", d.name, "peers", stale)
+		}
+		if len(followed) > 0 && wait(keepaliveAfter) {
+			if err := d.keepaliveOn(followed); err != nil {
+				d.log.Warn("wireguard: turn keepalives on", "name", d.name, "err", err)
+			}
 		}
 	}()
 }
 
-// leads tells whether a node with key self starts again a handshake that
-// crossed with the node with key peer.
+// leads tells whether, of the nodes with keys self and peer, self is the one
+// that starts their handshakes.
 func leads(self, peer wgtypes.Key) bool {
 	return bytes.Compare(self[:], peer[:]) < 0
 }
@@ -413,18 +456,26 @@ func restartConfig(cur []wgtypes.Peer, since time.Time, peers []wgtypes.Key) wgt
 	return cfg
 }
 
-// handshakeConfigs start a handshake with every peer of cur: a keepalive
-// interval turned on sends a keepalive at once, so off, then on.
-func handshakeConfigs(cur []wgtypes.Peer) []wgtypes.Config {
-	var out []wgtypes.Config
-	for _, interval := range []time.Duration{0, KeepaliveInterval} {
-		cfg := wgtypes.Config{}
-		for _, p := range cur {
-			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, UpdateOnly: true, PersistentKeepaliveInterval: &interval})
-		}
-		out = append(out, cfg)
+// keepaliveOn gives each of peers that is still there and has none its
+// keepalive.
+func (d *Device) keepaliveOn(peers []wgtypes.Key) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, err := d.client.Device(d.name)
+	if err != nil {
+		return fmt.Errorf("read peers: %w", err)
 	}
-	return out
+	keepalive := KeepaliveInterval
+	cfg := wgtypes.Config{}
+	for _, p := range cur.Peers {
+		if p.PersistentKeepaliveInterval == 0 && slices.Contains(peers, p.PublicKey) {
+			cfg.Peers = append(cfg.Peers, wgtypes.PeerConfig{PublicKey: p.PublicKey, UpdateOnly: true, PersistentKeepaliveInterval: &keepalive})
+		}
+	}
+	if len(cfg.Peers) == 0 {
+		return nil
+	}
+	return d.client.ConfigureDevice(d.name, cfg)
 }
 
 // Stats reads the interface's peers as wgctrl reports them: handshakes and bytes.
