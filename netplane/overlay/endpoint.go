@@ -61,7 +61,8 @@ type Endpoint struct {
 // a veth pair, the sandbox end named a.IfName with a.Addr, the host end
 // routing a.Addr/32. Inside, the gateway is a permanent neighbour at the host
 // end's MAC and the subnet (and a.Routes) are routed through it, so the task
-// never resolves a peer. The host end filters spoofed sources (rp_filter).
+// never resolves a peer. Spoofed sources are dropped by the table's guard
+// (and by the host end's rp_filter, as far as the host's sysctls allow).
 //
 // Attaching again with the same attachment changes nothing, so a restarted
 // daemon re-attaching its tasks keeps their connections; an endpoint of the
@@ -269,7 +270,8 @@ func configureInside(inside *netlink.Handle, hostEnd, peer netlink.Link, e endpo
 }
 
 // setRPFilter makes the host end drop packets whose source is not routed back
-// through it: a task cannot send as another task. /proc/sys/net belongs to
+// through it: a task cannot send as another task. The table's guard does the
+// same whatever the sysctls say; this is the second line. /proc/sys/net belongs to
 // the namespace of the opening thread, hence a thread in the host's.
 func (p *Plane) setRPFilter(name string) error {
 	path := "/proc/sys/net/ipv4/conf/" + name + "/rp_filter"

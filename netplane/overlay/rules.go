@@ -13,6 +13,7 @@ import (
 
 // Chains of the Plane's table.
 const (
+	chainGuard       = "guard"       // filter, prerouting: sources a task may not send
 	chainForward     = "forward"     // filter: jumps to isolate for overlay traffic
 	chainIsolate     = "isolate"     // what overlay traffic may pass; the rest is dropped
 	chainPrerouting  = "prerouting"  // nat: VIPs to their backends
@@ -40,6 +41,8 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 	conn.AddTable(t)
 	conn.FlushTable(t)
 	accept := nftables.ChainPolicyAccept
+	guard := conn.AddChain(&nftables.Chain{Name: chainGuard, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
 	forward := conn.AddChain(&nftables.Chain{Name: chainForward, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	isolate := conn.AddChain(&nftables.Chain{Name: chainIsolate, Table: t})
@@ -51,6 +54,7 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 	rule := func(c *nftables.Chain, parts ...[]expr.Any) {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: concat(parts...)})
 	}
+	rule(guard, guardRule()...)
 	rs.forwardRules(func(parts ...[]expr.Any) { rule(forward, parts...) })
 	rs.isolateRules(func(parts ...[]expr.Any) { rule(isolate, parts...) })
 	if err := rs.vipRules(conn, t, func(parts ...[]expr.Any) { rule(pre, parts...) }); err != nil {
@@ -71,6 +75,26 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 		return fmt.Errorf("write nftables table %s: %w", rs.table, err)
 	}
 	return nil
+}
+
+// guardRule drops what a task sends from a source that is not routed back
+// through its host end: another task's address, an unused one of its
+// network, any other. It is the reverse path filter's strict check ("fib
+// saddr . iif oif missing drop"), in the Plane's own table so that no sysctl
+// weakens it (the kernel applies the larger of conf/all/rp_filter and the
+// host end's, and anything may rewrite the host end's after it is made). In
+// prerouting at raw priority, so a spoofed packet makes no conntrack entry.
+// The counter shows what it dropped.
+func guardRule() [][]expr.Any {
+	return [][]expr.Any{
+		matchIfnamePrefix(expr.MetaKeyIIFNAME, hostEndPrefix),
+		{
+			&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Counter{},
+		},
+		verdict(expr.VerdictDrop),
+	}
 }
 
 // forwardRules: replies pass; VIPs without backends are refused at once, not
