@@ -46,6 +46,11 @@ type State struct {
 	Device   string
 	Networks []Network
 	VIPs     []VIP
+	// Relay, when set, carries published-port connections to the tasks of
+	// services that keep their clients' addresses on other nodes with the
+	// client's own source address (see Relay); nil keeps the masquerade for
+	// every one.
+	Relay *Relay
 }
 
 // Apply makes the node's network routes and the Plane's nftables table match
@@ -66,7 +71,13 @@ func (p *Plane) Apply(ctx context.Context, s State) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("apply overlay state: %w", err)
 	}
+	if err := validateRelay(p.cfg.MeshRange, s); err != nil {
+		return fmt.Errorf("apply overlay state: %w", err)
+	}
 	if err := p.syncNetworkRoutes(s); err != nil {
+		return fmt.Errorf("apply overlay state: %w", err)
+	}
+	if err := p.syncRelay(s); err != nil {
 		return fmt.Errorf("apply overlay state: %w", err)
 	}
 	rs := ruleset{table: p.cfg.Table, mesh: p.cfg.MeshRange, state: s}

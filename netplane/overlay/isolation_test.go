@@ -130,7 +130,7 @@ func testSpoofedSources(t *testing.T, all, ends string) {
 
 // setSysctl writes a sysctl of ns (path under /proc/sys); /proc/sys/net is
 // the namespace of the thread that opens it.
-func setSysctl(t *testing.T, ns netns.NsHandle, path, value string) {
+func setSysctl(t testing.TB, ns netns.NsHandle, path, value string) {
 	t.Helper()
 	if err := namespace.Run(ns, func() error {
 		return os.WriteFile("/proc/sys/"+path, []byte(value+"\n"), 0o644)

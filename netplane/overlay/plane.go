@@ -174,6 +174,9 @@ func (p *Plane) Teardown(ctx context.Context) error {
 	if err := p.syncNetworkRoutes(State{}); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.removeRelay(); err != nil {
+		errs = append(errs, err)
+	}
 	ends, err := p.hostEnds()
 	if err != nil {
 		errs = append(errs, err)

@@ -55,8 +55,21 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: concat(parts...)})
 	}
 	rule(guard, guardRule()...)
+	if relayActive(rs.state) {
+		rule(forward, relayClamp())
+	}
 	rs.forwardRules(func(parts ...[]expr.Any) { rule(forward, parts...) })
 	rs.isolateRules(func(parts ...[]expr.Any) { rule(isolate, parts...) })
+	if relayActive(rs.state) {
+		relay := conn.AddChain(&nftables.Chain{Name: chainRelay, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest + 10), Policy: &accept})
+		if err := rs.relayPrerouting(conn, t, func(parts ...[]expr.Any) { rule(relay, parts...) }); err != nil {
+			return err
+		}
+		input := conn.AddChain(&nftables.Chain{Name: chainInput, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		rs.relayInput(func(parts ...[]expr.Any) { rule(input, parts...) })
+	}
 	if err := rs.vipRules(conn, t, func(parts ...[]expr.Any) { rule(pre, parts...) }); err != nil {
 		return err
 	}
@@ -116,6 +129,10 @@ func (rs ruleset) forwardRules(add func(...[]expr.Any)) {
 		add(matchIfname(expr.MetaKeyIIFNAME, d), jump)
 		add(matchIfname(expr.MetaKeyOIFNAME, d), jump)
 	}
+	if relayActive(rs.state) {
+		add(matchIfname(expr.MetaKeyIIFNAME, RelayDevice), jump)
+		add(matchIfname(expr.MetaKeyOIFNAME, RelayDevice), jump)
+	}
 }
 
 // isolateRules: a network's tasks reach each other only; the ingress network
@@ -132,6 +149,9 @@ func (rs ruleset) isolateRules(add func(...[]expr.Any)) {
 			add(matchIfname(expr.MetaKeyOIFNAME, d), matchAddr(offDaddr, expr.CmpOpEq, in.Subnet),
 				ctStatus(ipsDstNAT), verdict(expr.VerdictAccept))
 		}
+	}
+	if relayActive(rs.state) {
+		rs.relayIsolate(add)
 	}
 	add(verdict(expr.VerdictDrop))
 }
@@ -241,9 +261,7 @@ func matchAddr(offset uint32, op expr.CmpOp, p netip.Prefix) []expr.Any {
 
 // matchIfname matches an input or output interface by its whole name.
 func matchIfname(key expr.MetaKey, name string) []expr.Any {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
-	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b}}
+	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameBytes(name)}}
 }
 
 // matchIfnamePrefix matches interfaces whose name starts with prefix, as
