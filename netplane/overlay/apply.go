@@ -78,7 +78,13 @@ func (p *Plane) Apply(ctx context.Context, s State) error {
 		return fmt.Errorf("apply overlay state: %w", err)
 	}
 	if err := p.syncRelay(s); err != nil {
-		return fmt.Errorf("apply overlay state: %w", err)
+		// A kernel without VXLAN, say: connections across nodes are
+		// masqueraded as without the relay, and the rest of s applies.
+		p.log.Warn("the routing mesh's client-source relay is off", "err", err)
+		if rerr := p.removeRelay(); rerr != nil {
+			p.log.Debug("remove the relay", "err", rerr)
+		}
+		s.Relay = nil
 	}
 	rs := ruleset{table: p.cfg.Table, mesh: p.cfg.MeshRange, state: s}
 	if err := rs.apply(p.nft); err != nil {
