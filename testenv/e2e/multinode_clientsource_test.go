@@ -68,6 +68,18 @@ func TestMultiNodeIngressKeepsClientSource(t *testing.T) {
 		})
 	}
 
+	// A task on node1's bridge reaches the port on node1's address too: the
+	// relayed packet leaves with a node address (the bridge's masquerade),
+	// and the reply comes back through the relay.
+	n1.MustDocker("service", "create", "-d", "--name", "local", "--constraint", "node.hostname=="+n1.Name,
+		"--stop-grace-period", "1s", "busybox", "sleep", "100000")
+	waitRunningOn(t, n1, "local", 1, 60*time.Second, nil)
+	local := strings.TrimSpace(n1.MustDocker("ps", "-q", "--filter", "name=local."))
+	testenv.WaitFor(t, 30*time.Second, "a task on node1's bridge reaching keep through node1's address", func() (bool, string) {
+		out, err := try(n1, "exec", local, "sh", "-c", `printf 'GET /cgi-bin/ip HTTP/1.0\r\n\r\n' | nc -w 2 `+n1.Addr()+` 18090 | tail -n 1`)
+		return err == nil && strings.Contains(out, "10."), out
+	})
+
 	// On the wire: WireGuard between the nodes, never the relay's VXLAN
 	// port, never the request.
 	capture, err := lab.Lab.Capture()
