@@ -199,3 +199,36 @@ func expectBulk(t *testing.T, ns netns.NsHandle, addr string) {
 		}
 	}
 }
+
+// Teardown removes the relay with the rest: device, rules and routes.
+func TestTeardownRemovesTheRelay(t *testing.T) {
+	l := newLab(t)
+	n1, n2 := l.nodes[0], l.nodes[1]
+	s := l.state(n1)
+	s.Relay = &Relay{Self: n1.mesh, Peers: []netip.Addr{n2.mesh}}
+	applyState(t, n1, s)
+	h := handleAt(t, n1.ns)
+	if _, err := h.LinkByName(RelayDevice); err != nil {
+		t.Fatalf("no %s after Apply: %v", RelayDevice, err)
+	}
+	if err := n1.plane.Teardown(context.Background()); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	if _, err := h.LinkByName(RelayDevice); err == nil {
+		t.Errorf("%s left after Teardown", RelayDevice)
+	}
+	rules, err := h.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.Priority >= prefIngress && r.Priority <= prefTask {
+			t.Errorf("relay rule left after Teardown: %s", r)
+		}
+	}
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: protoRelay, Table: unix.RT_TABLE_UNSPEC},
+		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil || len(routes) > 0 {
+		t.Errorf("relay routes left after Teardown: %v, %v", routes, err)
+	}
+}
