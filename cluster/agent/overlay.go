@@ -113,6 +113,10 @@ func attachmentOf(na swarm.NetworkAttachment, n, mtu int) (overlay.Attachment, e
 		// Connections the routing mesh brings from other nodes come from their
 		// mesh addresses: answer them through the same interface.
 		att.Routes = []netip.Prefix{overlay.DefaultMeshRange}
+		// Clients the routing mesh relays from other nodes keep their own
+		// addresses (a service's choice): the task answers them through
+		// this interface too, not its default route.
+		att.SourceRouted = true
 	}
 	return att, nil
 }
@@ -153,7 +157,7 @@ func (a *Agent) applyOverlay(ctx context.Context) {
 		if a.cfg.MeshDevice != nil {
 			device = a.cfg.MeshDevice()
 		}
-		if err := a.cfg.Overlay.Apply(ctx, planeState(v, device)); err != nil {
+		if err := a.cfg.Overlay.Apply(ctx, planeState(v, device, a.cfg.NodeID)); err != nil {
 			a.log.Warn("apply the overlay networks", "err", err)
 		}
 	}
@@ -174,9 +178,10 @@ func (a *Agent) applyOverlay(ctx context.Context) {
 	}
 }
 
-// planeState is the data plane a view asks for: every network, and each
-// VIP balanced over its service's running tasks on that network.
-func planeState(v *session.Overlay, device string) overlay.State {
+// planeState is the data plane a view asks for: every network, each VIP
+// balanced over its service's running tasks on that network, and the relay
+// when a service keeps its clients' addresses.
+func planeState(v *session.Overlay, device, nodeID string) overlay.State {
 	s := overlay.State{Device: device}
 	for _, n := range v.Networks {
 		if n.Subnet.IsValid() {
@@ -190,7 +195,59 @@ func planeState(v *session.Overlay, device string) overlay.State {
 		}
 	}
 	slices.SortFunc(s.VIPs, func(x, y overlay.VIP) int { return x.Addr.Compare(y.Addr) })
+	s.Relay = relayOf(v, nodeID)
 	return s
+}
+
+// relayOf is the routing mesh's relay a view asks of node nodeID: none unless
+// a service that publishes ports keeps its clients' addresses (then every
+// node needs one, to relay or to answer), with every other node of the mesh
+// as a peer and the ingress addresses of such services' running tasks on
+// other nodes as the backends it relays to.
+func relayOf(v *session.Overlay, nodeID string) *overlay.Relay {
+	keep := map[string]bool{}
+	for _, svc := range v.Services {
+		if svc.KeepClientSource && len(svc.Ports) > 0 {
+			keep[svc.ID] = true
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	r := &overlay.Relay{Backends: map[netip.Addr]netip.Addr{}}
+	nodeAddr := map[string]netip.Addr{}
+	for _, p := range v.Mesh {
+		a, err := netip.ParseAddr(p.Addr)
+		if err != nil || !a.Is4() {
+			continue
+		}
+		nodeAddr[p.NodeID] = a
+		if p.NodeID == nodeID {
+			r.Self = a
+		} else {
+			r.Peers = append(r.Peers, a)
+		}
+	}
+	if !r.Self.IsValid() || len(r.Peers) == 0 {
+		return nil
+	}
+	slices.SortFunc(r.Peers, netip.Addr.Compare)
+	ingress := ""
+	for _, n := range v.Networks {
+		if n.Ingress {
+			ingress = n.ID
+		}
+	}
+	for _, t := range v.Tasks {
+		node, ok := nodeAddr[t.NodeID]
+		if !keep[t.ServiceID] || !t.Running || t.NodeID == nodeID || !ok {
+			continue
+		}
+		if addr, ok := t.Addrs[ingress]; ok && ingress != "" {
+			r.Backends[addr] = node
+		}
+	}
+	return r
 }
 
 // runningAddrs are the addresses of each service's running tasks, by service

@@ -37,3 +37,41 @@ func TestRecordsAliases(t *testing.T) {
 		}
 	}
 }
+
+// The relay: none while no publishing service keeps its clients' addresses;
+// then every node gets one, with the other nodes as peers and, as backends,
+// the ingress addresses of such services' running tasks on other nodes.
+func TestRelayOf(t *testing.T) {
+	ingress := session.OverlayNetwork{ID: "ing", Ingress: true, Subnet: netip.MustParsePrefix("10.0.0.0/24")}
+	port := []session.IngressPort{{Protocol: "tcp", Published: 8080, Target: 80}}
+	addr := func(s string) map[string]netip.Addr { return map[string]netip.Addr{"ing": netip.MustParseAddr(s)} }
+	v := &session.Overlay{
+		Networks: []session.OverlayNetwork{ingress},
+		Services: []session.ServiceEndpoint{{ID: "keep", Ports: port}, {ID: "masq", Ports: port}},
+		Tasks: []session.TaskEndpoint{
+			{ID: "k1", ServiceID: "keep", NodeID: "n1", Running: true, Addrs: addr("10.0.0.3")},
+			{ID: "k2", ServiceID: "keep", NodeID: "n2", Running: true, Addrs: addr("10.0.0.4")},
+			{ID: "k3", ServiceID: "keep", NodeID: "n3", Addrs: addr("10.0.0.5")},
+			{ID: "m2", ServiceID: "masq", NodeID: "n2", Running: true, Addrs: addr("10.0.0.6")},
+		},
+		Mesh: []session.MeshPeer{{NodeID: "n1", Addr: "10.254.0.1"}, {NodeID: "n2", Addr: "10.254.0.2"}, {NodeID: "n3", Addr: "10.254.0.3"}},
+	}
+	if r := relayOf(v, "n1"); r != nil {
+		t.Fatalf("relay without a service that keeps client addresses: %+v", r)
+	}
+	v.Services[0].KeepClientSource = true
+	r := relayOf(v, "n1")
+	if r == nil {
+		t.Fatal("no relay for a service that keeps client addresses")
+	}
+	m := netip.MustParseAddr
+	if r.Self != m("10.254.0.1") || !slices.Equal(r.Peers, []netip.Addr{m("10.254.0.2"), m("10.254.0.3")}) {
+		t.Errorf("relay self %s, peers %v", r.Self, r.Peers)
+	}
+	if len(r.Backends) != 1 || r.Backends[m("10.0.0.4")] != m("10.254.0.2") {
+		t.Errorf("relay backends %v, want only keep's running task on n2", r.Backends)
+	}
+	if r := relayOf(v, "n2"); r == nil || r.Self != m("10.254.0.2") || r.Backends[m("10.0.0.3")] != m("10.254.0.1") || len(r.Backends) != 1 {
+		t.Errorf("n2's relay: %+v", r)
+	}
+}

@@ -217,5 +217,6 @@ func serviceEndpoint(s *swarm.Service) (session.ServiceEndpoint, bool) {
 		}
 		ep.Ports = append(ep.Ports, session.IngressPort{Protocol: proto, Published: uint16(p.PublishedPort), Target: uint16(p.TargetPort)})
 	}
+	ep.KeepClientSource = len(ep.Ports) > 0 && s.Spec.Labels[session.ClientSourceLabel] == session.ClientSourcePreserve
 	return ep, len(s.Spec.TaskTemplate.Networks) > 0 || len(ep.VIPs) > 0 || len(ep.Ports) > 0
 }

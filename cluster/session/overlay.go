@@ -51,7 +51,21 @@ type ServiceEndpoint struct {
 	Aliases map[string][]string `json:",omitempty"`
 	// Ports are the ports it publishes through the routing mesh.
 	Ports []IngressPort `json:",omitempty"`
+	// KeepClientSource: connections the routing mesh sends to its tasks on
+	// other nodes keep the client's source address (the service's label
+	// ClientSourceLabel=ClientSourcePreserve), relayed instead of
+	// masqueraded.
+	KeepClientSource bool `json:",omitempty"`
 }
+
+// ClientSourceLabel is the service label that asks the routing mesh to keep
+// clients' source addresses across nodes, with the value
+// ClientSourcePreserve. Without it, connections to tasks on other nodes come
+// from the node that took them (tasks on that node see the client anyway).
+const (
+	ClientSourceLabel    = "com.shoal.ingress.client-source"
+	ClientSourcePreserve = "preserve"
+)
 
 // IngressPort is a port published on every node and balanced over the
 // service's tasks, wherever they run.

@@ -46,6 +46,11 @@ type State struct {
 	Device   string
 	Networks []Network
 	VIPs     []VIP
+	// Relay, when set, carries published-port connections to the tasks of
+	// services that keep their clients' addresses on other nodes with the
+	// client's own source address (see Relay); nil keeps the masquerade for
+	// every one.
+	Relay *Relay
 }
 
 // Apply makes the node's network routes and the Plane's nftables table match
@@ -66,8 +71,20 @@ func (p *Plane) Apply(ctx context.Context, s State) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("apply overlay state: %w", err)
 	}
+	if err := validateRelay(p.cfg.MeshRange, s); err != nil {
+		return fmt.Errorf("apply overlay state: %w", err)
+	}
 	if err := p.syncNetworkRoutes(s); err != nil {
 		return fmt.Errorf("apply overlay state: %w", err)
+	}
+	if err := p.syncRelay(s); err != nil {
+		// A kernel without VXLAN, say: connections across nodes are
+		// masqueraded as without the relay, and the rest of s applies.
+		p.log.Warn("the routing mesh's client-source relay is off", "err", err)
+		if rerr := p.removeRelay(); rerr != nil {
+			p.log.Debug("remove the relay", "err", rerr)
+		}
+		s.Relay = nil
 	}
 	rs := ruleset{table: p.cfg.Table, mesh: p.cfg.MeshRange, state: s}
 	if err := rs.apply(p.nft); err != nil {

@@ -44,6 +44,11 @@ type Attachment struct {
 	// Routes are further prefixes the task reaches through the gateway, such
 	// as the mesh range for the ingress network.
 	Routes []netip.Prefix
+	// SourceRouted sends whatever the task sends from Addr through this
+	// interface, whatever the destination (a table and a rule in the
+	// sandbox): its replies to clients the routing mesh relays with their own
+	// address, which its default route would send elsewhere.
+	SourceRouted bool
 }
 
 // Endpoint is an attached sandbox interface.
@@ -61,7 +66,8 @@ type Endpoint struct {
 // a veth pair, the sandbox end named a.IfName with a.Addr, the host end
 // routing a.Addr/32. Inside, the gateway is a permanent neighbour at the host
 // end's MAC and the subnet (and a.Routes) are routed through it, so the task
-// never resolves a peer. The host end filters spoofed sources (rp_filter).
+// never resolves a peer. Spoofed sources are dropped by the table's guard
+// (and by the host end's rp_filter, as far as the host's sysctls allow).
 //
 // Attaching again with the same attachment changes nothing, so a restarted
 // daemon re-attaching its tasks keeps their connections; an endpoint of the
@@ -265,11 +271,40 @@ func configureInside(inside *netlink.Handle, hostEnd, peer netlink.Link, e endpo
 			return fmt.Errorf("route %s via %s on %s: %w", dst, e.Gateway, e.IfName, err)
 		}
 	}
+	if e.SourceRouted {
+		return sourceRoute(inside, idx, e)
+	}
+	return nil
+}
+
+// sourceRoute makes the sandbox route what it sends from e.Addr through the
+// gateway: a default route in a table of the interface's own, and a rule.
+func sourceRoute(inside *netlink.Handle, idx int, e endpointSpec) error {
+	table := sandboxTable | idx
+	if err := inside.RouteReplace(&netlink.Route{LinkIndex: idx, Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")),
+		Gw: e.Gateway.AsSlice(), Flags: int(netlink.FLAG_ONLINK), Table: table}); err != nil {
+		return fmt.Errorf("default route via %s on %s in table %d: %w", e.Gateway, e.IfName, table, err)
+	}
+	rules, err := inside.RuleList(netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list rules in sandbox: %w", err)
+	}
+	for _, r := range rules {
+		if r.Priority == prefSandbox && r.Table == table && r.Src != nil && r.Src.IP.Equal(e.Addr.AsSlice()) {
+			return nil
+		}
+	}
+	r := netlink.NewRule()
+	r.Family, r.Priority, r.Table, r.Src = unix.AF_INET, prefSandbox, table, ipNet(netip.PrefixFrom(e.Addr, 32))
+	if err := inside.RuleAdd(r); err != nil {
+		return fmt.Errorf("rule from %s in sandbox: %w", e.Addr, err)
+	}
 	return nil
 }
 
 // setRPFilter makes the host end drop packets whose source is not routed back
-// through it: a task cannot send as another task. /proc/sys/net belongs to
+// through it: a task cannot send as another task. The table's guard does the
+// same whatever the sysctls say; this is the second line. /proc/sys/net belongs to
 // the namespace of the opening thread, hence a thread in the host's.
 func (p *Plane) setRPFilter(name string) error {
 	path := "/proc/sys/net/ipv4/conf/" + name + "/rp_filter"

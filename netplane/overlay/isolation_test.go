@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/shoal-project/shoal/netplane/namespace"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -49,11 +52,29 @@ func TestNetworksAreIsolated(t *testing.T) {
 
 // A task cannot send as another address: not as an unused address of its
 // own network (which isolation alone would let through), nor as network A
-// from network B. The node's reverse path filter drops every such packet,
-// on the task's node, while the task's real address gets through.
+// from network B. The overlay's own guard drops every such packet on the
+// task's node whatever the host's reverse path filter is set to, while the
+// task's real address gets through. The host ends' rp_filter 1 alone is not
+// enough: the kernel applies the larger of it and conf/all (a loose all
+// still drops here, since a host end has no address, but that is the
+// kernel's detail), and anything that rewrites the host ends' setting after
+// they are made (a sysctl.d glob such as net.ipv4.conf.*.rp_filter=0, which
+// systemd's udev rule applies to every new interface) turns it off.
 func TestSpoofedSourcesAreDropped(t *testing.T) {
+	for _, c := range []struct{ name, all, ends string }{
+		{"kernel defaults", "0", ""},
+		{"loose all", "2", ""},
+		{"host ends unfiltered", "0", "0"},
+	} {
+		t.Run(c.name, func(t *testing.T) { testSpoofedSources(t, c.all, c.ends) })
+	}
+}
+
+func testSpoofedSources(t *testing.T, all, ends string) {
 	l := newLab(t)
 	n1, n2 := l.nodes[0], l.nodes[1]
+	// The sysctls are per network namespace: node 1's, where the tasks send.
+	setSysctl(t, n1.ns, "net/ipv4/conf/all/rp_filter", all)
 	a1 := l.task(n1, "a1", netA, "10.10.1.2")
 	a2 := l.task(n1, "a2", netA, "10.10.1.3")
 	a3 := l.task(n2, "a3", netA, "10.10.1.4")
@@ -61,21 +82,18 @@ func TestSpoofedSourcesAreDropped(t *testing.T) {
 	addAddr(t, a2.ns, "eth1", netip.MustParsePrefix("10.10.1.77/32"))
 	addAddr(t, b1.ns, "eth1", netip.MustParsePrefix("10.10.1.50/32"))
 	addRoute(t, b1, netA.Subnet)
+	if ends != "" {
+		for _, tk := range n1.tasks {
+			setSysctl(t, n1.ns, "net/ipv4/conf/"+tk.ep.HostIfName+"/rp_filter", ends)
+		}
+	}
 	l.apply(n1)
 	l.apply(n2)
 	at1 := listenUDP(t, a1.ns, "10.10.1.2:9000")
 	at3 := listenUDP(t, a3.ns, "10.10.1.4:9000")
 
-	before := netstat(t, n1.ns, "IPReversePathFilter")
-	sendUDP(t, a2.ns, "10.10.1.77", "10.10.1.2:9000", 5)
-	sendUDP(t, a2.ns, "10.10.1.77", "10.10.1.4:9000", 5)
-	sendUDP(t, b1.ns, "10.10.1.50", "10.10.1.2:9000", 5)
-	eventually(t, "the reverse path filter drops 15 packets", func() error {
-		if n := netstat(t, n1.ns, "IPReversePathFilter") - before; n < 15 {
-			return fmt.Errorf("%d dropped", n)
-		}
-		return nil
-	})
+	// Real sources first, until both arrive, so that the spoofed packets
+	// sent next would arrive too if nothing dropped them.
 	eventually(t, "a2's own address reaches a1 and a3", func() error {
 		sendUDP(t, a2.ns, "10.10.1.3", "10.10.1.2:9000", 1)
 		sendUDP(t, a2.ns, "10.10.1.3", "10.10.1.4:9000", 1)
@@ -84,11 +102,64 @@ func TestSpoofedSourcesAreDropped(t *testing.T) {
 		}
 		return nil
 	})
+	before := spoofDrops(t, n1)
+	sendUDP(t, a2.ns, "10.10.1.77", "10.10.1.2:9000", 5)
+	sendUDP(t, a2.ns, "10.10.1.77", "10.10.1.4:9000", 5)
+	sendUDP(t, b1.ns, "10.10.1.50", "10.10.1.2:9000", 5)
+	sendUDP(t, b1.ns, "10.10.2.2", "10.10.1.2:9000", 1) // b1's real address: isolation drops it
+	eventually(t, "a2's own address still reaches a1 and a3", func() error {
+		sendUDP(t, a2.ns, "10.10.1.3", "10.10.1.2:9000", 1)
+		sendUDP(t, a2.ns, "10.10.1.3", "10.10.1.4:9000", 1)
+		if c1, c3 := at1.count("10.10.1.3"), at3.count("10.10.1.3"); c1 < 2 || c3 < 2 {
+			return fmt.Errorf("a1 got %v, a3 got %v", at1.sources(), at3.sources())
+		}
+		return nil
+	})
 	for _, u := range []*udpListener{at1, at3} {
-		if u.got("10.10.1.77") || u.got("10.10.1.50") {
+		if u.got("10.10.1.77") || u.got("10.10.1.50") || u.got("10.10.2.2") {
 			t.Errorf("a spoofed source got through: %v", u.sources())
 		}
 	}
+	eventually(t, "the overlay's guard drops the 15 spoofed packets", func() error {
+		if n := spoofDrops(t, n1) - before; n < 15 {
+			return fmt.Errorf("%d dropped", n)
+		}
+		return nil
+	})
+}
+
+// setSysctl writes a sysctl of ns (path under /proc/sys); /proc/sys/net is
+// the namespace of the thread that opens it.
+func setSysctl(t testing.TB, ns netns.NsHandle, path, value string) {
+	t.Helper()
+	if err := namespace.Run(ns, func() error {
+		return os.WriteFile("/proc/sys/"+path, []byte(value+"\n"), 0o644)
+	}); err != nil {
+		t.Fatalf("sysctl %s=%s: %v", path, value, err)
+	}
+}
+
+// spoofDrops reads the packet counter of the guard's drop rule on n; 0
+// when there is none.
+func spoofDrops(t *testing.T, n *node) uint64 {
+	t.Helper()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(n.ns)))
+	if err != nil {
+		t.Fatalf("nftables: %v", err)
+	}
+	rules, err := conn.GetRules(&nftables.Table{Name: DefaultTable, Family: nftables.TableFamilyIPv4},
+		&nftables.Chain{Name: chainGuard})
+	if err != nil {
+		return 0
+	}
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok {
+				return c.Packets
+			}
+		}
+	}
+	return 0
 }
 
 // addRoute routes dst through the task's gateway, as configureInside does.
@@ -138,6 +209,18 @@ func (u *udpListener) got(src string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return slices.Contains(u.from, src)
+}
+
+func (u *udpListener) count(src string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, f := range u.from {
+		if f == src {
+			n++
+		}
+	}
+	return n
 }
 
 func (u *udpListener) sources() []string {

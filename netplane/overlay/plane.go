@@ -116,8 +116,7 @@ func (p *Plane) open() error {
 }
 
 // enableForwarding turns IPv4 forwarding on when it is off, and leaves it
-// alone otherwise (the bridge package turns it on too). It warns of a host
-// setting that would weaken the host ends' reverse path filter.
+// alone otherwise (the bridge package turns it on too).
 func (p *Plane) enableForwarding() error {
 	const path = "/proc/sys/net/ipv4/ip_forward"
 	return namespace.Run(p.hostNS, func() error {
@@ -129,11 +128,6 @@ func (p *Plane) enableForwarding() error {
 			if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
 				return fmt.Errorf("enable IPv4 forwarding: %w", err)
 			}
-		}
-		// The kernel applies the larger of "all" and a link's own value: a
-		// loose "all" (2) would let a task send as another task's address.
-		if all, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/rp_filter"); err == nil && strings.TrimSpace(string(all)) == "2" {
-			p.log.Warn("net.ipv4.conf.all.rp_filter is 2 (loose): tasks on overlay networks can send with other tasks' addresses; set it to 0 or 1")
 		}
 		return nil
 	})
@@ -178,6 +172,9 @@ func (p *Plane) Teardown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := p.syncNetworkRoutes(State{}); err != nil {
+		errs = append(errs, err)
+	}
+	if err := p.removeRelay(); err != nil {
 		errs = append(errs, err)
 	}
 	ends, err := p.hostEnds()

@@ -13,6 +13,7 @@ import (
 
 // Chains of the Plane's table.
 const (
+	chainGuard       = "guard"       // filter, prerouting: sources a task may not send
 	chainForward     = "forward"     // filter: jumps to isolate for overlay traffic
 	chainIsolate     = "isolate"     // what overlay traffic may pass; the rest is dropped
 	chainPrerouting  = "prerouting"  // nat: VIPs to their backends
@@ -40,6 +41,8 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 	conn.AddTable(t)
 	conn.FlushTable(t)
 	accept := nftables.ChainPolicyAccept
+	guard := conn.AddChain(&nftables.Chain{Name: chainGuard, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
 	forward := conn.AddChain(&nftables.Chain{Name: chainForward, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 	isolate := conn.AddChain(&nftables.Chain{Name: chainIsolate, Table: t})
@@ -51,8 +54,22 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 	rule := func(c *nftables.Chain, parts ...[]expr.Any) {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: concat(parts...)})
 	}
+	rule(guard, guardRule()...)
+	if relayActive(rs.state) {
+		rule(forward, relayClamp())
+	}
 	rs.forwardRules(func(parts ...[]expr.Any) { rule(forward, parts...) })
 	rs.isolateRules(func(parts ...[]expr.Any) { rule(isolate, parts...) })
+	if relayActive(rs.state) {
+		relay := conn.AddChain(&nftables.Chain{Name: chainRelay, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest + 10), Policy: &accept})
+		if err := rs.relayPrerouting(conn, t, func(parts ...[]expr.Any) { rule(relay, parts...) }); err != nil {
+			return err
+		}
+		input := conn.AddChain(&nftables.Chain{Name: chainInput, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		rs.relayInput(func(parts ...[]expr.Any) { rule(input, parts...) })
+	}
 	if err := rs.vipRules(conn, t, func(parts ...[]expr.Any) { rule(pre, parts...) }); err != nil {
 		return err
 	}
@@ -71,6 +88,26 @@ func (rs ruleset) apply(conn *nftables.Conn) error {
 		return fmt.Errorf("write nftables table %s: %w", rs.table, err)
 	}
 	return nil
+}
+
+// guardRule drops what a task sends from a source that is not routed back
+// through its host end: another task's address, an unused one of its
+// network, any other. It is the reverse path filter's strict check ("fib
+// saddr . iif oif missing drop"), in the Plane's own table so that no sysctl
+// weakens it (the kernel applies the larger of conf/all/rp_filter and the
+// host end's, and anything may rewrite the host end's after it is made). In
+// prerouting at raw priority, so a spoofed packet makes no conntrack entry.
+// The counter shows what it dropped.
+func guardRule() [][]expr.Any {
+	return [][]expr.Any{
+		matchIfnamePrefix(expr.MetaKeyIIFNAME, hostEndPrefix),
+		{
+			&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Counter{},
+		},
+		verdict(expr.VerdictDrop),
+	}
 }
 
 // forwardRules: replies pass; VIPs without backends are refused at once, not
@@ -92,6 +129,10 @@ func (rs ruleset) forwardRules(add func(...[]expr.Any)) {
 		add(matchIfname(expr.MetaKeyIIFNAME, d), jump)
 		add(matchIfname(expr.MetaKeyOIFNAME, d), jump)
 	}
+	if relayActive(rs.state) {
+		add(matchIfname(expr.MetaKeyIIFNAME, RelayDevice), jump)
+		add(matchIfname(expr.MetaKeyOIFNAME, RelayDevice), jump)
+	}
 }
 
 // isolateRules: a network's tasks reach each other only; the ingress network
@@ -108,6 +149,9 @@ func (rs ruleset) isolateRules(add func(...[]expr.Any)) {
 			add(matchIfname(expr.MetaKeyOIFNAME, d), matchAddr(offDaddr, expr.CmpOpEq, in.Subnet),
 				ctStatus(ipsDstNAT), verdict(expr.VerdictAccept))
 		}
+	}
+	if relayActive(rs.state) {
+		rs.relayIsolate(add)
 	}
 	add(verdict(expr.VerdictDrop))
 }
@@ -217,9 +261,7 @@ func matchAddr(offset uint32, op expr.CmpOp, p netip.Prefix) []expr.Any {
 
 // matchIfname matches an input or output interface by its whole name.
 func matchIfname(key expr.MetaKey, name string) []expr.Any {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
-	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b}}
+	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameBytes(name)}}
 }
 
 // matchIfnamePrefix matches interfaces whose name starts with prefix, as
