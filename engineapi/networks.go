@@ -169,7 +169,9 @@ func compileAll(values []string) []*regexp.Regexp {
 
 // find resolves a network by ID, name or unique ID prefix, as dockerd does. scope
 // narrows the search as the CLI's `--scope` (and `service create`, which asks for
-// swarm networks) does: every predefined network is local.
+// swarm networks) does: every predefined network is local, but the host and
+// bridge networks, which a service may join, are found in the swarm scope too,
+// as dockerd finds swarmkit's copies of them.
 func (n *networkAPI) find(ctx context.Context, term, scope string) (network.Inspect, error) {
 	switch scope {
 	case "", "local", "swarm", "global":
@@ -178,7 +180,7 @@ func (n *networkAPI) find(ctx context.Context, term, scope string) (network.Insp
 	}
 	var candidates []network.Inspect
 	for _, nw := range n.all(ctx) {
-		if scope == "" || nw.Scope == scope {
+		if scope == "" || nw.Scope == scope || (scope == "swarm" && (nw.Name == hostNetwork || nw.Name == bridgeNetwork)) {
 			candidates = append(candidates, nw)
 		}
 	}
