@@ -210,7 +210,7 @@ func (n *networkAPI) inspect(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	if (nw.Name == bridgeNetwork || nw.Scope == "swarm") && n.s.cfg.Containers != nil {
+	if (nw.Name == bridgeNetwork || nw.Name == hostNetwork || nw.Scope == "swarm") && n.s.cfg.Containers != nil {
 		if nw.Containers, err = n.localEndpoints(c.Request.Context(), nw.Name); err != nil {
 			writeError(c, err)
 			return
@@ -244,7 +244,9 @@ func (n *networkAPI) localEndpoints(ctx context.Context, name string) (map[strin
 		for epName, ep := range sum.NetworkSettings.Networks {
 			onBridge := name == bridgeNetwork && ep != nil &&
 				(epName == "default" || ep.NetworkID == networkID(bridgeNetwork))
-			if ep == nil || !ep.IPAddress.Is4() || (epName != name && !onBridge) {
+			// On the host network a container has no address of its own.
+			onHost := name == hostNetwork && epName == name
+			if ep == nil || (!ep.IPAddress.Is4() && !onHost) || (epName != name && !onBridge) {
 				continue
 			}
 			res := network.EndpointResource{Name: containerName(sum.Names, sum.ID),
@@ -256,7 +258,9 @@ func (n *networkAPI) localEndpoints(ctx context.Context, name string) (map[strin
 			if prefixLen == 0 {
 				prefixLen = bits
 			}
-			res.IPv4Address = netip.PrefixFrom(ep.IPAddress, prefixLen)
+			if ep.IPAddress.Is4() {
+				res.IPv4Address = netip.PrefixFrom(ep.IPAddress, prefixLen)
+			}
 			out[sum.ID] = res
 		}
 	}

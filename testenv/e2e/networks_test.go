@@ -166,6 +166,9 @@ func TestServiceOnHostNetwork(t *testing.T) {
 	if got := strings.TrimSpace(n.MustDocker("inspect", "--format", "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{$v.IPAddress}};{{end}}", c)); got != "host host:;" {
 		t.Fatalf("task container's network mode and endpoints %q, want host without an address", got)
 	}
+	if got := strings.TrimSpace(n.MustDocker("network", "inspect", "--format", "{{range .Containers}}{{.Name}} [{{.IPv4Address}}]{{end}}", "host")); got != c+" []" {
+		t.Fatalf("network inspect host lists %q, want the task container %s without an address", got, c)
+	}
 	if out := n.MustDocker("exec", c, "cat", "/etc/resolv.conf"); strings.Contains(out, "127.0.0.11") {
 		t.Fatalf("a task on the host network asks the embedded DNS:\n%s", out)
 	}
