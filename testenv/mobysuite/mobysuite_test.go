@@ -164,11 +164,14 @@ func apiVersionProxy(t *testing.T, upstream, path string) string {
 }
 
 // keepDaemonLogs copies the log of each daemon a package's tests started
-// (<dest>/<test>/<id>/docker.log) to out as <test>-<id>.log, before the
-// sandbox goes.
+// (<dest>/<test>/<id>/docker.log, or a level deeper for a suite's tests, as
+// integration-cli's TestDockerSwarmSuite/<test>) to out as <test>-<id>.log,
+// before the sandbox goes.
 func keepDaemonLogs(t *testing.T, dest, out string) {
 	t.Helper()
 	logs, _ := filepath.Glob(filepath.Join(dest, "*", "*", "docker.log"))
+	deeper, _ := filepath.Glob(filepath.Join(dest, "*", "*", "*", "docker.log"))
+	logs = append(logs, deeper...)
 	if len(logs) == 0 {
 		return
 	}
