@@ -192,6 +192,7 @@ func pauseFor(ctx context.Context, d time.Duration) error {
 // differs from the node's own is a promotion or a demotion to carry out.
 func (c *Cluster) onNode(n *swarm.Node) {
 	c.mu.Lock()
+	c.outOfRaft = n.Spec.Role == swarm.NodeRoleWorker && n.ManagerStatus == nil
 	if c.node == nil || c.busy {
 		c.mu.Unlock()
 		return
@@ -270,7 +271,7 @@ func (c *Cluster) demote(ctx context.Context) error {
 	if s != nil {
 		// Until Raft has let this member go, the others may need its vote to
 		// agree on exactly that.
-		if err := waitRemoved(ctx, s, self); err != nil {
+		if err := waitRemoved(ctx, s, self, c.takenOutOfRaft); err != nil {
 			return err
 		}
 	}
@@ -301,17 +302,31 @@ func (c *Cluster) demote(ctx context.Context) error {
 	return nil
 }
 
-// waitRemoved waits until this member's Raft configuration no longer has it.
-func waitRemoved(ctx context.Context, s *store.Store, self string) error {
+// waitRemoved waits until this member's Raft configuration no longer has it,
+// or removed says the managers know it is out.
+func waitRemoved(ctx context.Context, s *store.Store, self string, removed func() bool) error {
 	for {
 		members, err := s.Members()
 		if err == nil && !slices.ContainsFunc(members, func(m store.Member) bool { return m.ID == self }) {
+			return nil
+		}
+		if removed() {
 			return nil
 		}
 		if err := pauseFor(ctx, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("wait to be taken out of raft: %w", err)
 		}
 	}
+}
+
+// takenOutOfRaft reports whether the managers say the leader has taken this
+// node out of Raft. A demoted manager's own store may never say so: the
+// leader can remove it before it has replicated its own demotion, and from
+// then on it is sent nothing (it only keeps calling elections nobody answers).
+func (c *Cluster) takenOutOfRaft() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.outOfRaft
 }
 
 // onCA renews the node's certificate when the swarm's root has moved on from

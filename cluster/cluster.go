@@ -86,6 +86,9 @@ type Cluster struct {
 	mesh     *mesh // the node's WireGuard interface on the swarm's mesh
 	renewing bool  // a certificate renewal for a new root is under way
 	locked   bool  // a manager of an autolocked swarm, waiting for its unlock key
+	// outOfRaft: the node's own object, as the managers keep it, says it is
+	// a worker the leader has taken out of Raft (no manager status).
+	outOfRaft bool
 
 	// lockMu orders the writes of the node's keys (autolock, renewals);
 	// lockKey is the unlock key this manager's keys are wrapped by (nil:

@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"maps"
 	"sync"
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/agent"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/runtime/container"
 )
@@ -104,11 +106,12 @@ func (l *logStreams) add(t *swarm.Task) {
 		l.c.log.Debug("task logs", "task", t.ID, "err", err)
 		return
 	}
+	attrs := logAttributes(t)
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		for e := range entries {
-			msg := LogMessage{Stream: e.Stream, Time: e.Time, Line: e.Line, NodeID: t.NodeID, ServiceID: t.ServiceID, TaskID: t.ID}
+			msg := LogMessage{Stream: e.Stream, Time: e.Time, Line: e.Line, NodeID: t.NodeID, ServiceID: t.ServiceID, TaskID: t.ID, Attrs: attrs}
 			select {
 			case l.out <- msg:
 			case <-l.ctx.Done():
@@ -116,6 +119,23 @@ func (l *logStreams) add(t *swarm.Task) {
 			}
 		}
 	}()
+}
+
+// logAttributes are the attributes of a task's log lines that its log
+// driver's options ask for, from its container spec's labels (and the swarm
+// labels of its container) and environment, as dockerd's log drivers tag
+// them. (The image's environment is not consulted: the manager does not have it.)
+func logAttributes(t *swarm.Task) map[string]string {
+	cs := t.Spec.ContainerSpec
+	if t.Spec.LogDriver == nil || len(t.Spec.LogDriver.Options) == 0 || cs == nil {
+		return nil
+	}
+	labels := maps.Clone(cs.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[agent.LabelNodeID], labels[agent.LabelServiceID], labels[agent.LabelTaskID] = t.NodeID, t.ServiceID, t.ID
+	return container.LogAttributes(t.Spec.LogDriver.Options, labels, cs.Env)
 }
 
 // taskLogs reads a task container's logs where the task ran: on this node, or

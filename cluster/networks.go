@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-project/shoal/cluster/dispatcher"
 	"github.com/shoal-project/shoal/cluster/ipam"
+	"github.com/shoal-project/shoal/cluster/nodenet"
 	"github.com/shoal-project/shoal/cluster/store"
 	"github.com/shoal-project/shoal/cluster/taskstate"
 )
@@ -376,9 +377,10 @@ func attachedTo(s *swarm.Service, n *swarm.Network) bool {
 	return false
 }
 
-// serviceNetworks are the networks a service spec attaches its tasks to.
+// serviceNetworks are the swarm networks a service spec attaches its tasks to
+// (not the node-local host and bridge networks: no addresses, no virtual IPs).
 func serviceNetworks(spec swarm.ServiceSpec) []swarm.NetworkAttachmentConfig {
-	return spec.TaskTemplate.Networks
+	return nodenet.SwarmNetworks(spec.TaskTemplate)
 }
 
 // publishesIngress reports whether a service publishes a port through the

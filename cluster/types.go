@@ -39,4 +39,7 @@ type LogMessage struct {
 	NodeID    string
 	ServiceID string
 	TaskID    string
+	// Attrs are the attributes the task's log driver options ask for
+	// (`--log-opt env=`, `labels=`, ...), which `logs --details` prints.
+	Attrs map[string]string
 }

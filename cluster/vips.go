@@ -8,12 +8,15 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-project/shoal/cluster/ipam"
+	"github.com/shoal-project/shoal/cluster/nodenet"
 	"github.com/shoal-project/shoal/cluster/store"
 )
 
 // resolveNetworks names each network of a service spec by its ID, as dockerd
 // stores them, refusing a network that does not exist, the ingress network
-// (joined only through published ports) and a network named twice.
+// (joined only through published ports) and a network named twice. The
+// node-local host and bridge networks are named by their IDs (nodenet); a
+// service on the host network joins no other.
 func resolveNetworks(tx store.ReadTx, spec *swarm.ServiceSpec) error {
 	in := spec.TaskTemplate.Networks
 	if len(in) == 0 {
@@ -22,6 +25,18 @@ func resolveNetworks(tx store.ReadTx, spec *swarm.ServiceSpec) error {
 	out := make([]swarm.NetworkAttachmentConfig, 0, len(in))
 	seen := map[string]bool{}
 	for _, na := range in {
+		if id, ok := nodenet.Resolve(na.Target); ok {
+			if seen[id] {
+				return errInvalidf("rpc error: code = InvalidArgument desc = duplicate network attachment: network %s", na.Target)
+			}
+			seen[id] = true
+			na.Target = id
+			out = append(out, na)
+			continue
+		}
+		if na.Target == "none" {
+			return errNotFoundf("could not find the corresponding predefined swarm network: network none not found")
+		}
 		n, err := findNetwork(tx, na.Target)
 		if err != nil {
 			if isNotFound(err) {
@@ -40,6 +55,29 @@ func resolveNetworks(tx store.ReadTx, spec *swarm.ServiceSpec) error {
 		out = append(out, na)
 	}
 	spec.TaskTemplate.Networks = out
+	if seen[nodenet.ID(nodenet.Host)] {
+		return validateHostNetwork(*spec)
+	}
+	return nil
+}
+
+// validateHostNetwork refuses what a service on the host network cannot have:
+// other networks, and ports published other than on the task's own port of
+// each node (its tasks listen on the node's addresses: there is no address to
+// forward a routing-mesh port or another host port to). dockerd takes both
+// and its tasks fail, or it drops the ports.
+func validateHostNetwork(spec swarm.ServiceSpec) error {
+	if len(spec.TaskTemplate.Networks) > 1 {
+		return errInvalidf("rpc error: code = InvalidArgument desc = a service on the host network cannot join other networks: its tasks run in the node's own network namespace")
+	}
+	for _, p := range endpointOf(spec).Spec.Ports {
+		if p.PublishMode != swarm.PortConfigPublishModeHost {
+			return errInvalidf("rpc error: code = InvalidArgument desc = a service on the host network cannot publish port %d through the routing mesh: its tasks listen on the node's own addresses (publish it with mode=host)", p.TargetPort)
+		}
+		if p.PublishedPort != 0 && p.PublishedPort != p.TargetPort {
+			return errInvalidf("rpc error: code = InvalidArgument desc = a service on the host network listens on port %d of the node itself: it cannot be published as port %d", p.TargetPort, p.PublishedPort)
+		}
+	}
 	return nil
 }
 

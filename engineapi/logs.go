@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,13 +248,27 @@ func (l *logStream) writeError(err error) {
 	_, _ = fmt.Fprintf(l.syserr, "Error grabbing logs: %v\n", err)
 }
 
-// swarmLogDetails is the details prefix of a service or task log line; the docker CLI
-// reads the node, service and task from it (`docker service logs` refuses lines
-// without them). Keys are sorted and values query-escaped, as dockerd writes them.
+// swarmLogDetails is the details prefix of a service or task log line: the
+// attributes its log driver's options ask for and the swarm context, which the
+// docker CLI reads the node, service and task from (`docker service logs`
+// refuses lines without them). Keys are sorted, keys and values
+// query-escaped, as dockerd writes them.
 func swarmLogDetails(m cluster.LogMessage) string {
-	return "com.docker.swarm.node.id=" + url.QueryEscape(m.NodeID) +
-		",com.docker.swarm.service.id=" + url.QueryEscape(m.ServiceID) +
-		",com.docker.swarm.task.id=" + url.QueryEscape(m.TaskID)
+	attrs := maps.Clone(m.Attrs)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	attrs["com.docker.swarm.node.id"] = m.NodeID
+	attrs["com.docker.swarm.service.id"] = m.ServiceID
+	attrs["com.docker.swarm.task.id"] = m.TaskID
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(attrs)) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(url.QueryEscape(k) + "=" + url.QueryEscape(attrs[k]))
+	}
+	return b.String()
 }
 
 // streamSwarmLogs copies swarm log messages to the client until the channel closes

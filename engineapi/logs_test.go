@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster"
 	ctr "github.com/shoal-project/shoal/runtime/container"
 )
 
@@ -234,5 +235,16 @@ func TestFrameWriterRoundTrip(t *testing.T) {
 	got := readFrames(t, data)
 	if len(got) != 2 || got[0] != (frame{1, "a\n"}) || got[1].stream != 2 || len(got[1].data) != 70000 {
 		t.Fatalf("frames: %d", len(got))
+	}
+}
+
+// `service logs --details` prints the attributes the log driver's options
+// asked for among the swarm context, sorted by key and escaped, as dockerd
+// does: the CLI shows the ones that are not swarm context before the line.
+func TestSwarmLogDetailsWithAttributes(t *testing.T) {
+	m := cluster.LogMessage{NodeID: "n1", ServiceID: "s1", TaskID: "t1", Attrs: map[string]string{"asdf": "test1", "z key": "a,b"}}
+	want := "asdf=test1,com.docker.swarm.node.id=n1,com.docker.swarm.service.id=s1,com.docker.swarm.task.id=t1,z+key=a%2Cb"
+	if got := swarmLogDetails(m); got != want {
+		t.Fatalf("details %q, want %q", got, want)
 	}
 }

@@ -169,7 +169,9 @@ func compileAll(values []string) []*regexp.Regexp {
 
 // find resolves a network by ID, name or unique ID prefix, as dockerd does. scope
 // narrows the search as the CLI's `--scope` (and `service create`, which asks for
-// swarm networks) does: every predefined network is local.
+// swarm networks) does: every predefined network is local, but the host and
+// bridge networks, which a service may join, are found in the swarm scope too,
+// as dockerd finds swarmkit's copies of them.
 func (n *networkAPI) find(ctx context.Context, term, scope string) (network.Inspect, error) {
 	switch scope {
 	case "", "local", "swarm", "global":
@@ -178,7 +180,7 @@ func (n *networkAPI) find(ctx context.Context, term, scope string) (network.Insp
 	}
 	var candidates []network.Inspect
 	for _, nw := range n.all(ctx) {
-		if scope == "" || nw.Scope == scope {
+		if scope == "" || nw.Scope == scope || (scope == "swarm" && (nw.Name == hostNetwork || nw.Name == bridgeNetwork)) {
 			candidates = append(candidates, nw)
 		}
 	}
@@ -208,7 +210,7 @@ func (n *networkAPI) inspect(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	if (nw.Name == bridgeNetwork || nw.Scope == "swarm") && n.s.cfg.Containers != nil {
+	if (nw.Name == bridgeNetwork || nw.Name == hostNetwork || nw.Scope == "swarm") && n.s.cfg.Containers != nil {
 		if nw.Containers, err = n.localEndpoints(c.Request.Context(), nw.Name); err != nil {
 			writeError(c, err)
 			return
@@ -242,7 +244,9 @@ func (n *networkAPI) localEndpoints(ctx context.Context, name string) (map[strin
 		for epName, ep := range sum.NetworkSettings.Networks {
 			onBridge := name == bridgeNetwork && ep != nil &&
 				(epName == "default" || ep.NetworkID == networkID(bridgeNetwork))
-			if ep == nil || !ep.IPAddress.Is4() || (epName != name && !onBridge) {
+			// On the host network a container has no address of its own.
+			onHost := name == hostNetwork && epName == name
+			if ep == nil || (!ep.IPAddress.Is4() && !onHost) || (epName != name && !onBridge) {
 				continue
 			}
 			res := network.EndpointResource{Name: containerName(sum.Names, sum.ID),
@@ -254,7 +258,9 @@ func (n *networkAPI) localEndpoints(ctx context.Context, name string) (map[strin
 			if prefixLen == 0 {
 				prefixLen = bits
 			}
-			res.IPv4Address = netip.PrefixFrom(ep.IPAddress, prefixLen)
+			if ep.IPAddress.Is4() {
+				res.IPv4Address = netip.PrefixFrom(ep.IPAddress, prefixLen)
+			}
 			out[sum.ID] = res
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/nodenet"
 	"github.com/shoal-project/shoal/cluster/session"
 	"github.com/shoal-project/shoal/cluster/taskstate"
 	"github.com/shoal-project/shoal/netplane/bridge"
@@ -177,30 +178,10 @@ func (a *Agent) start(ctx context.Context, as session.Assignment, stale string) 
 	if r, ok := a.pullImage(ctx, as); !ok {
 		return r
 	}
-	sb, err := a.cfg.Network.CreateSandbox(ctx, task.ID)
-	if err != nil {
-		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("create network sandbox: %w", err)}
-	}
-	ports, err := a.publish(ctx, task)
+	req, ports, err := a.containerRequest(ctx, as)
 	if err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: err}
 	}
-	req, err := createRequest(as, a.cfg.NodeID, sb)
-	if err != nil {
-		return opResult{state: swarm.TaskStateRejected, err: err}
-	}
-	if req.Networks, err = a.attachOverlay(ctx, task, sb.NetNSPath); err != nil {
-		return opResult{state: swarm.TaskStateRejected, err: err}
-	}
-	if internalOnly(task) {
-		if err := a.cfg.Network.Isolate(ctx, task.ID); err != nil {
-			return opResult{state: swarm.TaskStateRejected, err: err}
-		}
-	}
-	if a.usesEmbeddedDNS(task) {
-		req.HostConfig.DNS = []netip.Addr{embeddedDNS}
-	}
-	req.HostConfig.PortBindings = portBindings(ports)
 	id, err := a.cfg.Containers.Create(ctx, req)
 	if err != nil {
 		return opResult{state: swarm.TaskStateRejected, err: fmt.Errorf("create container: %w", err), ports: ports}
@@ -215,6 +196,58 @@ func (a *Agent) start(ctx context.Context, as session.Assignment, stale string) 
 		r.health = info.State.Health != nil
 	}
 	return r
+}
+
+// containerRequest is the container to create for a task, in its networks: a
+// sandbox on the node's bridge joined to the task's overlay networks, with
+// its host-mode ports published; or, on the host network, the node's own
+// network namespace, where the task listens on its ports itself.
+func (a *Agent) containerRequest(ctx context.Context, as session.Assignment) (container.CreateRequest, []swarm.PortConfig, error) {
+	task := as.Task
+	if nodenet.UsesHost(task.Spec) {
+		req, err := createRequest(as, a.cfg.NodeID, bridge.Sandbox{})
+		req.HostConfig.NetworkMode = nodenet.Host
+		req.NetworkID = nodenet.ID(nodenet.Host)
+		return req, hostNetworkPorts(task), err
+	}
+	sb, err := a.cfg.Network.CreateSandbox(ctx, task.ID)
+	if err != nil {
+		return container.CreateRequest{}, nil, fmt.Errorf("create network sandbox: %w", err)
+	}
+	ports, err := a.publish(ctx, task)
+	if err != nil {
+		return container.CreateRequest{}, nil, err
+	}
+	req, err := createRequest(as, a.cfg.NodeID, sb)
+	if err != nil {
+		return container.CreateRequest{}, nil, err
+	}
+	if req.Networks, err = a.attachOverlay(ctx, task, sb.NetNSPath); err != nil {
+		return container.CreateRequest{}, nil, err
+	}
+	if internalOnly(task) {
+		if err := a.cfg.Network.Isolate(ctx, task.ID); err != nil {
+			return container.CreateRequest{}, nil, err
+		}
+	}
+	if a.usesEmbeddedDNS(task) {
+		req.HostConfig.DNS = []netip.Addr{embeddedDNS}
+	}
+	req.HostConfig.PortBindings = portBindings(ports)
+	return req, ports, nil
+}
+
+// hostNetworkPorts are a task's ports on the host network: each published on
+// its own number of the node, where the task listens (the cluster refuses
+// any other).
+func hostNetworkPorts(task *swarm.Task) []swarm.PortConfig {
+	ports := append([]swarm.PortConfig(nil), task.Status.PortStatus.Ports...)
+	for i := range ports {
+		if ports[i].PublishedPort == 0 {
+			ports[i].PublishedPort = ports[i].TargetPort
+		}
+	}
+	return ports
 }
 
 // ensureImage makes sure the task's image is on the node, pulling it (with the

@@ -86,8 +86,14 @@ func Seal(kek, keyPEM []byte) ([]byte, error) {
 	nonce := make([]byte, aead.NonceSize())
 	_, _ = rand.Read(nonce)
 	sealed := aead.Seal(nonce, nonce, keyPEM, aadNodeKey)
-	return pem.EncodeToMemory(&pem.Block{Type: sealedType, Bytes: sealed}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: sealedType, Headers: sealedHeaders, Bytes: sealed}), nil
 }
+
+// sealedHeaders mark a sealed key as encrypted the way PEM has long said it
+// (RFC 1421's Proc-Type and DEK-Info), which tools, swarmkit's and moby's
+// tests among them, read to tell an encrypted key from a plain one. Open
+// does not read them: the block's type says it is sealed.
+var sealedHeaders = map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-GCM"}
 
 // IsSealed reports whether data is a node key sealed by Seal.
 func IsSealed(data []byte) bool {

@@ -2,6 +2,7 @@ package autolock
 
 import (
 	"bytes"
+	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
@@ -49,5 +50,25 @@ func TestSealOpen(t *testing.T) {
 	}
 	if _, err := Open(NewKey().KEK(), sealed); !errors.Is(err, ErrWrongKey) {
 		t.Fatalf("Open with another KEK: err = %v, want ErrWrongKey", err)
+	}
+}
+
+// A sealed key says it is encrypted as PEM does (what swarmkit's keyutils and
+// moby's lock tests read), and a key sealed before the headers existed still
+// opens.
+func TestSealedKeyIsMarkedEncrypted(t *testing.T) {
+	kek := NewKey().KEK()
+	keyPEM := []byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n")
+	sealed, err := Seal(kek, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(sealed)
+	if b == nil || b.Headers["Proc-Type"] != "4,ENCRYPTED" || b.Headers["DEK-Info"] == "" {
+		t.Fatalf("sealed key's PEM headers: %+v", b)
+	}
+	bare := pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: b.Bytes})
+	if got, err := Open(kek, bare); err != nil || !bytes.Equal(got, keyPEM) {
+		t.Fatalf("Open of a key sealed without headers: %q, %v", got, err)
 	}
 }

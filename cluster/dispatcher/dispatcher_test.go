@@ -358,3 +358,31 @@ func TestMeshAddresses(t *testing.T) {
 		t.Errorf("next free mesh address %s, want 10.254.0.3", free)
 	}
 }
+
+// A node's session hears of changes to its own spec and to whether it has a
+// manager status (a demoted manager learns the leader took it out of Raft,
+// which its own store may never tell it), not of its heartbeats.
+func TestNodeChangesSentToItsSession(t *testing.T) {
+	d := New(Config{Logger: slog.New(slog.DiscardHandler)})
+	manager := swarm.Node{ID: "n1", Spec: swarm.NodeSpec{Role: swarm.NodeRoleManager}, ManagerStatus: &swarm.ManagerStatus{Addr: "10.0.0.1:2377"}}
+	demoted := manager
+	demoted.Spec.Role = swarm.NodeRoleWorker
+	removed := demoted
+	removed.ManagerStatus = nil
+	beat := removed
+	beat.Status.Addr = "10.0.0.9"
+	for _, tc := range []struct {
+		name     string
+		old, new swarm.Node
+		sent     bool
+	}{
+		{"demoted", manager, demoted, true},
+		{"taken out of raft", demoted, removed, true},
+		{"status only", removed, beat, false},
+	} {
+		_, sent := d.change(store.Event{Kind: store.KindNode, Action: store.ActionUpdate, ID: "n1", Object: &tc.new, Old: &tc.old}, "n1", nil)
+		if sent != tc.sent {
+			t.Errorf("%s: sent = %v, want %v", tc.name, sent, tc.sent)
+		}
+	}
+}

@@ -181,8 +181,12 @@ func (d *Dispatcher) change(ev store.Event, nodeID string, names map[string]stri
 		if ev.Action == store.ActionRemove || n.ID != nodeID {
 			return session.Message{}, false
 		}
-		if old, _ := ev.Old.(*swarm.Node); old != nil && reflect.DeepEqual(old.Spec, n.Spec) {
-			return session.Message{}, false // only the node's spec (role, availability) concerns it
+		// Only the node's spec (role, availability) concerns it, and whether it
+		// has a manager status: a demoted manager learns so that the leader
+		// took it out of Raft (its own store may never tell it).
+		if old, _ := ev.Old.(*swarm.Node); old != nil && reflect.DeepEqual(old.Spec, n.Spec) &&
+			(old.ManagerStatus == nil) == (n.ManagerStatus == nil) {
+			return session.Message{}, false
 		}
 		return session.Message{Node: n}, true
 	}

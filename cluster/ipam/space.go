@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-project/shoal/cluster/nodenet"
 	"github.com/shoal-project/shoal/cluster/taskstate"
 )
 
@@ -70,9 +71,10 @@ func (s *Space) Allocate(networkID string) (netip.Prefix, error) {
 
 // Attach gives a task an address on each network it joins, in order, as
 // swarmkit lists them: when it publishes a port through the routing mesh, the
-// ingress network (nil when the swarm has none), then the networks of its
-// spec. Networks are looked up in byID; a task that already has attachments
-// keeps them.
+// ingress network (nil when the swarm has none), then the swarm networks of
+// its spec (the node-local host and bridge networks have no addresses).
+// Networks are looked up in byID; a task that already has attachments keeps
+// them.
 func (s *Space) Attach(t *swarm.Task, byID map[string]*swarm.Network, ingress *swarm.Network) error {
 	if len(t.NetworksAttachments) > 0 {
 		return nil
@@ -81,7 +83,7 @@ func (s *Space) Attach(t *swarm.Task, byID map[string]*swarm.Network, ingress *s
 	if ingress != nil && publishesIngress(t) {
 		want = append(want, ingress)
 	}
-	for _, na := range t.Spec.Networks {
+	for _, na := range nodenet.SwarmNetworks(t.Spec) {
 		n := byID[na.Target]
 		if n == nil {
 			return fmt.Errorf("network %s not found", na.Target)

@@ -164,6 +164,38 @@ func TestStopWithTermHandler(t *testing.T) {
 	}
 }
 
+// A stop signal sent before the container's main process has a handler for
+// it (a task stopped right after it started) is dropped by the kernel, the
+// process being its PID namespace's init: Stop delivers it again once the
+// process handles it, so the process ends cleanly instead of being killed
+// after the grace period.
+func TestStopSignalBeforeHandlerIsDeliveredAgain(t *testing.T) {
+	env := newTestEnv(t)
+	m := env.open()
+	cleanupContainers(t, m)
+	id := run(t, m, CreateRequest{Config: ctypes.Config{Cmd: []string{"sh", "-c", `echo started; sleep 1; trap "exit 7" TERM; while true; do sleep 0.1; done`}}})
+	eventually(t, 10*time.Second, "started", func() bool { s, _ := logText(t, m, id, LogOptions{}); return s == "started\n" })
+	grace := time.Minute
+	if err := m.Stop(ctxT(t), id, &grace); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitExit(t, m, id); e.Code != 7 {
+		text, _ := logText(t, m, id, LogOptions{})
+		t.Fatalf("exit = %d (logs %q), want 7: the stop signal reached the handler", e.Code, text)
+	}
+}
+
+func TestSignalMasks(t *testing.T) {
+	status := []byte("Name:\tsh\nSigQ:\t0/1\nSigPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000004\nSigCgt:\t0000000000004002\n")
+	masks, err := signalMasks(status)
+	if err != nil || masks["SigCgt"] != 0x4002 || masks["SigIgn"] != 4 || masks["SigBlk"] != 0 {
+		t.Fatalf("masks %v, %v", masks, err)
+	}
+	if _, err := signalMasks([]byte("Name:\tsh\n")); err == nil {
+		t.Fatal("a status without signal masks was read")
+	}
+}
+
 func TestMemoryLimitOOMKilled(t *testing.T) {
 	env := newTestEnv(t)
 	m := env.open()

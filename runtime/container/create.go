@@ -86,7 +86,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (string, error)
 	}
 	id := newID()
 	if cfg.Hostname == "" {
-		cfg.Hostname = id[:12]
+		cfg.Hostname = defaultHostname(id, req.HostConfig.NetworkMode)
 	}
 	name := strings.TrimPrefix(req.Name, "/")
 	if name == "" {
@@ -296,4 +296,15 @@ func isFullID(s string) bool {
 	}
 	_, err := hex.DecodeString(s)
 	return err == nil
+}
+
+// defaultHostname is a container's hostname when none is given: the node's on
+// the host network (as dockerd names them), otherwise its short ID.
+func defaultHostname(id string, mode ctypes.NetworkMode) string {
+	if mode.IsHost() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return h
+		}
+	}
+	return id[:12]
 }

@@ -109,6 +109,9 @@ func TestSupplementaryGroups(t *testing.T) {
 	}{
 		{"plain", nil, "uid=0(root) gid=0(root) groups=0(root)\n", "Groups:\t0 \n"},
 		{"groupadd", []string{"app", "65534"}, "uid=0(root) gid=0(root) groups=0(root),1000(app),65534(nogroup)\n", "Groups:\t0 1000 65534 \n"},
+		// A number the image's /etc/group does not name is held as it is (the
+		// kernel keeps groups sorted).
+		{"unnamed number", []string{"app", "777"}, "uid=0(root) gid=0(root) groups=0(root),777,1000(app)\n", "Groups:\t0 777 1000 \n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := run(t, m, CreateRequest{

@@ -31,6 +31,11 @@ func endpoints(rec record) map[string]*network.EndpointSettings {
 		}
 		out[n.Name] = ep
 	}
+	if rec.HostConfig.NetworkMode.IsHost() {
+		// The node's own namespace: an endpoint with no address of its own.
+		out[string(rec.HostConfig.NetworkMode)] = &network.EndpointSettings{NetworkID: rec.NetworkID, EndpointID: EndpointID(rec.ID)}
+		return out
+	}
 	// On overlay networks, the bridge is the container's way out of the swarm,
 	// as Docker's docker_gwbridge, which dockerd does not list either.
 	if rec.IPAddress == "" || len(rec.Networks) > 0 {

@@ -225,3 +225,38 @@ func TestInitWithoutInitBinaryIsInvalidParameter(t *testing.T) {
 		t.Fatalf("exec in missing container: %v", err)
 	}
 }
+
+// On the host network a container shares the node's network namespace (no
+// namespace of its own, no address), its name files and its hostname, as
+// dockerd's `--network host` does; inspect shows the host endpoint.
+func TestHostNetworkSharesTheNodesNamespace(t *testing.T) {
+	env := newTestEnv(t)
+	m := env.open()
+	cleanupContainers(t, m)
+	id := run(t, m, CreateRequest{
+		Config:     ctypes.Config{Cmd: []string{"sh", "-c", "readlink /proc/self/ns/net; hostname; cat /etc/hosts /etc/resolv.conf"}},
+		HostConfig: ctypes.HostConfig{NetworkMode: "host"},
+		NetworkID:  "hostnetworkid",
+	})
+	waitExit(t, m, id)
+	text, _ := logText(t, m, id, LogOptions{})
+	ns, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostname, _ := os.Hostname()
+	hosts, _ := os.ReadFile("/etc/hosts")
+	resolv, _ := os.ReadFile("/etc/resolv.conf")
+	want := ns + "\n" + hostname + "\n" + string(hosts) + string(resolv)
+	if text != want {
+		t.Fatalf("container's namespace, hostname, hosts and resolv.conf:\n%s\nwant the node's:\n%s", text, want)
+	}
+	ins, err := m.Inspect(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := ins.NetworkSettings.Networks["host"]
+	if ins.HostConfig.NetworkMode != "host" || len(ins.NetworkSettings.Networks) != 1 || ep == nil || ep.NetworkID != "hostnetworkid" || ep.IPAddress.IsValid() {
+		t.Fatalf("network mode %q, endpoints %+v: want the host network's only, without an address", ins.HostConfig.NetworkMode, ins.NetworkSettings.Networks)
+	}
+}

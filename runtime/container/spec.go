@@ -78,7 +78,12 @@ func (m *Manager) runtimeConfig(c *container, rootfs string, mounts []mountPoint
 	if hc.ReadonlyPaths != nil {
 		cfg.ReadonlyPaths = hc.ReadonlyPaths
 	}
-	if rec.NetNSPath == "" {
+	switch {
+	case rec.HostConfig.NetworkMode.IsHost():
+		// The node's own network namespace: the container's process stays in
+		// the daemon's, as dockerd's host network does.
+		cfg.Namespaces = slices.DeleteFunc(cfg.Namespaces, func(ns configs.Namespace) bool { return ns.Type == configs.NEWNET })
+	case rec.NetNSPath == "":
 		cfg.Networks = []*configs.Network{{Type: "loopback"}}
 	}
 	for _, d := range specconv.AllowedDevices {

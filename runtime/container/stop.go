@@ -56,7 +56,8 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *time.Duration) 
 	if timeout != nil {
 		grace = *timeout
 	}
-	if err := run.lc.Signal(sig); err == nil {
+	dropped, err := stopSignalDropped(rec.State.Pid, sig, func() error { return run.lc.Signal(sig) })
+	if err == nil {
 		m.emitSignal(c, "kill", sig)
 	}
 	if err := run.thawAfterSignal(); err != nil {
@@ -68,19 +69,42 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *time.Duration) 
 		defer t.Stop()
 		expired = t.C
 	}
+	var redeliver <-chan time.Time
+	if dropped {
+		t := time.NewTicker(redeliverPoll)
+		defer t.Stop()
+		redeliver = t.C
+	}
+	for {
+		select {
+		case <-run.done:
+			m.emit(c, "stop", 0)
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("stop container %s: %w", rec.Name, ctx.Err())
+		case <-redeliver:
+			if yes, ok := receives(rec.State.Pid, sig); yes || !ok {
+				redeliver = nil // once: the process can take it now, or is gone
+				if yes && run.lc.Signal(sig) == nil {
+					m.log.Debug("stop signal delivered again: the process dropped it before it had a handler", "id", rec.ID, "signal", sig)
+				}
+			}
+		case <-expired:
+			return m.killAfterGrace(ctx, c, run, rec.Name)
+		}
+	}
+}
+
+// killAfterGrace sends SIGKILL to a container that outlived its stop grace
+// period and waits for it to end.
+func (m *Manager) killAfterGrace(ctx context.Context, c *container, run *running, name string) error {
+	if err := run.lc.Signal(unix.SIGKILL); err == nil {
+		m.emitSignal(c, "kill", unix.SIGKILL)
+	}
 	select {
 	case <-run.done:
 	case <-ctx.Done():
-		return fmt.Errorf("stop container %s: %w", rec.Name, ctx.Err())
-	case <-expired:
-		if err := run.lc.Signal(unix.SIGKILL); err == nil {
-			m.emitSignal(c, "kill", unix.SIGKILL)
-		}
-		select {
-		case <-run.done:
-		case <-ctx.Done():
-			return fmt.Errorf("stop container %s: %w", rec.Name, ctx.Err())
-		}
+		return fmt.Errorf("stop container %s: %w", name, ctx.Err())
 	}
 	m.emit(c, "stop", 0)
 	return nil

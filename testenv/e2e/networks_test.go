@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +132,47 @@ func TestOverlayNetworksOneNode(t *testing.T) {
 		out, err := n.Docker("network", "rm", "back")
 		return err == nil, out
 	})
+}
+
+// A service on the predefined host network runs its tasks in the node's own
+// network namespace, as dockerd's do: a web server in a task answers on the
+// node's address and port, with the node's hostname and name files, no
+// address of its own and no embedded DNS; a host-mode port is the task's own,
+// and a routing-mesh port, which has nothing to forward to, is refused.
+func TestServiceOnHostNetwork(t *testing.T) {
+	t.Parallel()
+	n := newSwarm(t, "hostnet")
+	n.MustDocker("service", "create", "-d", "--name", "web", "--network", "host", "--publish", "mode=host,target=8080",
+		"--stop-grace-period", "1s", "busybox", "sh", "-c", "hostname > /tmp/name; exec httpd -f -p 8080 -h /tmp")
+	waitRunning(t, n, "web", 1)
+	testenv.WaitFor(t, 30*time.Second, "the task answering on the node's 127.0.0.1:8080", func() (bool, string) {
+		resp, err := n.HTTPGet(context.Background(), "http://127.0.0.1:8080/name")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && string(body) == "hostnet\n", fmt.Sprintf("%d %q", resp.StatusCode, body)
+	})
+
+	hostID := strings.TrimSpace(n.MustDocker("network", "inspect", "--format", "{{.Id}}", "host"))
+	if got := strings.TrimSpace(n.MustDocker("service", "inspect", "--format", "{{range .Spec.TaskTemplate.Networks}}{{.Target}}{{end}}", "web")); got != hostID {
+		t.Fatalf("service's network %q, want the host network's ID %q", got, hostID)
+	}
+	if got := strings.TrimSpace(n.MustDocker("service", "ps", "--format", "{{.Ports}}", "web")); got != "*:8080->8080/tcp" {
+		t.Fatalf("service ps ports %q, want the task's own port", got)
+	}
+	c := taskContainer(t, n, "web")
+	if got := strings.TrimSpace(n.MustDocker("inspect", "--format", "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{$v.IPAddress}};{{end}}", c)); got != "host host:;" {
+		t.Fatalf("task container's network mode and endpoints %q, want host without an address", got)
+	}
+	if got := strings.TrimSpace(n.MustDocker("network", "inspect", "--format", "{{range .Containers}}{{.Name}} [{{.IPv4Address}}]{{end}}", "host")); got != c+" []" {
+		t.Fatalf("network inspect host lists %q, want the task container %s without an address", got, c)
+	}
+	if out := n.MustDocker("exec", c, "cat", "/etc/resolv.conf"); strings.Contains(out, "127.0.0.11") {
+		t.Fatalf("a task on the host network asks the embedded DNS:\n%s", out)
+	}
+	if out, err := n.Docker("service", "create", "-d", "--network", "host", "-p", "8081:80", "busybox"); err == nil || !strings.Contains(out, "cannot publish port 80 through the routing mesh") {
+		t.Fatalf("a routing-mesh port on the host network: %v\n%s", err, out)
+	}
 }

@@ -58,7 +58,7 @@ func TestMobySuite(t *testing.T) {
 	goCmd(t, "", "build", "-o", filepath.Join(bin, "dockerd"), "./dockerd")
 
 	main := testenv.StartDockerd(t, "mobymain")
-	archive := imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest")
+	archive := imagetest.BusyboxArchive(t, t.TempDir(), "busybox:latest", imagetest.WithLayer(busyboxGroups))
 	main.MustDocker("load", "-i", archive)
 	// The images moby's environment wants ("frozen"); without them it pulls.
 	// busybox stands in for each: tests that run another image's program fail.
@@ -121,6 +121,13 @@ func TestMobySuite(t *testing.T) {
 	t.Logf("moby %s against shoal:\n%s", mobyVersion, summary)
 }
 
+// busyboxGroups is the official busybox image's /etc/group, in the part
+// moby's tests name (TestSwarmServiceWithGroup runs `--group wheel --group
+// audio --group staff`; root is a member of wheel): the test busybox has only
+// root and nogroup.
+var busyboxGroups = imagetest.File("etc/group",
+	"root:x:0:\nwheel:x:10:root\naudio:x:29:\nstaff:x:50:\nusers:x:100:\nnogroup:x:65534:\n", 0o644)
+
 // apiVersionProxy serves, on a unix socket at path, the API of the daemon at
 // upstream with every request's API version made 1.41: moby's test clients
 // speak 1.50 without negotiating (to the main daemon too), and the main daemon
@@ -157,11 +164,14 @@ func apiVersionProxy(t *testing.T, upstream, path string) string {
 }
 
 // keepDaemonLogs copies the log of each daemon a package's tests started
-// (<dest>/<test>/<id>/docker.log) to out as <test>-<id>.log, before the
-// sandbox goes.
+// (<dest>/<test>/<id>/docker.log, or a level deeper for a suite's tests, as
+// integration-cli's TestDockerSwarmSuite/<test>) to out as <test>-<id>.log,
+// before the sandbox goes.
 func keepDaemonLogs(t *testing.T, dest, out string) {
 	t.Helper()
 	logs, _ := filepath.Glob(filepath.Join(dest, "*", "*", "docker.log"))
+	deeper, _ := filepath.Glob(filepath.Join(dest, "*", "*", "*", "docker.log"))
+	logs = append(logs, deeper...)
 	if len(logs) == 0 {
 		return
 	}

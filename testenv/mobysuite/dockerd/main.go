@@ -9,7 +9,8 @@
 // said on stderr, which moby's tests keep in the daemon's log. Each daemon gets
 // a bridge, an nftables table, a bridge subnet and a cgroup parent of its own,
 // named after the daemon's ID (the name of its folder), so that the daemons of
-// one test can run side by side.
+// one test can run side by side, and a hostname of its own ("shoal-<id>", in
+// a UTS namespace of its own).
 //
 // Environment: MOBYSUITE_SHOAL is the shoal binary; MOBYSUITE_CGROUP_PREFIX
 // starts each cgroup parent's name (the harness removes them all).
@@ -20,9 +21,12 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // valued are dockerd's flags (of those moby's tests give) that take a value
@@ -64,10 +68,30 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if err := ownHostname(id); err != nil {
+		fmt.Fprintf(os.Stderr, "mobysuite dockerd: %v\n", err)
+		os.Exit(1)
+	}
 	fmt.Fprintf(os.Stderr, "mobysuite dockerd: exec %s daemon %s\n", shoal, strings.Join(args, " "))
 	err := syscall.Exec(shoal, append([]string{shoal, "daemon"}, args...), os.Environ())
 	fmt.Fprintf(os.Stderr, "mobysuite dockerd: exec %s: %v\n", shoal, err)
 	os.Exit(1)
+}
+
+// ownHostname gives the daemon a UTS namespace of its own, named
+// "shoal-<id>": the sandbox's hostname is the machine's, which may be shorter
+// than the 4 characters TestSwarmNodeListFilter cuts from a node's hostname
+// (dockerd's test daemons have their CI machine's). The namespace is the
+// calling thread's, which exec keeps: the thread stays locked.
+func ownHostname(id string) error {
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+		return fmt.Errorf("own UTS namespace: %w", err)
+	}
+	if err := unix.Sethostname([]byte("shoal-" + id)); err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	return nil
 }
 
 // translate turns dockerd's arguments into shoal daemon's, and returns the pid
