@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/shoal-project/shoal/netplane/dump"
 	"github.com/shoal-project/shoal/netplane/namespace"
 
 	"github.com/google/nftables"
@@ -221,7 +222,7 @@ func (n *Network) ensureBridge() error {
 		IP:   n.gateway.AsSlice(),
 		Mask: net.CIDRMask(n.cfg.Subnet.Bits(), 32),
 	}}
-	addrs, err := n.host.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := dump.All(func() ([]netlink.Addr, error) { return n.host.AddrList(link, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("list bridge addresses: %w", err)
 	}

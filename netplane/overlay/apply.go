@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/shoal-project/shoal/netplane/dump"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -170,9 +171,11 @@ func (p *Plane) syncNetworkRoutes(s State) error {
 		}
 		want[n.Subnet] = r
 	}
-	have, err := p.host.RouteListFiltered(netlink.FAMILY_V4,
-		&netlink.Route{Protocol: protoNetwork, Table: unix.RT_TABLE_MAIN},
-		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	have, err := dump.All(func() ([]netlink.Route, error) {
+		return p.host.RouteListFiltered(netlink.FAMILY_V4,
+			&netlink.Route{Protocol: protoNetwork, Table: unix.RT_TABLE_MAIN},
+			netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return fmt.Errorf("list network routes: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoal-project/shoal/netplane/dump"
 	"github.com/shoal-project/shoal/netplane/namespace"
 
 	"github.com/vishvananda/netlink"
@@ -183,7 +184,7 @@ func pairMatches(inside *netlink.Handle, hostEnd, peer netlink.Link, e endpointS
 		h.ParentIndex != s.Index || s.ParentIndex != h.Index || h.MTU != e.MTU || s.MTU != e.MTU {
 		return false
 	}
-	addrs, err := inside.AddrList(peer, netlink.FAMILY_V4)
+	addrs, err := dump.All(func() ([]netlink.Addr, error) { return inside.AddrList(peer, netlink.FAMILY_V4) })
 	if err != nil || len(addrs) != 1 {
 		return false
 	}
@@ -285,7 +286,7 @@ func sourceRoute(inside *netlink.Handle, idx int, e endpointSpec) error {
 		Gw: e.Gateway.AsSlice(), Flags: int(netlink.FLAG_ONLINK), Table: table}); err != nil {
 		return fmt.Errorf("default route via %s on %s in table %d: %w", e.Gateway, e.IfName, table, err)
 	}
-	rules, err := inside.RuleList(netlink.FAMILY_V4)
+	rules, err := dump.All(func() ([]netlink.Rule, error) { return inside.RuleList(netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("list rules in sandbox: %w", err)
 	}
@@ -345,7 +346,7 @@ func (p *Plane) Detach(ctx context.Context, sandboxID string) error {
 
 // hostEnds lists the host ends in the Plane's namespace.
 func (p *Plane) hostEnds() ([]netlink.Link, error) {
-	links, err := p.host.LinkList()
+	links, err := dump.All(func() ([]netlink.Link, error) { return p.host.LinkList() })
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}

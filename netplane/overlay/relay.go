@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/shoal-project/shoal/netplane/dump"
 	"github.com/shoal-project/shoal/netplane/namespace"
 
 	"github.com/vishvananda/netlink"
@@ -224,7 +225,7 @@ func (p *Plane) syncRelayNeighbours(idx int, peers []netip.Addr) error {
 		want[relayMAC(a).String()] = a
 	}
 	for _, fam := range []int{unix.AF_BRIDGE, unix.AF_INET} {
-		have, err := p.host.NeighList(idx, fam)
+		have, err := dump.All(func() ([]netlink.Neigh, error) { return p.host.NeighList(idx, fam) })
 		if err != nil {
 			return fmt.Errorf("list neighbours of %s: %w", RelayDevice, err)
 		}
@@ -299,9 +300,11 @@ func (p *Plane) syncRelayRoutes(idx int, peers []netip.Addr, ingress netip.Prefi
 }
 
 func (p *Plane) relayRoutes() ([]netlink.Route, error) {
-	have, err := p.host.RouteListFiltered(netlink.FAMILY_V4,
-		&netlink.Route{Protocol: protoRelay, Table: unix.RT_TABLE_UNSPEC},
-		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	have, err := dump.All(func() ([]netlink.Route, error) {
+		return p.host.RouteListFiltered(netlink.FAMILY_V4,
+			&netlink.Route{Protocol: protoRelay, Table: unix.RT_TABLE_UNSPEC},
+			netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list relay routes: %w", err)
 	}
@@ -353,7 +356,7 @@ func (p *Plane) syncRelayRules(peers []netip.Addr, ingress netip.Prefix) error {
 
 // relayRules are the policy rules at the relay's priorities.
 func (p *Plane) relayRules() ([]netlink.Rule, error) {
-	all, err := p.host.RuleList(netlink.FAMILY_V4)
+	all, err := dump.All(func() ([]netlink.Rule, error) { return p.host.RuleList(netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, fmt.Errorf("list rules: %w", err)
 	}

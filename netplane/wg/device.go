@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-project/shoal/netplane/dump"
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -48,12 +49,12 @@ const (
 // link), never below IPv6's minimum 1280. DefaultMTU when no interface holds
 // addr.
 func MTUFor(addr netip.Addr) int {
-	links, err := netlink.LinkList()
+	links, err := dump.All(func() ([]netlink.Link, error) { return netlink.LinkList() })
 	if err != nil {
 		return DefaultMTU
 	}
 	for _, l := range links {
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		addrs, err := dump.All(func() ([]netlink.Addr, error) { return netlink.AddrList(l, netlink.FAMILY_ALL) })
 		if err != nil {
 			continue
 		}
