@@ -40,6 +40,10 @@ var cli2010Scenarios = []string{
 	"06-service-errors", "09-volumes", "10-networks", "11-system",
 }
 
+// cli2010MultiNode are the multi-node scenarios that also run with the 20.10
+// CLI: all of them.
+var cli2010MultiNode = []string{"*"}
+
 // For is the scenario as the variant runs it: named with the variant's
 // suffix, without the steps marked for another variant, and with its API
 // steps sent to the variant's API version (those whose path names no version
