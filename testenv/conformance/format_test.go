@@ -70,10 +70,10 @@ api GET /v1.12/version
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := sc.Steps[1]; s.CLI != "cli28" || s.Kind != Docker || strings.Join(s.Args, " ") != "service ls --format {{json .}}" {
+	if s := sc.Steps[1]; s.Variant != "cli28" || s.Kind != Docker || strings.Join(s.Args, " ") != "service ls --format {{json .}}" {
 		t.Errorf("[cli28] step = %+v", s)
 	}
-	if s := sc.Steps[2]; s.CLI != "cli20.10" || s.Node != "node2" || strings.Join(s.Args, " ") != "node ls" {
+	if s := sc.Steps[2]; s.Variant != "cli20.10" || s.Node != "node2" || strings.Join(s.Args, " ") != "node ls" {
 		t.Errorf("[cli20.10] @node2 step = %+v", s)
 	}
 	texts := func(sc Scenario) (out []string) {

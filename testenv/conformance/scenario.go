@@ -55,10 +55,10 @@ type Step struct {
 	Node string
 	// SortLines orders the output's lines before it is recorded (Sorted).
 	SortLines bool
-	// CLI names the only variant of the corpus the step runs with, from a
-	// leading "[NAME]" ("[cli28] docker ..." for a flag the 20.10 CLI lacks);
-	// empty for every variant.
-	CLI string
+	// Variant names the only variant of the corpus the step runs with, from
+	// a leading "[NAME]" ("[cli28] docker ..." for a flag the 20.10 CLI
+	// lacks); empty for every variant.
+	Variant string
 	// Stdin is the file the CLI reads as its standard input (Docker), from a
 	// trailing "< PATH"; empty for none.
 	Stdin string
@@ -139,7 +139,7 @@ func parseStep(line string) (Step, error) {
 		if !slices.Contains([]string{CLI28.Name, CLI2010.Name}, marker) || strings.TrimSpace(after) == "" {
 			return step, fmt.Errorf("[VARIANT] needs %s or %s and a step: %q", CLI28.Name, CLI2010.Name, line)
 		}
-		step.CLI, line = marker, strings.TrimSpace(after)
+		step.Variant, line = marker, strings.TrimSpace(after)
 	}
 	if strings.HasPrefix(line, "@") {
 		node, after, _ := strings.Cut(line[1:], " ")

@@ -34,7 +34,7 @@ var (
 
 // cli2010Scenarios are the single-node scenarios that also run with the 20.10
 // CLI (path.Match patterns): those whose answers depend most on the API
-// version the CLI speaks (see docs/conformance.md, "The 20.10 CLI").
+// version the CLI speaks (see docs/conformance.md, "The docker CLI 20.10").
 var cli2010Scenarios = []string{
 	"02-node", "03-service-basic", "04-service-modes", "05-service-flags",
 	"06-service-errors", "09-volumes", "10-networks", "11-system",
@@ -51,7 +51,7 @@ var cli2010MultiNode = []string{"*"}
 func (sc Scenario) For(v Variant) Scenario {
 	out := Scenario{Name: sc.Name + v.Suffix, CLI: v.CLI}
 	for _, st := range sc.Steps {
-		if st.CLI != "" && st.CLI != v.Name {
+		if st.Variant != "" && st.Variant != v.Name {
 			continue
 		}
 		if v.APIVersion != "" && st.Kind == API && !versioned.MatchString(st.Path) {
