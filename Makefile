@@ -155,9 +155,12 @@ busybox.tar:
 	bash testenv/bench/mkimage.sh $@ busybox:latest
 
 # Runs the conformance corpus (testenv/conformance) against Debian's dockerd 20.10 in
-# swarm mode, in namespaces of its own, and rewrites its recorded transcripts; `make
-# test` replays them against shoal. See docs/conformance.md.
+# swarm mode, in namespaces of its own, with the docker CLI 28 on PATH and, for the
+# scenarios of its @cli20.10 variant, docker.io's CLI 20.10 (/usr/bin/docker), and
+# rewrites its recorded transcripts; `make test` replays them against shoal. See
+# docs/conformance.md.
 conformance-record: builddeps deps
+	@test -x /usr/bin/docker || { echo "conformance-record: no docker CLI 20.10 at /usr/bin/docker (Debian's docker.io)"; exit 1; }
 	CONFORMANCE_RECORD=1 $(GO) test -tags $(GOTAGS) -count=1 -timeout 20m -run 'TestCorpus|TestMultiNodeCorpus' -v ./testenv/conformance/
 
 # Runs moby's own integration tests (integration/service, secret, config of moby

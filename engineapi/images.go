@@ -113,7 +113,27 @@ func (s *Server) listImages(c *gin.Context) {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created > out[j].Created })
+	if versionLess(requestVersion(c), "1.44") {
+		respondJSON(c, http.StatusOK, legacyImageSummaries(out))
+		return
+	}
 	respondJSON(c, http.StatusOK, out)
+}
+
+// legacyImageSummary is an image as clients before API 1.44 read it: with
+// VirtualSize, which that version dropped, equal to Size (as Docker Engine
+// writes it for them).
+type legacyImageSummary struct {
+	image.Summary
+	VirtualSize int64
+}
+
+func legacyImageSummaries(images []image.Summary) []legacyImageSummary {
+	out := make([]legacyImageSummary, len(images))
+	for i, im := range images {
+		out[i] = legacyImageSummary{Summary: im, VirtualSize: im.Size}
+	}
+	return out
 }
 
 // imageQuery is a parsed `docker images` filter.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -130,19 +131,48 @@ func (s *Server) info(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	if versionLess(requestVersion(c), "1.50") {
-		// Clients before API 1.50 read these and, when the daemon sends no warnings,
-		// warn about each false one. They ask whether bridged container traffic passes
-		// iptables, which Docker's bridge networking needs; shoal's routed nftables
-		// networking does not, so there is nothing to warn about.
-		c.JSON(http.StatusOK, struct {
-			system.Info
-			BridgeNfIptables  bool
-			BridgeNfIP6tables bool `json:"BridgeNfIp6tables"`
-		}{info, true, true})
+	if v := requestVersion(c); versionLess(v, "1.50") {
+		legacy, err := legacyInfo(info, v)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, legacy)
 		return
 	}
 	c.JSON(http.StatusOK, info)
+}
+
+// legacyInfo is info as a client of API version (below 1.50) reads it: with
+// the fields later versions dropped, as Docker Engine writes them for it.
+func legacyInfo(info system.Info, version string) (map[string]any, error) {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("encode info: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("encode info: %w", err)
+	}
+	// Clients before API 1.50 read these and, when the daemon sends no warnings,
+	// warn about each false one. They ask whether bridged container traffic passes
+	// iptables, which Docker's bridge networking needs; shoal's routed nftables
+	// networking does not, so there is nothing to warn about.
+	m["BridgeNfIptables"], m["BridgeNfIp6tables"] = true, true
+	if versionLess(version, "1.49") {
+		// Each commit's Expected, which API 1.49 dropped, is its ID.
+		for _, k := range []string{"ContainerdCommit", "RuncCommit", "InitCommit"} {
+			if commit, ok := m[k].(map[string]any); ok {
+				commit["Expected"] = commit["ID"]
+			}
+		}
+	}
+	if reg, ok := m["RegistryConfig"].(map[string]any); ok && versionLess(version, "1.47") {
+		// Dropped in API 1.47; dockerd 20.10 (API 1.41) writes them empty.
+		reg["AllowNondistributableArtifactsCIDRs"] = []string{}
+		reg["AllowNondistributableArtifactsHostnames"] = []string{}
+	}
+	return m, nil
 }
 
 // systemInfo gathers what `docker info` shows.
@@ -286,6 +316,16 @@ func (s *Server) diskUsage(c *gin.Context) {
 	}
 	for _, v := range vols {
 		resp.Volumes = append(resp.Volumes, v)
+	}
+	if versionLess(requestVersion(c), "1.44") {
+		c.JSON(http.StatusOK, struct {
+			LayersSize int64
+			Images     []legacyImageSummary
+			Containers []container.Summary
+			Volumes    []any
+			BuildCache []any
+		}{resp.LayersSize, legacyImageSummaries(resp.Images), resp.Containers, resp.Volumes, resp.BuildCache})
+		return
 	}
 	c.JSON(http.StatusOK, resp)
 }

@@ -44,6 +44,7 @@ func TestCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	corpus = withVariants(t, corpus, cli2010Scenarios)
 	only := os.Getenv("CONFORMANCE_SCENARIOS")
 	if only != "" {
 		corpus = selectScenarios(corpus, only, true)
@@ -67,7 +68,7 @@ func runCorpus(t *testing.T, corpus []Scenario, engine Engine, only string, wild
 	var diffs []Difference
 	steps := 0
 	for _, sc := range corpus {
-		tr, err := Run(ctx, engine, sc)
+		tr, err := Run(ctx, engine.WithCLI(sc.CLI), sc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,11 +91,44 @@ func runCorpus(t *testing.T, corpus []Scenario, engine Engine, only string, wild
 		}
 		diffs = append(diffs, Compare(want, tr)...)
 	}
-	t.Logf("%d scenarios, %d steps, %d commands and API calls", len(corpus), steps, countCommands(corpus))
+	t.Logf("%d scenarios (%d with the %s CLI), %d steps, %d commands and API calls", len(corpus), countVariant(corpus, CLI2010), CLI2010.Name, steps, countCommands(corpus))
 	if recording {
 		return
 	}
 	judge(t, diffs, corpus, only == "", wildcards)
+}
+
+// withVariants is the corpus with, after each scenario that matches one of
+// the patterns, the same scenario for the 20.10 CLI (when that CLI is
+// installed): both then start from the same state.
+func withVariants(t *testing.T, corpus []Scenario, patterns []string) []Scenario {
+	t.Helper()
+	if _, err := exec.LookPath(CLI2010.CLI); err != nil {
+		t.Logf("no %s CLI at %s: its variant of the corpus does not run", CLI2010.Name, CLI2010.CLI)
+		patterns = nil
+	}
+	var out []Scenario
+	for _, sc := range corpus {
+		out = append(out, sc.For(CLI28))
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, sc.Name); ok {
+				out = append(out, sc.For(CLI2010))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// countVariant counts the corpus's scenarios run with the variant's CLI.
+func countVariant(corpus []Scenario, v Variant) int {
+	n := 0
+	for _, sc := range corpus {
+		if sc.CLI == v.CLI {
+			n++
+		}
+	}
+	return n
 }
 
 // selectScenarios keeps the scenarios whose names match the comma-separated
@@ -127,12 +161,16 @@ func judge(t *testing.T, diffs []Difference, corpus []Scenario, whole, wildcards
 		t.Fatal(err)
 	}
 	used := map[*Deliberate]bool{}
+	explain := os.Getenv("CONFORMANCE_EXPLAIN") == "1"
 	var unexplained []string
 	for _, d := range diffs {
 		explained := false
 		for _, del := range deliberate {
 			if del.Matches(d) {
 				used[del], explained = true, true
+				if explain {
+					t.Logf("deliberate (%s line %d): %s | %s | %s", deliberateFile, del.Line, d.Scenario, d.Step, d.Field)
+				}
 				break
 			}
 		}
@@ -151,13 +189,14 @@ func judge(t *testing.T, diffs []Difference, corpus []Scenario, whole, wildcards
 	}
 }
 
-// countCommands counts the distinct commands and API calls of the corpus.
+// countCommands counts the distinct commands and API calls of the corpus,
+// each variant's apart.
 func countCommands(corpus []Scenario) int {
 	seen := map[string]bool{}
 	for _, sc := range corpus {
 		for _, st := range sc.Steps {
 			if st.Kind != Until && st.Kind != File {
-				seen[st.Text] = true
+				seen[sc.CLI+" "+st.Text] = true
 			}
 		}
 	}
@@ -194,13 +233,14 @@ func newEngines(t *testing.T, nodes []*testenv.Node) (Engine, string) {
 	normaliser := Normaliser{Seen: map[string]bool{}, Literal: literal}
 	engineOf := func(n *testenv.Node) Engine {
 		return Engine{
-			Command: func(ctx context.Context, args ...string) *exec.Cmd {
+			Command: func(ctx context.Context, cli string, args ...string) *exec.Cmd {
 				expanded := make([]string, len(args))
 				for i, a := range args {
 					expanded[i] = vars.Replace(a)
 				}
-				return n.DockerCommand(ctx, "docker", expanded...)
+				return n.DockerCommand(ctx, cli, expanded...)
 			},
+			CLI:        CLI28.CLI,
 			Client:     n.HTTPClient(),
 			Normaliser: normaliser,
 			Scratch:    tmp,

@@ -56,6 +56,50 @@ sorted docker stack deploy -c x.yml s
 	}
 }
 
+// TestVariantMarker: a "[VARIANT]" marker keeps a step to one CLI variant;
+// the 20.10 variant of a scenario carries its suffix and sends its API steps
+// to API 1.41's paths, unless they name a version.
+func TestVariantMarker(t *testing.T) {
+	src := `docker service ls
+[cli28] docker service ls --format '{{json .}}'
+[cli20.10] @node2 docker node ls
+api GET /services
+api GET /v1.12/version
+`
+	sc, err := ParseScenario("03-x", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := sc.Steps[1]; s.Variant != "cli28" || s.Kind != Docker || strings.Join(s.Args, " ") != "service ls --format {{json .}}" {
+		t.Errorf("[cli28] step = %+v", s)
+	}
+	if s := sc.Steps[2]; s.Variant != "cli20.10" || s.Node != "node2" || strings.Join(s.Args, " ") != "node ls" {
+		t.Errorf("[cli20.10] @node2 step = %+v", s)
+	}
+	texts := func(sc Scenario) (out []string) {
+		for _, st := range sc.Steps {
+			out = append(out, st.Text)
+		}
+		return out
+	}
+	v := sc.For(CLI28)
+	if v.Name != "03-x" || v.CLI != "docker" || strings.Join(texts(v), ";") != "docker service ls;[cli28] docker service ls --format '{{json .}}';api GET /services;api GET /v1.12/version" || v.Steps[2].Path != "/services" {
+		t.Errorf("cli28 variant = %s %v", v.Name, texts(v))
+	}
+	v = sc.For(CLI2010)
+	if v.Name != "03-x@cli20.10" || v.CLI != "/usr/bin/docker" || strings.Join(texts(v), ";") != "docker service ls;[cli20.10] @node2 docker node ls;api GET /services;api GET /v1.12/version" {
+		t.Errorf("cli20.10 variant = %s %v", v.Name, texts(v))
+	}
+	if p := v.Steps[2].Path + " " + v.Steps[3].Path; p != "/v1.41/services /v1.12/version" {
+		t.Errorf("cli20.10 variant's API paths: %s", p)
+	}
+	for _, bad := range []string{"[cli19] docker ps", "[cli28]", "[cli28 docker ps", "[] docker ps"} {
+		if _, err := ParseScenario("bad", bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
 func TestNormalise(t *testing.T) {
 	n := Normaliser{Literal: map[string]string{"/tmp/x": "<dir>"}, Seen: map[string]bool{}}
 	if got := n.Text("created qwertyuiopasq8vx1o2a8d0sn, listed as qwertyuiopas"); got != "created <swarm-id>, listed as <swarm-id12>" {

@@ -34,6 +34,7 @@ func TestMultiNodeCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	corpus = withVariants(t, corpus, cli2010MultiNode)
 	only := os.Getenv("CONFORMANCE_SCENARIOS")
 	if only != "" {
 		corpus = selectScenarios(corpus, only, false)

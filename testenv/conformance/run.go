@@ -26,8 +26,10 @@ const (
 // Engine is what the corpus runs against: dockerd when recording, shoal when
 // replaying.
 type Engine struct {
-	// Command is the docker CLI with args, aimed at the engine.
-	Command func(ctx context.Context, args ...string) *exec.Cmd
+	// Command is the docker CLI binary cli with args, aimed at the engine.
+	Command func(ctx context.Context, cli string, args ...string) *exec.Cmd
+	// CLI is the docker CLI binary the steps run (a Variant's).
+	CLI string
 	// Client talks to the engine's API socket.
 	Client *http.Client
 	// Normaliser turns the engine's answers into transcripts.
@@ -39,6 +41,20 @@ type Engine struct {
 	// steps give them ("@node2 docker ..."); they share the Normaliser and
 	// Scratch.
 	Nodes map[string]Engine
+}
+
+// WithCLI is the engine, and every node of it, running the CLI binary cli.
+func (e Engine) WithCLI(cli string) Engine {
+	e.CLI = cli
+	if e.Nodes != nil {
+		nodes := make(map[string]Engine, len(e.Nodes))
+		for name, n := range e.Nodes {
+			n.CLI = cli
+			nodes[name] = n
+		}
+		e.Nodes = nodes
+	}
+	return e
 }
 
 // Result is what one step got, normalised.
@@ -166,7 +182,7 @@ func (e Engine) docker(ctx context.Context, args []string) (stdout, stderr strin
 func (e Engine) dockerStdin(ctx context.Context, args []string, stdin string) (stdout, stderr string, code int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	cmd := e.Command(ctx, args...)
+	cmd := e.Command(ctx, e.CLI, args...)
 	if stdin != "" {
 		f, err := os.Open(strings.ReplaceAll(stdin, "$TMP", e.Scratch))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,8 @@ type Scenario struct {
 	// Name is the script's file name without its extension.
 	Name  string
 	Steps []Step
+	// CLI is the docker CLI binary it runs with (its Variant's); see For.
+	CLI string
 }
 
 // Step is one line of a scenario.
@@ -52,6 +55,10 @@ type Step struct {
 	Node string
 	// SortLines orders the output's lines before it is recorded (Sorted).
 	SortLines bool
+	// Variant names the only variant of the corpus the step runs with, from
+	// a leading "[NAME]" ("[cli28] docker ..." for a flag the 20.10 CLI
+	// lacks); empty for every variant.
+	Variant string
 	// Stdin is the file the CLI reads as its standard input (Docker), from a
 	// trailing "< PATH"; empty for none.
 	Stdin string
@@ -98,6 +105,10 @@ func LoadCorpus(dir string) ([]Scenario, error) {
 //	until WANT docker ARGS...    poll until the command's trimmed output is WANT (\n: a newline)
 //	let NAME docker ARGS...      keep the command's trimmed output as $NAME
 //	file NAME TEXT [COUNT]       write TEXT (\n: a newline) COUNT times (1) to $TMP/NAME
+//	sorted docker ARGS...        docker, its output's lines in order
+//
+// and any step may start with "[VARIANT]" (run it with that CLI variant
+// only: [cli28], [cli20.10]) and then "@NODE" (run it on that node).
 func ParseScenario(name, src string) (Scenario, error) {
 	sc := Scenario{Name: name}
 	lines := strings.Split(src, "\n")
@@ -123,6 +134,13 @@ func ParseScenario(name, src string) (Scenario, error) {
 
 func parseStep(line string) (Step, error) {
 	step := Step{Text: line}
+	if strings.HasPrefix(line, "[") {
+		marker, after, _ := strings.Cut(line[1:], "]")
+		if !slices.Contains([]string{CLI28.Name, CLI2010.Name}, marker) || strings.TrimSpace(after) == "" {
+			return step, fmt.Errorf("[VARIANT] needs %s or %s and a step: %q", CLI28.Name, CLI2010.Name, line)
+		}
+		step.Variant, line = marker, strings.TrimSpace(after)
+	}
 	if strings.HasPrefix(line, "@") {
 		node, after, _ := strings.Cut(line[1:], " ")
 		if node == "" || strings.TrimSpace(after) == "" {
